@@ -1,0 +1,2 @@
+"""The registered experiments. Importing this package registers every module listed here, explicitly."""
+from . import chapter7  # noqa: F401

@@ -1,0 +1,201 @@
+"""The launcher: `toolkit list | show | run | compare | data`."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from . import registry
+from .errors import RecipeError, ToolkitError
+from .recipe import Recipe, apply_overrides, stage_plan
+
+
+def _load_experiments():
+    import experiments  # noqa: F401  (registers every named experiment, explicitly)
+
+
+def _with_overrides(recipe: Recipe, args) -> Recipe:
+    """Apply --dataset/--size/--epochs and --set key=value; all are checked before any training starts."""
+    sets = list(args.set or [])
+    for key in ("dataset", "size", "epochs"):
+        if getattr(args, key, None) is not None:
+            sets.append(f"{key}={getattr(args, key)}")
+    return apply_overrides(recipe, sets)
+
+
+def cmd_list(args) -> int:
+    names = registry.list_experiments(args.pattern)
+    suites = registry.list_suites(args.pattern)
+    if not names and not suites:
+        print(f"No experiment or suite matches {args.pattern!r}.", file=sys.stderr)
+        return 1
+    width = max(map(len, [*names, *suites]))
+    for n in names:
+        print(f"{n:<{width}}  {registry.get(n).notes}")
+    for n, members in suites.items():
+        print(f"{n:<{width}}  suite: {' '.join(members)}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    recipe = _with_overrides(registry.get(args.name), args)
+    info = recipe.to_dict()
+    if recipe.size is None:
+        info["size"] = "None (the dataset's default: 224 on Imagenette; on a folder, its images' size up to 224)"
+    info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}"
+                                   for s, e, lr, how in stage_plan(recipe, recipe.size or 224))
+    width = max(map(len, info))
+    for key, value in info.items():
+        print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import data, report
+    from .train import run
+
+    recipes = [_with_overrides(r, args) for r in registry.resolve(args.names)]
+    if args.seeds < 1:
+        raise RecipeError(f"--seeds must be at least 1 (got {args.seeds}).")
+    from .models import check_arch
+    for r in recipes:                      # every problem surfaces before the first epoch
+        check_arch(r.arch)
+        stage_plan(r, r.size or 224)
+    for name in dict.fromkeys(r.dataset for r in recipes):
+        data.load(name)
+    jobs = [replace(r, seed=r.seed + k) for r in recipes for k in range(args.seeds)]
+    run_ids = []
+    for i, recipe in enumerate(jobs, 1):
+        print(f"[{i}/{len(jobs)}] {recipe.name} on {recipe.dataset} (seed {recipe.seed})", flush=True)
+        result = run(recipe, results=args.results, quiet=args.quiet, num_workers=args.workers)
+        acc = result.metrics["accuracy"]
+        tta = result.metrics.get("accuracy_tta")
+        print(f"    accuracy {100 * acc:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta is not None else "") +
+              f" in {result.metrics['wall_seconds']:.0f}s -> {result.run_dir}", flush=True)
+        run_ids.append(result.run_dir.name)
+    table = report.load_results(args.results)
+    runs = table[table["run_id"].isin(run_ids)]
+    summary = report.summarize(runs, reference=table)
+    outs = report.write_comparison(runs, summary, Path(args.results) / "last_run")
+    print()
+    print(report.to_markdown(summary))
+    print(f"\nWritten: {', '.join(map(str, outs))}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import report
+
+    table = report.load_results(args.results)
+    if table.empty:
+        raise ToolkitError(f"No finished runs in {Path(args.results) / report.TABLE}; `toolkit run NAME` makes some.")
+    runs = table
+    if args.names:
+        patterns = [m for n in args.names for m in (registry.list_suites().get(n) or (n,))]
+        runs = runs[[any(fnmatch.fnmatchcase(e, p) for p in patterns) for e in runs["experiment"]]]
+    if args.dataset:
+        runs = runs[[d == args.dataset or Path(str(d)).name == Path(args.dataset).name for d in runs["dataset"]]]
+    if runs.empty:
+        raise ToolkitError("No finished run matches those experiment names / dataset; `toolkit compare` with no "
+                           "arguments compares everything in the table.")
+    summary = report.summarize(runs, reference=table)
+    outs = report.write_comparison(runs, summary, Path(args.out) if args.out else Path(args.results) / "compare")
+    print(report.to_markdown(summary))
+    print(f"\nWritten: {', '.join(map(str, outs))}")
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from .data import DOWNLOADS, EMBEDDED
+    for name in EMBEDDED:
+        print(f"{name:<16} embedded (scikit-learn's handwritten digits, no download)")
+    for name, (url, size) in DOWNLOADS.items():
+        print(f"{name:<16} {url} (default size {size} px)")
+    return 0
+
+
+def cmd_data_proxy(args) -> int:
+    from .proxy import make_proxy
+    info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed, quiet=args.quiet)
+    print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
+          f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
+    return 0
+
+
+def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
+    p.add_argument("--size", type=int, help="training image size in px")
+    p.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="toolkit", description="Named, comparable fastai training recipes.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list experiments and suites (wildcards allowed: 'mixup*')")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="print an experiment's fully resolved recipe")
+    p.add_argument("name")
+    _add_recipe_overrides(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("run", help="run experiments, patterns or suites and print their comparison table")
+    p.add_argument("names", nargs="+", metavar="NAME|PATTERN|SUITE")
+    _add_recipe_overrides(p)
+    p.add_argument("--seeds", type=int, default=1, help="run each experiment with this many seeds (seed, seed+1, ...)")
+    p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default: fastai's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch tables")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
+    p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("data", help="datasets: list the named ones, build a proxy")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("list", help="dataset names the toolkit knows")
+    d.set_defaults(func=cmd_data_list)
+    d = dsub.add_parser("proxy", help="a small deterministic proxy of a folder dataset")
+    d.add_argument("src", help="dataset name or folder in Imagenette's layout")
+    d.add_argument("dst", help="new folder to write")
+    d.add_argument("--per-class", type=int, required=True, help="training images per class")
+    d.add_argument("--size", type=int, required=True, help="shorter side of the written images, px")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_data_proxy)
+    return ap
+
+
+def _warning_line(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")  # raised inside fastai's imports
+    _load_experiments()
+    try:
+        return args.func(args)
+    except ToolkitError as e:
+        from .train import RunInterrupted
+        print(f"error: {e}", file=sys.stderr)
+        return 130 if isinstance(e, RunInterrupted) else 2
+    except KeyboardInterrupt:
+        print("Interrupted; nothing was left half-written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The Recipe: every knob of an experiment, as plain values that can be written next to its results."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, fields, replace
+
+from .errors import RecipeError
+
+# A stage of a progressive-resizing schedule: (size_scale, epoch_share, lr, how).
+#   size_scale  fraction of the recipe's `size` this stage trains at (0.5 = half size)
+#   epoch_share fraction of the recipe's `epochs` spent in this stage (shares are normalised)
+#   lr          peak learning rate of the stage
+#   how         "one_cycle" (fit_one_cycle) or "fine_tune" (Learner.fine_tune; its frozen epoch counts)
+Stage = tuple[float, float, float, str]
+STAGE_HOWS = ("one_cycle", "fine_tune")
+NORMALIZE = ("none", "imagenet", "data")  # none | Normalize.from_stats(*imagenet_stats) | stats of the training set
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One named training experiment. Defaults are the Imagenette baseline of fastbook chapter 7."""
+    name: str = "baseline"
+    dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`) or a folder path
+    arch: str = "xresnet50"          # fastai xresnet name, or "timm:NAME" for any timm model (random init)
+    size: int | None = None          # px of the training batches; None = the dataset's default (224 on Imagenette, as in the book)
+    presize: float = 2.0             # item Resize to presize x size before batch augmentation (book: 460 px for 224)
+    min_scale: float = 0.75          # aug_transforms(min_scale=...): smallest crop, as a fraction of the image
+    bs: int = 64                     # batch size
+    epochs: int = 5
+    lr: float = 3e-3                 # peak learning rate of fit_one_cycle
+    normalize: str = "none"          # none | imagenet | data
+    stages: tuple[Stage, ...] = ()   # progressive resizing; () = one stage at full size with `lr`
+    mixup: float = 0.0               # alpha of MixUp's Beta(alpha, alpha); 0 = off
+    label_smoothing: float = 0.0     # eps of LabelSmoothingCrossEntropy; 0 = plain cross-entropy
+    tta: bool = False                # also report accuracy_tta from Learner.tta()
+    tta_n: int = 4                   # augmented passes averaged by TTA
+    tta_beta: float = 0.25           # weight of the un-augmented prediction in TTA
+    seed: int = 42
+    notes: str = ""
+
+    def __post_init__(self):
+        problems = [msg for ok, msg in [
+            (bool(self.name), "name must not be empty"),
+            (bool(self.dataset), "dataset must not be empty"),
+            (self.size is None or self.size >= 8, f"size must be at least 8 px (got {self.size})"),
+            (self.presize >= 1.0, f"presize must be >= 1 (got {self.presize})"),
+            (0 < self.min_scale <= 1, f"min_scale must be in (0, 1] (got {self.min_scale})"),
+            (self.bs >= 1, f"bs must be >= 1 (got {self.bs})"),
+            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
+            (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (self.normalize in NORMALIZE, f"normalize must be one of {', '.join(NORMALIZE)} (got {self.normalize!r})"),
+            (self.mixup >= 0, f"mixup must be >= 0 (got {self.mixup})"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1) (got {self.label_smoothing})"),
+            (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
+            (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
+        ] if not ok]
+        problems += _stage_problems(self.stages)
+        if problems:
+            raise RecipeError(f"Recipe {self.name!r} is invalid: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _stage_problems(stages) -> list[str]:
+    if not isinstance(stages, tuple):
+        return [f"stages must be a tuple of (size_scale, epoch_share, lr, how) (got {stages!r})"]
+    problems = []
+    for i, st in enumerate(stages):
+        if not (isinstance(st, tuple) and len(st) == 4):
+            problems.append(f"stage {i} must be (size_scale, epoch_share, lr, how) (got {st!r})")
+            continue
+        scale, share, lr, how = st
+        if not (isinstance(scale, (int, float)) and 0 < scale <= 4):
+            problems.append(f"stage {i}: size_scale must be in (0, 4] (got {scale!r})")
+        if not (isinstance(share, (int, float)) and share > 0):
+            problems.append(f"stage {i}: epoch_share must be > 0 (got {share!r})")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            problems.append(f"stage {i}: lr must be > 0 (got {lr!r})")
+        if how not in STAGE_HOWS:
+            problems.append(f"stage {i}: how must be one of {', '.join(STAGE_HOWS)} (got {how!r})")
+    return problems
+
+
+def stage_plan(recipe: Recipe, size: int) -> list[tuple[int, int, float, str]]:
+    """The schedule as (size_px, epochs, lr, how) per stage; stage epochs add up to `recipe.epochs`."""
+    stages = recipe.stages or ((1.0, 1.0, recipe.lr, "one_cycle"),)
+    if len(stages) > recipe.epochs:
+        raise RecipeError(f"Recipe {recipe.name!r} has {len(stages)} stages but only {recipe.epochs} epochs: "
+                          f"every stage needs at least one epoch; raise --epochs.")
+    total = sum(s[1] for s in stages)
+    # Largest-remainder split so that the stages always cost exactly `epochs` epochs (equal compute).
+    raw = [recipe.epochs * s[1] / total for s in stages]
+    n = [max(1, int(r)) for r in raw]
+    order = sorted(range(len(stages)), key=lambda i: raw[i] - int(raw[i]), reverse=True)
+    for i in order:
+        if sum(n) >= recipe.epochs:
+            break
+        n[i] += 1
+    while sum(n) > recipe.epochs:  # only when max(1, ...) pushed a tiny share up
+        n[n.index(max(n))] -= 1
+    return [(max(8, round(size * s[0])), k, float(s[2]), s[3]) for s, k in zip(stages, n)]
+
+
+# --- overrides: `--set key=value`, checked against the fields and their types ---------------------
+
+def _parse(value: str, typ, key: str):
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value.strip().lower() in ("none", "null", ""):
+            return None
+        return _parse(value, next(a for a in args if a is not type(None)), key)
+    if typ is bool:
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if typ in (int, float):
+        return typ(value)
+    if typ is str:
+        return value
+    if origin is tuple:  # stages: a Python literal such as ((0.5, 0.5, 3e-3, 'one_cycle'), (1, 0.5, 1e-3, 'fine_tune'))
+        parsed = ast.literal_eval(value)
+        if isinstance(parsed, list):
+            parsed = tuple(parsed)
+        return tuple(tuple(x) if isinstance(x, list) else x for x in parsed)
+    raise ValueError(f"unsupported type {typ}")
+
+
+def apply_overrides(recipe: Recipe, overrides: dict[str, str] | list[str]) -> Recipe:
+    """Return `recipe` with `key=value` overrides applied; unknown keys and bad values raise RecipeError."""
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise RecipeError(f"Override {item!r} is not of the form key=value (for example --set lr=1e-3).")
+            k, v = item.split("=", 1)
+            pairs[k.strip()] = v
+        overrides = pairs
+    hints = typing.get_type_hints(Recipe)
+    known = [f.name for f in fields(Recipe)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise RecipeError(f"Unknown recipe key {key!r}.{hint} Known keys: {', '.join(known)}.")
+        if not isinstance(value, str):
+            changes[key] = value
+            continue
+        try:
+            changes[key] = _parse(value, hints[key], key)
+        except (ValueError, SyntaxError, TypeError) as e:
+            raise RecipeError(f"Bad value {value!r} for recipe key {key!r} (type {_type_name(hints[key])}): {e}.") from None
+    return replace(recipe, **changes)
+
+
+def _type_name(typ) -> str:
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")

@@ -1,0 +1,135 @@
+"""run(recipe) -> Result: build the Learner, fit its stages, evaluate (and TTA), write the run folder."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
+from fastai.callback.schedule import fit_one_cycle  # noqa: F401  (adds Learner.fit_one_cycle / fine_tune)
+from fastai.learner import Learner, Recorder
+from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+
+from . import data, report
+from .atomic import write_json
+from .errors import ToolkitError
+from .models import check_arch, create_model
+from .recipe import Recipe, stage_plan
+
+
+class RunInterrupted(ToolkitError):
+    """Ctrl-C during a run: the finished epochs stay in the run folder, the results table is untouched."""
+
+
+@dataclass
+class Result:
+    recipe: Recipe     # resolved: `size` filled in from the dataset when the recipe left it to the dataset
+    run_dir: Path
+    metrics: dict      # accuracy, valid_loss, [accuracy_tta, tta_seconds], wall_seconds, images_per_second, ...
+
+
+class EpochLog(Callback):
+    """Append each finished epoch's metrics to a CSV, flushed at once, so an interrupted run keeps them.
+
+    Hand-written because fastai's CSVLogger restarts per fit() and cannot add the stage and size columns.
+    """
+    order = Recorder.order + 1  # after the Recorder has computed this epoch's values
+
+    def __init__(self, path: Path):
+        self.path, self.stage, self.size, self.epoch_done = Path(path), 0, 0, 0
+        self.train_seconds, self.train_images = 0.0, 0
+
+    def before_train(self):
+        self._t, self._n = time.perf_counter(), 0
+
+    def after_batch(self):
+        if self.training:
+            self._n += len(self.learn.xb[0])
+
+    def after_train(self):
+        self._epoch_seconds = time.perf_counter() - self._t
+        self.train_seconds += self._epoch_seconds
+        self.train_images += self._n
+
+    def after_epoch(self):
+        names = self.learn.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
+        row = {"epoch": self.epoch_done, "stage": self.stage, "size": self.size,
+               **dict(zip(names, self.learn.recorder.values[-1])),
+               "train_seconds": round(self._epoch_seconds, 3),
+               "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2)}
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+            fh.flush()
+        self.epoch_done += 1
+
+
+def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
+    """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
+    loss = (LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing
+            else CrossEntropyLossFlat())
+    extra = [MixUp(recipe.mixup)] if recipe.mixup else []
+    return Learner(dls, create_model(recipe.arch, dls.c), loss_func=loss, metrics=accuracy,
+                   cbs=[*extra, *cbs])
+
+
+def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
+        num_workers: int | None = None, cbs=()) -> Result:
+    """Train and evaluate one recipe; everything it produces goes into a new folder under `results`/runs."""
+    check_arch(recipe.arch)                      # fail before any data work
+    ds = data.load(recipe.dataset)
+    recipe = replace(recipe, size=recipe.size or ds.default_size)
+    plan = stage_plan(recipe, recipe.size)
+    run_dir = report.new_run_dir(results, recipe, ds)
+    write_json(run_dir / "recipe.json", {**recipe.to_dict(), "dataset_path": str(ds.path),
+                                                      "stage_plan": plan, "skipped_files": list(ds.bad_files)})
+    write_json(run_dir / "env.json", report.environment())
+
+    set_seed(recipe.seed, reproducible=True)
+    dl_kw = dict(bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
+                 normalize=recipe.normalize, num_workers=num_workers)
+    log = EpochLog(run_dir / "epochs.csv")
+    learn = build_learner(recipe, data.dataloaders(ds, plan[0][0], **dl_kw), cbs=[log, *cbs])
+
+    t0 = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack:
+            if quiet:
+                stack.enter_context(learn.no_bar())
+                stack.enter_context(learn.no_logging())
+            for i, (size, n, lr, how) in enumerate(plan):
+                if i and size != plan[i - 1][0]:
+                    learn.dls = data.dataloaders(ds, size, **dl_kw)   # progressive resizing: swap the data only
+                log.stage, log.size = i, size
+                if how == "fine_tune" and n >= 2:
+                    learn.fine_tune(n - 1, lr)                          # its frozen epoch is the stage's first
+                else:
+                    learn.fit_one_cycle(n, lr)
+            values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+            metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
+            if recipe.tta:
+                t = time.perf_counter()
+                preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
+                metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n,
+                               tta_beta=recipe.tta_beta, tta_seconds=round(time.perf_counter() - t, 3))
+    except KeyboardInterrupt:
+        write_json(run_dir / "status.json", {"status": "interrupted", "epochs_done": log.epoch_done})
+        raise RunInterrupted(
+            f"Interrupted during {recipe.name!r} after {log.epoch_done} finished epoch(s). Their metrics are kept in "
+            f"{run_dir / 'epochs.csv'}; the results table was left as it was (this run is not in it).") from None
+    metrics.update(wall_seconds=round(time.perf_counter() - t0, 3), train_seconds=round(log.train_seconds, 3),
+                   images_per_second=round(log.train_images / max(log.train_seconds, 1e-9), 2),
+                   epochs_done=log.epoch_done, n_train=ds.n_train, n_valid=len(ds.files["val"]))
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "status.json", {"status": "finished", "epochs_done": log.epoch_done})
+    report.append_result(results, report.result_row(recipe, run_dir, metrics))
+    return Result(recipe, run_dir, metrics)
+
