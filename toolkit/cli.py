@@ -55,13 +55,12 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import data, report
-    from .train import run
-
     recipes = [_with_overrides(r, args) for r in registry.resolve(args.names)]
     if args.seeds < 1:
         raise RecipeError(f"--seeds must be at least 1 (got {args.seeds}).")
+    from . import data, report  # fastai and torch load only once the names and overrides are known to be good
     from .models import check_arch
+    from .train import run
     for r in recipes:                      # every problem surfaces before the first epoch
         check_arch(r.arch)
         stage_plan(r, r.size or 224)

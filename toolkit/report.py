@@ -168,9 +168,9 @@ def plot(runs: pd.DataFrame, summary: pd.DataFrame):
                 sel = sel[sel[k] == row[k]]
             mean = sel.groupby("epoch")["accuracy"].mean()
             ax1.plot(mean.index + 1, 100 * mean.values, marker="o", label=label)
+        ax1.legend(fontsize=8)
     ax1.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
     ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=8)
     ax2.bar(range(len(summary)), 100 * summary["accuracy_mean"], yerr=100 * summary["accuracy_std"], capsize=4,
             color="tab:blue", alpha=0.8)
     ax2.set_xticks(range(len(summary)), labels, rotation=30, ha="right", fontsize=8)

@@ -1,0 +1,45 @@
+"""Shared fixtures: a private TOOLKIT_HOME, a tiny real dataset (a digits proxy), the shared Imagenette copy."""
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+import experiments  # noqa: F401  (registers the named experiments, as the launcher does)
+
+SHARED_IMAGENETTE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenette2-sq224"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def toolkit_home(tmp_path_factory):
+    """Every cache the tests make (digits, image checks, stats) goes to a temporary folder."""
+    home = tmp_path_factory.mktemp("toolkit_home")
+    old = os.environ.get("TOOLKIT_HOME")
+    os.environ["TOOLKIT_HOME"] = str(home)
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
+    yield home
+    if old is None:
+        os.environ.pop("TOOLKIT_HOME", None)
+    else:
+        os.environ["TOOLKIT_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, toolkit_home) -> Path:
+    """4 training images per class of the embedded digits, 32 px: every recipe trains on it in seconds."""
+    from toolkit.proxy import make_proxy
+    dst = tmp_path_factory.mktemp("tiny") / "digits-4"
+    make_proxy("digits", dst, per_class=4, size=32, seed=0, quiet=True)
+    return dst
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return tmp_path / "results"
+
+
+@pytest.fixture(scope="session")
+def imagenette() -> Path:
+    if not (SHARED_IMAGENETTE / "train").is_dir():
+        pytest.skip(f"shared Imagenette copy not found at {SHARED_IMAGENETTE}")
+    return SHARED_IMAGENETTE

@@ -1,0 +1,44 @@
+import pytest
+
+from toolkit import registry
+from toolkit.errors import RegistryError
+from toolkit.recipe import Recipe
+
+CHAPTER7 = ["baseline", "normalize", "normalize_data", "progressive", "tta", "mixup", "label_smoothing", "mixup_ls"]
+
+
+def test_chapter7_experiments_are_registered():
+    assert set(CHAPTER7) <= set(registry.list_experiments())
+    assert [r.name for r in registry.resolve("chapter7")] == CHAPTER7
+
+
+def test_wildcard_listing_is_sorted():
+    assert registry.list_experiments("mixup*") == ["mixup", "mixup_ls"]
+    assert registry.list_experiments("normalize?data") == ["normalize_data"]
+    assert registry.list_experiments("nothing*") == []
+
+
+def test_variants_state_only_their_differences():
+    base, mixup_ls = registry.get("baseline"), registry.get("mixup_ls")
+    diff = {k for k, v in mixup_ls.to_dict().items() if base.to_dict()[k] != v}
+    assert diff == {"name", "notes", "normalize", "mixup", "label_smoothing"}
+
+
+def test_duplicate_names_are_errors():
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register(Recipe(name="baseline"))
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register_suite("mixup", "baseline")
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(RegistryError, match=r"Unknown experiment 'mixpu'\. Did you mean: mixup"):
+        registry.get("mixpu")
+    with pytest.raises(RegistryError, match="No experiment matches the pattern 'zzz\\*'"):
+        registry.resolve(["zzz*"])
+
+
+def test_resolve_mixes_names_patterns_and_suites_without_repeats():
+    names = [r.name for r in registry.resolve(["tta", "mixup*", "chapter7"])]
+    assert names[:3] == ["tta", "mixup", "mixup_ls"]
+    assert sorted(names) == sorted(set(names)) and set(names) == set(CHAPTER7)

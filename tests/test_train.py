@@ -1,0 +1,119 @@
+import math
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.losses import LabelSmoothingCrossEntropy
+
+from toolkit import data, registry, report
+from toolkit.train import RunInterrupted, build_learner, run
+
+
+def tiny_recipe(name, tiny, **changes):
+    """A registered recipe on the tiny dataset: 32 px, batches of 16, one epoch per stage."""
+    r = registry.get(name)
+    return replace(r, dataset=str(tiny), size=32, bs=16, epochs=max(1, len(r.stages)), **changes)
+
+
+@pytest.mark.parametrize("name", registry.list_experiments())
+def test_every_experiment_trains_and_records(name, tiny, results):
+    res = run(tiny_recipe(name, tiny), results=results, quiet=True, num_workers=0)
+    m = res.metrics
+    assert math.isfinite(m["valid_loss"]) and 0.0 <= m["accuracy"] <= 1.0
+    assert m["images_per_second"] > 0 and m["epochs_done"] == res.recipe.epochs
+    for f in ("recipe.json", "env.json", "metrics.json", "epochs.csv", "status.json"):
+        assert (res.run_dir / f).is_file(), f
+    epochs = pd.read_csv(res.run_dir / "epochs.csv")
+    assert len(epochs) == res.recipe.epochs and epochs["train_loss"].map(math.isfinite).all()
+    table = report.load_results(results)
+    assert table["run_id"].tolist() == [res.run_dir.name] and table["experiment"].iloc[0] == name
+    if res.recipe.tta:
+        assert 0.0 <= m["accuracy_tta"] <= 1.0 and m["tta_seconds"] > 0 and m["tta_n"] == 4
+
+
+class Capture(Callback):
+    order = 100  # after MixUp has mixed the batch and the loss has been computed
+
+    def __init__(self):
+        self.sizes, self.checks = [], []
+
+    def before_batch(self):
+        if self.training:
+            self.sizes.append(tuple(self.x.shape[-2:]))
+
+    def after_loss(self):
+        if not self.training or not hasattr(self.learn, "mix_up"):
+            return
+        mix, pred, eps = self.learn.mix_up, self.pred.float(), self.learn.mix_up.old_lf.eps
+        logp = F.log_softmax(pred, dim=-1)
+
+        def ls(y):  # label-smoothed cross-entropy per sample, by hand
+            return (1 - eps) * -logp.gather(1, y[:, None])[:, 0] + eps / pred.shape[-1] * -logp.sum(-1)
+        expected = (mix.lam * ls(self.y) + (1 - mix.lam) * ls(mix.yb1[0])).mean()
+        self.checks.append((float(self.learn.loss), float(expected), float(mix.lam.min())))
+
+
+def test_mixup_and_label_smoothing_compose(tiny):
+    recipe = tiny_recipe("mixup_ls", tiny)
+    ds = data.load(recipe.dataset)
+    cap = Capture()
+    learn = build_learner(recipe, data.dataloaders(ds, 32, bs=16, num_workers=0), cbs=[cap])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert cap.checks, "no training batch was seen"
+    for loss, expected, lam in cap.checks:
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert lam >= 0.5  # fastai's MixUp keeps the larger weight on the batch's own labels
+    assert isinstance(learn.loss_func, LabelSmoothingCrossEntropy)  # MixUp restored the loss after training
+
+
+def test_progressive_stages_change_the_input_size(tiny, results):
+    cap = Capture()
+    recipe = tiny_recipe("progressive", tiny)
+    res = run(recipe, results=results, quiet=True, num_workers=0, cbs=[cap])
+    assert cap.sizes[0] == (16, 16) and cap.sizes[-1] == (32, 32)
+    epochs = pd.read_csv(res.run_dir / "epochs.csv")
+    assert epochs["size"].tolist() == [16, 32] and epochs["stage"].tolist() == [0, 1]
+
+
+def test_tta_reports_both_accuracies(tiny, results):
+    res = run(tiny_recipe("tta", tiny), results=results, quiet=True, num_workers=0)
+    row = report.load_results(results).iloc[0]
+    assert row["accuracy"] == pytest.approx(res.metrics["accuracy"])
+    assert row["accuracy_tta"] == pytest.approx(res.metrics["accuracy_tta"])
+    assert res.metrics["tta_beta"] == 0.25 and res.metrics["tta_seconds"] > 0
+
+
+class InterruptAt(Callback):
+    def __init__(self, epoch):
+        self.at = epoch
+
+    def before_epoch(self):
+        if self.epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_finished_epochs_and_table(tiny, results):
+    first = run(tiny_recipe("baseline", tiny), results=results, quiet=True, num_workers=0)
+    table_before = (results / "runs.csv").read_bytes()
+    with pytest.raises(RunInterrupted, match="after 2 finished epoch"):
+        run(replace(tiny_recipe("baseline", tiny), epochs=4), results=results, quiet=True, num_workers=0,
+            cbs=[InterruptAt(2)])
+    assert (results / "runs.csv").read_bytes() == table_before
+    runs = sorted(p for p in (results / "runs").iterdir() if p != first.run_dir)
+    assert len(runs) == 1
+    assert len(pd.read_csv(runs[0] / "epochs.csv")) == 2 and not (runs[0] / "metrics.json").exists()
+
+
+def test_same_seed_same_result(tiny, results):
+    a = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
+    b = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
+    assert a.metrics["valid_loss"] == pytest.approx(b.metrics["valid_loss"], rel=1e-4)
+
+
+def test_timm_models_by_name(tiny, results):
+    res = run(tiny_recipe("baseline", tiny, arch="timm:resnet10t"), results=results, quiet=True, num_workers=0)
+    assert math.isfinite(res.metrics["valid_loss"])
+    assert report.load_results(results)["arch"].tolist() == ["timm:resnet10t"]
