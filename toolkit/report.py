@@ -153,9 +153,7 @@ def epoch_curves(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(runs: pd.DataFrame, summary: pd.DataFrame):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     curves = epoch_curves(runs)
@@ -179,5 +177,5 @@ def plot(runs: pd.DataFrame, summary: pd.DataFrame):
     ax2.set(ylabel="final accuracy (%)", title="Final accuracy (mean ± std over seeds)")
     ax2.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    plt.close(fig)
+    plt.close(fig)  # the caller saves or displays it; closing avoids a second copy in notebooks
     return fig
