@@ -39,7 +39,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-
 def plain_fastai(path: Path, r, aug: dict) -> float:
     """Fastbook chapter 7's baseline, as one writes it without the toolkit; returns final accuracy."""
     set_seed(r.seed, reproducible=True)
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+    # Sorted items: the toolkit lists files in sorted order too, so both sides shuffle the same items alike.
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: sorted(get_image_files(p)),
+                       get_y=parent_label,
                        splitter=GrandparentSplitter(valid_name="val"), item_tfms=Resize(round(r.size * r.presize)),
                        batch_tfms=aug_transforms(size=r.size, min_scale=r.min_scale, **aug))
     dls = dblock.dataloaders(path, bs=r.bs)

@@ -217,7 +217,7 @@ def dataloaders(ds: Dataset, size: int, bs: int, presize: float = 2.0, min_scale
     elif normalize == "data":
         batch_tfms.append(Normalize.from_stats(*dataset_stats(ds, size)))
     vocab = [WNID_NAMES.get(c, c) for c in ds.classes]
-    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)),
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
                       get_y=FolderLabel(), splitter=GrandparentSplitter(train_name="train", valid_name="val"),
                       item_tfms=Resize(round(size * presize) if augment else size), batch_tfms=batch_tfms)
     items = [*ds.files["train"], *ds.files["val"]]

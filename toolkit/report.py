@@ -128,7 +128,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
         "Δ vs baseline (pts)": summary["delta_vs_baseline"].map(lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
         "time (s)": summary["wall_seconds"].map(lambda v: f"{v:.0f}"),
     })
-    return table.to_markdown(index=False, disable_numparse=True)
+    align = ["left"] * 3 + ["right"] * (len(table.columns) - 3)
+    return table.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def write_comparison(runs: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
@@ -167,6 +168,7 @@ def plot(runs: pd.DataFrame, summary: pd.DataFrame):
             mean = sel.groupby("epoch")["accuracy"].mean()
             ax1.plot(mean.index + 1, 100 * mean.values, marker="o", label=label)
         ax1.legend(fontsize=8)
+    ax1.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax1.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
     ax1.grid(alpha=0.3)
     ax2.bar(range(len(summary)), 100 * summary["accuracy_mean"], yerr=100 * summary["accuracy_std"], capsize=4,
