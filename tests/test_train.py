@@ -8,13 +8,14 @@ from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropy
 
 from toolkit import data, registry, report
-from toolkit.train import RunInterrupted, build_learner, run
+from toolkit.errors import RunInterrupted
+from toolkit.train import build_learner, run
 
 
 def tiny_recipe(name, tiny, **changes):
     """A registered recipe on the tiny dataset: 32 px, batches of 16, one epoch per stage."""
     r = registry.get(name)
-    return replace(r, dataset=str(tiny), size=32, bs=16, epochs=max(1, len(r.stages)), **changes)
+    return replace(r, **{"dataset": str(tiny), "size": 32, "bs": 16, "epochs": max(1, len(r.stages)), **changes})
 
 
 @pytest.mark.parametrize("name", registry.list_experiments())
@@ -96,10 +97,10 @@ class InterruptAt(Callback):
 
 
 def test_interrupted_run_keeps_finished_epochs_and_table(tiny, results):
-    first = run(tiny_recipe("baseline", tiny), results=results, quiet=True, num_workers=0)
+    first = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
     table_before = (results / "runs.csv").read_bytes()
     with pytest.raises(RunInterrupted, match="after 2 finished epoch"):
-        run(replace(tiny_recipe("baseline", tiny), epochs=4), results=results, quiet=True, num_workers=0,
+        run(tiny_recipe("baseline", tiny, arch="xresnet18", epochs=4), results=results, quiet=True, num_workers=0,
             cbs=[InterruptAt(2)])
     assert (results / "runs.csv").read_bytes() == table_before
     runs = sorted(p for p in (results / "runs").iterdir() if p != first.run_dir)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import registry
-from .errors import RecipeError, ToolkitError
+from .errors import RecipeError, RunInterrupted, ToolkitError
 from .recipe import Recipe, apply_overrides, stage_plan
 
 
@@ -188,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ToolkitError as e:
-        from .train import RunInterrupted
         print(f"error: {e}", file=sys.stderr)
         return 130 if isinstance(e, RunInterrupted) else 2
     except KeyboardInterrupt:

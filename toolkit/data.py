@@ -6,16 +6,14 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.external import URLs, fastai_path, untar_data
-from fastai.data.transforms import GrandparentSplitter, image_extensions
+from fastai.data.transforms import GrandparentSplitter, Normalize, image_extensions
 from fastai.vision.augment import Resize, aug_transforms
 from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
-from fastai.data.transforms import Normalize
 from fastai.vision.utils import verify_images
 
 from .atomic import write_json

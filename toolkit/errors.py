@@ -18,3 +18,7 @@ class RegistryError(ToolkitError, KeyError):
 
 class DatasetError(ToolkitError):
     """A dataset cannot be found, downloaded or read."""
+
+
+class RunInterrupted(ToolkitError):
+    """Ctrl-C during a run: the finished epochs stay in the run folder, the results table is untouched."""

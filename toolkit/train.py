@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,13 +19,9 @@ from fastai.torch_core import set_seed
 
 from . import data, report
 from .atomic import write_json
-from .errors import ToolkitError
+from .errors import RunInterrupted
 from .models import check_arch, create_model
 from .recipe import Recipe, stage_plan
-
-
-class RunInterrupted(ToolkitError):
-    """Ctrl-C during a run: the finished epochs stay in the run folder, the results table is untouched."""
 
 
 @dataclass
@@ -72,6 +70,36 @@ class EpochLog(Callback):
         self.epoch_done += 1
 
 
+class DeferInterrupt(Callback):
+    """Turn Ctrl-C into KeyboardInterrupt at the next batch boundary; a second Ctrl-C interrupts at once.
+
+    Hand-written because Python swallows a KeyboardInterrupt that lands inside a finaliser, and fastai's
+    DataLoaders shut their workers down in one at the end of every epoch, just where a user tends to press it.
+    """
+    order = -100
+
+    def before_fit(self):
+        self.requested, self.old = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def before_batch(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    after_epoch = before_validate = before_batch
+
+    def after_fit(self):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            self.old = None
+
+
 def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
     """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
     loss = (LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing
@@ -90,14 +118,14 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
     plan = stage_plan(recipe, recipe.size)
     run_dir = report.new_run_dir(results, recipe, ds)
     write_json(run_dir / "recipe.json", {**recipe.to_dict(), "dataset_path": str(ds.path),
-                                                      "stage_plan": plan, "skipped_files": list(ds.bad_files)})
+                                         "stage_plan": plan, "skipped_files": list(ds.bad_files)})
     write_json(run_dir / "env.json", report.environment())
 
     set_seed(recipe.seed, reproducible=True)
     dl_kw = dict(bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
                  normalize=recipe.normalize, num_workers=num_workers)
-    log = EpochLog(run_dir / "epochs.csv")
-    learn = build_learner(recipe, data.dataloaders(ds, plan[0][0], **dl_kw), cbs=[log, *cbs])
+    log, interrupt = EpochLog(run_dir / "epochs.csv"), DeferInterrupt()
+    learn = build_learner(recipe, data.dataloaders(ds, plan[0][0], **dl_kw), cbs=[log, interrupt, *cbs])
 
     t0 = time.perf_counter()
     try:
@@ -121,10 +149,16 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
                 metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n,
                                tta_beta=recipe.tta_beta, tta_seconds=round(time.perf_counter() - t, 3))
     except KeyboardInterrupt:
-        write_json(run_dir / "status.json", {"status": "interrupted", "epochs_done": log.epoch_done})
+        done = max(0, len(log.path.read_text().splitlines()) - 1) if log.path.exists() else 0
+        write_json(run_dir / "status.json", {"status": "interrupted", "epochs_done": done})
         raise RunInterrupted(
-            f"Interrupted during {recipe.name!r} after {log.epoch_done} finished epoch(s). Their metrics are kept in "
+            f"Interrupted during {recipe.name!r} after {done} finished epoch(s). Their metrics are kept in "
             f"{run_dir / 'epochs.csv'}; the results table was left as it was (this run is not in it).") from None
+    except Exception as e:
+        write_json(run_dir / "status.json", {"status": "failed", "error": f"{type(e).__name__}: {e}"})
+        raise
+    finally:
+        interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore Ctrl-C here too
     metrics.update(wall_seconds=round(time.perf_counter() - t0, 3), train_seconds=round(log.train_seconds, 3),
                    images_per_second=round(log.train_images / max(log.train_seconds, 1e-9), 2),
                    epochs_done=log.epoch_done, n_train=ds.n_train, n_valid=len(ds.files["val"]))
