@@ -127,7 +127,11 @@ def _parse(value: str, typ, key: str):
     if typ is str:
         return value
     if origin is tuple:  # stages: a Python literal such as ((0.5, 0.5, 3e-3, 'one_cycle'), (1, 0.5, 1e-3, 'fine_tune'))
-        parsed = ast.literal_eval(value)
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError("expected a tuple of (size_scale, epoch_share, lr, how) stages, e.g. "
+                             "((0.5, 0.5, 3e-3, 'one_cycle'), (1.0, 0.5, 1e-3, 'fine_tune'))") from None
         if isinstance(parsed, list):
             parsed = tuple(parsed)
         return tuple(tuple(x) if isinstance(x, list) else x for x in parsed)

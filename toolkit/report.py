@@ -158,8 +158,9 @@ def plot(runs: pd.DataFrame, summary: pd.DataFrame):
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     curves = epoch_curves(runs)
-    labels = [f"{e} ({Path(str(d)).name}, {s}px, {a})" if len(summary) > 1 and summary[MATCH].nunique().max() > 1
-              else e for e, d, s, a in zip(summary["experiment"], summary["dataset"], summary["size"], summary["arch"])]
+    detailed = summary[MATCH].nunique().max() > 1  # settings differ between rows: say which is which
+    labels = [f"{e} ({Path(str(d)).name}, {s}px, {a})" if detailed else e
+              for e, d, s, a in zip(summary["experiment"], summary["dataset"], summary["size"], summary["arch"])]
     if not curves.empty:
         for label, (_, row) in zip(labels, summary.iterrows()):
             sel = curves
