@@ -66,11 +66,15 @@ class Dataset:
         return len(self.files["train"])
 
 
+def readable(folder: str) -> str:
+    """A class folder's display name: ImageNet wnids become words, anything else stays as it is."""
+    return WNID_NAMES.get(folder, folder)
+
+
 class FolderLabel:
-    """Label = the parent folder's name, with ImageNet wnids made readable (a class so worker processes can pickle it)."""
+    """Label = the parent folder's readable name (a class so worker processes can pickle it)."""
     def __call__(self, path) -> str:
-        name = Path(path).parent.name
-        return WNID_NAMES.get(name, name)
+        return readable(Path(path).parent.name)
 
 
 # --- finding a dataset ------------------------------------------------------------------------------
@@ -214,7 +218,7 @@ def dataloaders(ds: Dataset, size: int, bs: int, presize: float = 2.0, min_scale
         batch_tfms.append(Normalize.from_stats(*imagenet_stats))
     elif normalize == "data":
         batch_tfms.append(Normalize.from_stats(*dataset_stats(ds, size)))
-    vocab = [WNID_NAMES.get(c, c) for c in ds.classes]
+    vocab = [readable(c) for c in ds.classes]
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
                       get_y=FolderLabel(), splitter=GrandparentSplitter(train_name="train", valid_name="val"),
                       item_tfms=Resize(round(size * presize) if augment else size), batch_tfms=batch_tfms)
