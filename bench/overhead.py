@@ -70,7 +70,8 @@ def main():
     dataset = dataset or "digits"
     ds = data.load(dataset)  # the toolkit's one-time image check is cached; done here so both sides start warm
     recipe = apply_overrides(registry.get("baseline"), dict(dataset=dataset, size=str(args.size),
-                                                            epochs=str(args.epochs), arch=args.arch))
+                                                            epochs=str(args.epochs), arch=args.arch,
+                                                            loader="folder"))  # like for like: the DataBlock
     print(f"dataset {ds.path} ({ds.n_train} train / {len(ds.files['val'])} val), {args.arch}, {args.size} px, "
           f"{args.epochs} epochs, bs {recipe.bs}, seed {recipe.seed}, {args.repeats} repeats\n")
 

@@ -6,7 +6,7 @@ from toolkit import report
 
 def _row(run_id, experiment, seed, acc, tta="", size=64):
     return {"run_id": run_id, "experiment": experiment, "dataset": "/data/nette", "size": size, "epochs": 5,
-            "arch": "xresnet18", "bs": 64, "lr": 3e-3, "seed": seed, "accuracy": acc, "valid_loss": 1.0,
+            "arch": "xresnet18", "loader": "packed", "bs": 64, "lr": 3e-3, "seed": seed, "accuracy": acc, "valid_loss": 1.0,
             "accuracy_tta": tta, "tta_seconds": "", "wall_seconds": 10.0, "images_per_second": 100.0,
             "finished_at": "", "run_dir": f"/nowhere/{run_id}"}
 
@@ -23,6 +23,19 @@ def table(results):
 def test_rows_append_under_one_header(table, results):
     assert table["run_id"].tolist() == list("abcdef")
     assert (results / "runs.csv").read_text().count("run_id") == 1
+
+
+def test_a_table_from_before_the_loader_column_is_upgraded_in_place(results):
+    old_columns = [c for c in report.COLUMNS if c != "loader"]
+    results.mkdir(parents=True)
+    old = pd.DataFrame([{k: v for k, v in _row(r, "baseline", i, 0.5 + i / 10).items() if k != "loader"}
+                        for i, r in enumerate("xy")], columns=old_columns)
+    old.to_csv(results / "runs.csv", index=False)
+    report.append_result(results, _row("z", "baseline", 2, 0.9))
+    t = report.load_results(results)
+    assert list(t.columns) == report.COLUMNS and t["run_id"].tolist() == list("xyz")
+    assert t["loader"].tolist() == ["folder", "folder", "packed"]  # old runs read the image folder
+    assert t["accuracy"].tolist() == pytest.approx([0.5, 0.6, 0.9])
 
 
 def test_summary_mean_std_and_delta_vs_matching_baseline(table):

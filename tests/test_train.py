@@ -1,4 +1,6 @@
+import json
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import pandas as pd
@@ -30,6 +32,8 @@ def test_every_experiment_trains_and_records(name, tiny, results):
     assert len(epochs) == res.recipe.epochs and epochs["train_loss"].map(math.isfinite).all()
     table = report.load_results(results)
     assert table["run_id"].tolist() == [res.run_dir.name] and table["experiment"].iloc[0] == name
+    saved = json.loads((res.run_dir / "recipe.json").read_text())   # it went through the packed path
+    assert saved["loader"] == table["loader"].iloc[0] == "packed" and (Path(saved["pack"]) / "meta.json").is_file()
     if res.recipe.tta:
         assert 0.0 <= m["accuracy_tta"] <= 1.0 and m["tta_seconds"] > 0 and m["tta_n"] == 4
 
@@ -106,6 +110,13 @@ def test_interrupted_run_keeps_finished_epochs_and_table(tiny, results):
     runs = sorted(p for p in (results / "runs").iterdir() if p != first.run_dir)
     assert len(runs) == 1
     assert len(pd.read_csv(runs[0] / "epochs.csv")) == 2 and not (runs[0] / "metrics.json").exists()
+
+
+def test_folder_loader_still_trains(tiny, results):
+    res = run(tiny_recipe("normalize", tiny, loader="folder"), results=results, quiet=True, num_workers=0)
+    assert math.isfinite(res.metrics["valid_loss"]) and res.metrics["epochs_done"] == 1
+    assert json.loads((res.run_dir / "recipe.json").read_text())["pack"] is None
+    assert report.load_results(results)["loader"].tolist() == ["folder"]
 
 
 def test_same_seed_same_result(tiny, results):

@@ -125,6 +125,21 @@ def cmd_data_proxy(args) -> int:
     return 0
 
 
+def cmd_data_pack(args) -> int:
+    from .pack import pack
+    if args.presize < 1:
+        raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
+    pack(args.src, size=args.size, presize=args.presize, workers=args.workers, quiet=args.quiet)
+    return 0
+
+
+def cmd_bench_data(args) -> int:
+    from .bench import bench_data
+    bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
+               loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet)
+    return 0
+
+
 def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
     p.add_argument("--size", type=int, help="training image size in px")
@@ -150,7 +165,8 @@ def parser() -> argparse.ArgumentParser:
     _add_recipe_overrides(p)
     p.add_argument("--seeds", type=int, default=1, help="run each experiment with this many seeds (seed, seed+1, ...)")
     p.add_argument("--results", default="results", help="results folder (default: ./results)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default: fastai's)")
+    p.add_argument("--workers", type=int,
+                   help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch tables")
     p.set_defaults(func=cmd_run)
 
@@ -173,6 +189,29 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_data_proxy)
+    d = dsub.add_parser("pack", help="decode a dataset once into a memory-mapped pack (runs do this when needed)")
+    d.add_argument("src", help="dataset name or folder in Imagenette's layout")
+    d.add_argument("--size", type=int, help="training size in px the pack serves (default: the dataset's)")
+    d.add_argument("--presize", type=float, default=Recipe.presize,
+                   help="stored size = presize x size, as the recipes' item Resize (default: %(default)s)")
+    d.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_data_pack)
+
+    p = sub.add_parser("bench", help="benchmarks that print tables")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    b = bsub.add_parser("data", help="images/s and epoch time of each data pipeline, against the no-loading limit")
+    b.add_argument("--dataset", default="imagenette-160", help="dataset name or folder (default: %(default)s)")
+    b.add_argument("--size", type=int, default=64, help="training size in px (default: %(default)s)")
+    b.add_argument("--arch", default="xresnet18", help="model (default: %(default)s)")
+    b.add_argument("--bs", type=int, default=64, help="batch size (default: %(default)s)")
+    b.add_argument("--loader-batches", type=int, default=50,
+                   help="batches timed for the loader-only column (default: %(default)s)")
+    b.add_argument("--repeats", type=int, default=1, help="rounds over the rows; medians are reported (default: 1)")
+    b.add_argument("--rows", default="1,2,3,4,5", help="which pipelines to run, e.g. 3,4,5 (default: all)")
+    b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")
+    b.add_argument("-q", "--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench_data)
     return ap
 
 

@@ -18,6 +18,7 @@ from .errors import RecipeError
 Stage = tuple[float, float, float, str]
 STAGE_HOWS = ("one_cycle", "fine_tune")
 NORMALIZE = ("none", "imagenet", "data")  # none | Normalize.from_stats(*imagenet_stats) | stats of the training set
+LOADERS = ("packed", "folder")  # packed image cache + batch augmentation | fastai's folder DataBlock (PIL per item)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Recipe:
     tta: bool = False                # also report accuracy_tta from Learner.tta()
     tta_n: int = 4                   # augmented passes averaged by TTA
     tta_beta: float = 0.25           # weight of the un-augmented prediction in TTA
+    loader: str = "packed"           # packed: decode once into a memory-mapped pack | folder: fastai's DataBlock
     seed: int = 42
     notes: str = ""
 
@@ -57,6 +59,7 @@ class Recipe:
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1) (got {self.label_smoothing})"),
             (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
             (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
+            (self.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)} (got {self.loader!r})"),
         ] if not ok]
         problems += _stage_problems(self.stages)
         if problems:

@@ -18,11 +18,11 @@ from .data import Dataset
 from .recipe import Recipe
 
 TABLE = "runs.csv"
-COLUMNS = ["run_id", "experiment", "dataset", "size", "epochs", "arch", "bs", "lr", "seed",
+COLUMNS = ["run_id", "experiment", "dataset", "size", "epochs", "arch", "loader", "bs", "lr", "seed",
            "accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "images_per_second",
            "finished_at", "run_dir"]
-GROUP = ["experiment", "dataset", "size", "epochs", "arch"]  # runs that differ only in seed are pooled
-MATCH = ["dataset", "size", "epochs", "arch"]                # what a baseline must share to be compared with
+GROUP = ["experiment", "dataset", "size", "epochs", "arch", "loader"]  # runs that differ only in seed are pooled
+MATCH = ["dataset", "size", "epochs", "arch", "loader"]                # what a baseline must share
 
 
 def new_run_dir(results: str | Path, recipe: Recipe, ds: Dataset) -> Path:
@@ -60,7 +60,7 @@ def _git_commit() -> str:
 def result_row(recipe: Recipe, run_dir: Path, metrics: dict) -> dict:
     r = recipe
     return {"run_id": run_dir.name, "experiment": r.name, "dataset": r.dataset, "size": r.size,
-            "epochs": r.epochs, "arch": r.arch, "bs": r.bs, "lr": r.lr, "seed": r.seed,
+            "epochs": r.epochs, "arch": r.arch, "loader": r.loader, "bs": r.bs, "lr": r.lr, "seed": r.seed,
             "accuracy": metrics["accuracy"], "valid_loss": metrics["valid_loss"],
             "accuracy_tta": metrics.get("accuracy_tta", ""), "tta_seconds": metrics.get("tta_seconds", ""),
             "wall_seconds": metrics["wall_seconds"], "images_per_second": metrics["images_per_second"],
@@ -68,28 +68,40 @@ def result_row(recipe: Recipe, run_dir: Path, metrics: dict) -> dict:
 
 
 def append_result(results: str | Path, row: dict) -> None:
-    """Append one row to results/runs.csv under an exclusive lock, so concurrent runs never interleave."""
+    """Append one row to results/runs.csv under an exclusive lock, so concurrent runs never interleave.
+
+    A table written by an older version (fewer columns) is first rewritten with today's columns, atomically.
+    """
     path = Path(results) / TABLE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(path.with_name(TABLE + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            fh.seek(0, os.SEEK_END)
-            w = csv.DictWriter(fh, fieldnames=COLUMNS)
-            if fh.tell() == 0:
-                w.writeheader()
-            w.writerow(row)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if path.exists() and path.stat().st_size:
+                with path.open(newline="") as fh:
+                    header = next(csv.reader(fh), [])
+                if header != COLUMNS:
+                    old = load_results(results)
+                    write_atomic(path, lambda p: old.reindex(columns=COLUMNS).to_csv(p, index=False))
+            with path.open("a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=COLUMNS)
+                if fh.tell() == 0:
+                    w.writeheader()
+                w.writerow(row)
+                fh.flush()
+                os.fsync(fh.fileno())
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def load_results(results: str | Path) -> pd.DataFrame:
     path = Path(results) / TABLE
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path)
+    runs = pd.read_csv(path)
+    if "loader" not in runs:   # tables from before the packed loader: every run read the image folder
+        runs.insert(COLUMNS.index("loader"), "loader", "folder")
+    return runs
 
 
 def summarize(runs: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -121,14 +133,14 @@ def to_markdown(summary: pd.DataFrame) -> str:
     pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
     table = pd.DataFrame({
         "experiment": summary["experiment"], "dataset": summary["dataset"].map(lambda d: Path(str(d)).name),
-        "arch": summary["arch"], "size": summary["size"], "epochs": summary["epochs"], "seeds": summary["seeds"],
+        "arch": summary["arch"], "loader": summary["loader"], "size": summary["size"], "epochs": summary["epochs"], "seeds": summary["seeds"],
         "accuracy % (mean ± std)": [f"{100 * m:.1f} ± {100 * s:.1f}"
                                     for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"])],
         "accuracy TTA %": summary["accuracy_tta_mean"].map(pct),
         "Δ vs baseline (pts)": summary["delta_vs_baseline"].map(lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
         "time (s)": summary["wall_seconds"].map(lambda v: f"{v:.0f}"),
     })
-    align = ["left"] * 3 + ["right"] * (len(table.columns) - 3)
+    align = ["left"] * 4 + ["right"] * (len(table.columns) - 4)
     return table.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
@@ -159,8 +171,9 @@ def plot(runs: pd.DataFrame, summary: pd.DataFrame):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     curves = epoch_curves(runs)
     detailed = summary[MATCH].nunique().max() > 1  # settings differ between rows: say which is which
-    labels = [f"{e} ({Path(str(d)).name}, {s}px, {a})" if detailed else e
-              for e, d, s, a in zip(summary["experiment"], summary["dataset"], summary["size"], summary["arch"])]
+    labels = [f"{e} ({Path(str(d)).name}, {s}px, {a}, {ld})" if detailed else e
+              for e, d, s, a, ld in zip(summary["experiment"], summary["dataset"], summary["size"], summary["arch"],
+                                        summary["loader"])]
     if not curves.empty:
         for label, (_, row) in zip(labels, summary.iterrows()):
             sel = curves

@@ -16,8 +16,11 @@ from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
+from fastai.vision.core import imagenet_stats
 
 from . import data, report
+from .loader import packed_dataloaders
+from .pack import Pack, ensure_pack, stored_size
 from .atomic import write_json
 from .errors import RunInterrupted
 from .models import check_arch, create_model
@@ -109,6 +112,25 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
                    cbs=[*extra, *cbs])
 
 
+def dataloaders(recipe: Recipe, ds: data.Dataset, size: int, pack: Pack | None = None,
+                num_workers: int | None = None, prefetch: int = 2):
+    """The recipe's DataLoaders at `size` px: from `pack` (loader=packed) or from the image folder (loader=folder)."""
+    if recipe.loader == "folder":
+        return data.dataloaders(ds, size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
+                                normalize=recipe.normalize, num_workers=num_workers)
+    stats = (imagenet_stats if recipe.normalize == "imagenet" else
+             data.dataset_stats(ds, size) if recipe.normalize == "data" else None)
+    return packed_dataloaders(pack, size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
+                              normalize_stats=stats, aug=ds.aug, prefetch=prefetch)
+
+
+def pack_for(recipe: Recipe, ds: data.Dataset, plan, quiet: bool = False) -> Pack | None:
+    """The pack a packed recipe reads (built on first use): stored at presize x its largest stage size."""
+    if recipe.loader != "packed":
+        return None
+    return ensure_pack(ds, stored_size(max(p[0] for p in plan), recipe.presize), quiet=quiet)
+
+
 def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
         num_workers: int | None = None, cbs=()) -> Result:
     """Train and evaluate one recipe; everything it produces goes into a new folder under `results`/runs."""
@@ -116,16 +138,17 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
     ds = data.load(recipe.dataset)
     recipe = replace(recipe, size=recipe.size or ds.default_size)
     plan = stage_plan(recipe, recipe.size)
+    pack = pack_for(recipe, ds, plan, quiet=quiet)
     run_dir = report.new_run_dir(results, recipe, ds)
     write_json(run_dir / "recipe.json", {**recipe.to_dict(), "dataset_path": str(ds.path),
-                                         "stage_plan": plan, "skipped_files": list(ds.bad_files)})
+                                         "stage_plan": plan, "skipped_files": list(ds.bad_files),
+                                         "pack": str(pack.path) if pack else None})
     write_json(run_dir / "env.json", report.environment())
 
     set_seed(recipe.seed, reproducible=True)
-    dl_kw = dict(bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
-                 normalize=recipe.normalize, num_workers=num_workers)
+    dl_kw = dict(pack=pack, num_workers=num_workers)
     log, interrupt = EpochLog(run_dir / "epochs.csv"), DeferInterrupt()
-    learn = build_learner(recipe, data.dataloaders(ds, plan[0][0], **dl_kw), cbs=[log, interrupt, *cbs])
+    learn = build_learner(recipe, dataloaders(recipe, ds, plan[0][0], **dl_kw), cbs=[log, interrupt, *cbs])
 
     t0 = time.perf_counter()
     try:
@@ -135,7 +158,7 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
                 stack.enter_context(learn.no_logging())
             for i, (size, n, lr, how) in enumerate(plan):
                 if i and size != plan[i - 1][0]:
-                    learn.dls = data.dataloaders(ds, size, **dl_kw)   # progressive resizing: swap the data only
+                    learn.dls = dataloaders(recipe, ds, size, **dl_kw)   # progressive resizing: swap the data only
                 log.stage, log.size = i, size
                 if how == "fine_tune" and n >= 2:
                     learn.fine_tune(n - 1, lr)                          # its frozen epoch is the stage's first

@@ -1,0 +1,178 @@
+"""`toolkit bench data`: the same recipe fed by each data pipeline, against the no-loading limit.
+
+Rows (the same model, batch size, seed and one-cycle epoch; only the data path changes):
+  1  fastai's folder DataLoaders: PIL decode, item Resize, batch aug_transforms, in the main process
+  2  the same with worker processes (one per core)
+  3  the packed cache, read by the batch, with per-sample batch augmentation on the device
+  4  the same, with the next batch read ahead by a background thread
+  5  the limit: the training step fed one pre-made (already augmented) batch over and over
+Columns: loader-only images/s (iterating the train DataLoader, augmentation included, first batch excluded as
+warm-up) and the training epoch (train phase only; validation is skipped), as medians over --repeats rounds.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+from fastai.callback.core import Callback, CancelValidException
+from fastai.data.core import DataLoaders
+from fastai.torch_core import default_device, set_seed
+
+from . import data
+from .atomic import write_atomic
+from .loader import PackedDL, PackedItems, packed_dataloaders
+from .pack import ensure_pack, stored_size
+from .recipe import Recipe
+from .train import build_learner
+
+ROWS = {
+    1: "fastai folder DataLoaders (PIL decode, item Resize, batch aug_transforms), no workers",
+    2: "fastai folder DataLoaders, {workers} worker processes",
+    3: "packed cache + per-sample batch augmentation on the device",
+    4: "packed cache + batch augmentation + prefetch thread",
+    5: "limit: training step on one pre-made batch (no loading)",
+}
+
+
+class TrainTimer(Callback):
+    """Time the train phase of each epoch and skip validation (it is not what this benchmark measures)."""
+    def before_fit(self):
+        self.seconds, self.images = [], 0
+
+    def before_train(self):
+        self._t = time.perf_counter()
+
+    def after_batch(self):
+        if self.training:
+            self.images += len(self.learn.xb[0])
+
+    def after_train(self):
+        self.seconds.append(time.perf_counter() - self._t)
+
+    def before_validate(self):
+        raise CancelValidException
+
+
+class RepeatedBatch(PackedDL):
+    """As many steps as a real epoch, every one fed the same batch: the no-loading limit."""
+    def __init__(self, dataset, batch=None, **kwargs):
+        self.batch = batch
+        super().__init__(dataset, **kwargs)
+
+    def create_batches(self, samps):
+        for _ in range(len(self)):
+            yield self.batch
+
+
+def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
+    if row in (1, 2):
+        return data.dataloaders(ds, recipe.size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
+                                num_workers=0 if row == 1 else workers)
+    dls = packed_dataloaders(pack, recipe.size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
+                             aug=ds.aug, prefetch=2 if row == 4 else 0)
+    if row == 5:
+        batch = dls.train.one_batch()  # augmented once, already on the device
+        train = RepeatedBatch(PackedItems(pack, "train", 0), batch=batch, bs=recipe.bs, shuffle=False,
+                              drop_last=True, prefetch=0, device=dls.device)
+        dls = DataLoaders(train, dls.valid, device=dls.device)
+    return dls
+
+
+def loader_rate(dl, n_batches: int) -> float:
+    """Images/s of iterating `dl` alone (its batch transforms included); the first batch is warm-up."""
+    it = iter(dl)
+    next(it)
+    t, n = time.perf_counter(), 0
+    for i, (xb, _) in enumerate(it):
+        n += len(xb)
+        if i + 2 >= n_batches:
+            break
+    dt = time.perf_counter() - t
+    del it
+    return n / dt
+
+
+def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
+    """One one-cycle epoch of the recipe on `dls`: train-phase seconds and images seen."""
+    set_seed(recipe.seed, reproducible=True)
+    timer = TrainTimer()
+    learn = build_learner(recipe, dls, cbs=[timer])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1, recipe.lr)
+    return timer.seconds[0], timer.images
+
+
+def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xresnet18", bs: int = 64,
+               out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = "1,2,3,4,5",
+               repeats: int = 1, quiet: bool = False) -> pd.DataFrame:
+    """Run the data benchmark, print its table, write OUT/data.md and OUT/data.csv; returns the table."""
+    wanted = sorted({int(r) for r in str(rows).split(",")} if isinstance(rows, str) else set(rows))
+    unknown = [r for r in wanted if r not in ROWS]
+    if unknown:
+        from .errors import ToolkitError
+        raise ToolkitError(f"Unknown benchmark row(s) {unknown}; the rows are {', '.join(map(str, ROWS))}.")
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    recipe = Recipe(name="bench", dataset=dataset, arch=arch, size=size, bs=bs, epochs=1)  # the baseline otherwise
+    ds = data.load(dataset)
+    pack = ensure_pack(ds, stored_size(size, recipe.presize), quiet=quiet, log=say) if set(wanted) & {3, 4, 5} else None
+    workers = os.cpu_count() or 1
+    per_row = {r: {"loader": [], "epoch": [], "images": 0} for r in wanted}
+    for rep in range(repeats):
+        for r in wanted:
+            say(f"[round {rep + 1}/{repeats}] row {r}: {ROWS[r].format(workers=workers)}")
+            dls = _dataloaders(r, recipe, ds, pack, workers)
+            if r != 5:
+                set_seed(recipe.seed)
+                per_row[r]["loader"].append(loader_rate(dls.train, loader_batches))
+            secs, imgs = epoch_seconds(recipe, dls)
+            per_row[r]["epoch"].append(secs)
+            per_row[r]["images"] = imgs
+            say(f"    loader {per_row[r]['loader'][-1] if r != 5 else float('nan'):,.0f} images/s, "
+                f"epoch {secs:.1f} s ({imgs / secs:.1f} images/s)")
+    table = _table(per_row, workers, recipe, ds, repeats, loader_batches)
+    md = _markdown(table)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "data.csv", lambda p: table.to_csv(p, index=False))
+    write_atomic(out / "data.md", lambda p: Path(p).write_text(md + "\n"))
+    print(md)
+    print(f"\nWritten: {out / 'data.md'}, {out / 'data.csv'}")
+    return table
+
+
+def _table(per_row: dict, workers: int, recipe: Recipe, ds, repeats: int, loader_batches: int) -> pd.DataFrame:
+    med = {r: (statistics.median(v["loader"]) if v["loader"] else float("nan"), statistics.median(v["epoch"]),
+               v["images"]) for r, v in per_row.items()}
+    folder = med.get(1, (float("nan"),))[0]
+    limit = med.get(5, (None, float("nan")))[1]
+    device = str(default_device())
+    rows = []
+    for r, (lr, ep, imgs) in med.items():
+        rows.append({"row": r, "pipeline": ROWS[r].format(workers=workers), "loader_images_per_s": round(lr, 1),
+                     "loader_x_folder": round(lr / folder, 2), "epoch_seconds": round(ep, 2),
+                     "train_images_per_s": round(imgs / ep, 1), "epoch_x_limit": round(ep / limit, 3),
+                     "dataset": Path(str(ds.path)).name, "n_train": ds.n_train, "size": recipe.size,
+                     "arch": recipe.arch, "bs": recipe.bs, "device": device, "cores": os.cpu_count(),
+                     "repeats": repeats, "loader_batches": loader_batches})
+    return pd.DataFrame(rows)
+
+
+def _markdown(t: pd.DataFrame) -> str:
+    num = lambda v, f: "" if pd.isna(v) else format(v, f)  # noqa: E731
+    shown = pd.DataFrame({
+        "#": t["row"], "pipeline": t["pipeline"],
+        "loader images/s": [num(v, ",.0f") for v in t["loader_images_per_s"]],
+        "× folder (1)": [num(v, ".1f") for v in t["loader_x_folder"]],
+        "epoch (s)": [num(v, ".1f") for v in t["epoch_seconds"]],
+        "train images/s": [num(v, ".1f") for v in t["train_images_per_s"]],
+        "epoch ÷ limit (5)": [num(v, ".3f") for v in t["epoch_x_limit"]],
+    })
+    r = t.iloc[0]
+    note = (f"{r['dataset']} ({r['n_train']:,} training images), {r['size']} px, {r['arch']}, bs {r['bs']}, "
+            f"one one-cycle epoch per row, device {r['device']} ({r['cores']} cores), medians of {r['repeats']} "
+            f"round(s), loader column over {r['loader_batches']} batches.")
+    return shown.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right", "left"] + ["right"] * 5) + "\n\n" + note
