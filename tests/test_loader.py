@@ -8,7 +8,7 @@ from fastai.torch_core import TensorImage, set_seed
 
 from toolkit import data, pack
 from toolkit.augment import BatchAugment
-from toolkit.loader import _read_ahead, packed_dataloaders
+from toolkit.loader import _read_ahead, pack_stats, packed_dataloaders
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,12 @@ def test_errors_in_the_read_ahead_thread_reach_the_caller():
     assert next(it) == 1
     with pytest.raises(ValueError, match="bad read"):
         next(it)
+
+
+def test_normalize_data_stats_from_the_pack_match_the_folder_pipeline(tiny_pack):
+    """The same images, resized by different code: channel means and stds agree closely."""
+    ds, p = tiny_pack
+    mean_p, std_p = pack_stats(p, 16)
+    mean_f, std_f = data.dataset_stats(ds, 16)
+    assert mean_p == pytest.approx(mean_f, abs=0.02) and std_p == pytest.approx(std_f, abs=0.02)
+    assert pack_stats(p, 16) == (mean_p, std_p)  # cached

@@ -230,17 +230,21 @@ def dataloaders(ds: Dataset, size: int, bs: int, presize: float = 2.0, min_scale
 def dataset_stats(ds: Dataset, size: int) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the training images at `size` (in [0, 1]), computed once and cached."""
     def compute():
-        import torch
         dls = dataloaders(ds, size, bs=128, augment=False)
-        dl = dls.train.new(shuffle=False, drop_last=False)
-        n, s, s2 = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
-        for xb, _ in dl:
-            x = xb.double()
-            n += x.numel() // 3
-            s += x.sum(dim=(0, 2, 3))
-            s2 += (x * x).sum(dim=(0, 2, 3))
-        mean = s / n
-        std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
-        return {"mean": mean.tolist(), "std": std.tolist()}
+        return channel_stats(xb for xb, _ in dls.train.new(shuffle=False, drop_last=False))
     stats = _cache_json("stats", f"{ds.fingerprint}-{size}", compute)
     return stats["mean"], stats["std"]
+
+
+def channel_stats(batches) -> dict:
+    """Mean and std per channel over batches of N x 3 x H x W images, accumulated in float64."""
+    import torch
+    n, s, s2 = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for xb in batches:
+        x = xb.double()
+        n += x.numel() // 3
+        s += x.sum(dim=(0, 2, 3))
+        s2 += (x * x).sum(dim=(0, 2, 3))
+    mean = s / n
+    std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
+    return {"mean": mean.tolist(), "std": std.tolist()}

@@ -19,6 +19,7 @@ from fastai.torch_core import TensorCategory, TensorImage, default_device
 from fastcore.basics import chunked
 
 from .augment import BatchAugment
+from .data import _cache_json, channel_stats
 from .pack import Pack
 
 
@@ -144,3 +145,13 @@ def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, 
     return DataLoaders(*dls, device=device)
 
 
+
+
+def pack_stats(pack: Pack, size: int) -> tuple[list[float], list[float]]:
+    """normalize=data on a pack: per-channel mean and std of its training images resized to `size`, cached."""
+    def compute():
+        items = PackedItems(pack, "train", 1)  # split 1: resize only, no random draws
+        dl = PackedDL(items, bs=256, shuffle=False, prefetch=0, after_batch=batch_tfms(size, augment=False))
+        return channel_stats(xb for xb, _ in dl)
+    stats = _cache_json("stats", f"{pack.meta['fingerprint']}-{size}-pack{pack.size}", compute)
+    return stats["mean"], stats["std"]

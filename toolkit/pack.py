@@ -121,7 +121,7 @@ def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, q
     need = sum(len(ds.files[s]) for s in SPLITS) * row
     t0 = time.perf_counter()
     try:
-        _check_space(tmp, need, ds, side)
+        _check_space(tmp, need)
         splits, skipped = {}, []
         for split in SPLITS:
             splits[split], bad = _write_split(ds, split, side, tmp / f"{split}.u8", workers, quiet)
@@ -173,7 +173,7 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"
 
 
-def _check_space(tmp: Path, need: int, ds: Dataset, side: int) -> None:
+def _check_space(tmp: Path, need: int) -> None:
     free = shutil.disk_usage(tmp).free
     if free < need:
         raise OSError(errno.ENOSPC, f"{need} bytes needed, {free} free")
