@@ -13,7 +13,7 @@ def test_chapter7_experiments_are_registered():
 
 
 def test_wildcard_listing_is_sorted():
-    assert registry.list_experiments("mixup*") == ["mixup", "mixup_ls"]
+    assert registry.list_experiments("mixup*") == ["mixup", "mixup_cutmix", "mixup_cutmix_ls", "mixup_frac", "mixup_ls"]
     assert registry.list_experiments("normalize?data") == ["normalize_data"]
     assert registry.list_experiments("nothing*") == []
 

@@ -21,7 +21,7 @@ from fastai.callback.core import Callback, CancelValidException
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device, set_seed
 
-from . import data
+from . import data, schedule
 from .atomic import write_atomic
 from .loader import PackedDL, PackedItems, packed_dataloaders
 from .pack import ensure_pack, stored_size
@@ -101,7 +101,7 @@ def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
     timer = TrainTimer()
     learn = build_learner(recipe, dls, cbs=[timer])
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(1, recipe.lr)
+        schedule.fit(learn, 1, recipe.lr, "one_cycle", recipe)
     return timer.seconds[0], timer.images
 
 

@@ -51,6 +51,15 @@ def cmd_show(args) -> int:
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
+    if args.plot is not None:
+        from . import schedule
+        from .atomic import write_atomic
+        dest = Path(args.plot or Path("results") / f"schedule-{recipe.name}.png")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        curve = schedule.lr_curve(recipe, recipe.size or 224)
+        fig = schedule.plot(curve, f"{recipe.name}: learning rate per batch ({recipe.epochs} epochs)")
+        write_atomic(dest, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+        print(f"\nWritten: {dest}")
     return 0
 
 
@@ -59,10 +68,11 @@ def cmd_run(args) -> int:
     if args.seeds < 1:
         raise RecipeError(f"--seeds must be at least 1 (got {args.seeds}).")
     from . import data, report  # fastai and torch load only once the names and overrides are known to be good
-    from .models import check_arch
+    from .models import check_arch, check_weights
     from .train import run
     for r in recipes:                      # every problem surfaces before the first epoch
         check_arch(r.arch)
+        check_weights(r.arch, r.weights)
         stage_plan(r, r.size or 224)
     for name in dict.fromkeys(r.dataset for r in recipes):
         data.load(name)
@@ -157,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print an experiment's fully resolved recipe")
     p.add_argument("name")
+    p.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                   help="also draw its learning-rate schedule (default file: results/schedule-NAME.png)")
     _add_recipe_overrides(p)
     p.set_defaults(func=cmd_show)
 

@@ -9,14 +9,16 @@ import typing
 from dataclasses import dataclass, fields, replace
 
 from .errors import RecipeError
+from .schedule import HOWS
 
 # A stage of a progressive-resizing schedule: (size_scale, epoch_share, lr, how).
 #   size_scale  fraction of the recipe's `size` this stage trains at (0.5 = half size)
 #   epoch_share fraction of the recipe's `epochs` spent in this stage (shares are normalised)
 #   lr          peak learning rate of the stage
-#   how         "one_cycle" (fit_one_cycle) or "fine_tune" (Learner.fine_tune; its frozen epoch counts)
+#   how         the stage's learning-rate schedule, one of schedule.HOWS: "one_cycle" (fit_one_cycle),
+#               "fine_tune" (Learner.fine_tune; its frozen epoch counts), "flat_cos" (fit_flat_cos), "warmup_exp"
 Stage = tuple[float, float, float, str]
-STAGE_HOWS = ("one_cycle", "fine_tune")
+STAGE_HOWS = HOWS
 NORMALIZE = ("none", "imagenet", "data")  # none | Normalize.from_stats(*imagenet_stats) | stats of the training set
 LOADERS = ("packed", "folder")  # packed image cache + batch augmentation | fastai's folder DataBlock (PIL per item)
 
@@ -26,16 +28,24 @@ class Recipe:
     """One named training experiment. Defaults are the Imagenette baseline of fastbook chapter 7."""
     name: str = "baseline"
     dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`) or a folder path
-    arch: str = "xresnet50"          # fastai xresnet name, or "timm:NAME" for any timm model (random init)
+    arch: str = "xresnet50"          # fastai xresnet name, squeezenet, or "timm:NAME" for any timm model
+    weights: str = ""                # "" random init | "timm" timm's pretrained weights | path of a checkpoint
     size: int | None = None          # px of the training batches; None = the dataset's default (224 on Imagenette, as in the book)
     presize: float = 2.0             # item Resize to presize x size before batch augmentation (book: 460 px for 224)
     min_scale: float = 0.75          # aug_transforms(min_scale=...): smallest crop, as a fraction of the image
     bs: int = 64                     # batch size
     epochs: int = 5
-    lr: float = 3e-3                 # peak learning rate of fit_one_cycle
+    lr: float = 3e-3                 # peak learning rate
+    schedule: str = "one_cycle"      # one_cycle | fine_tune | flat_cos | warmup_exp (see toolkit/schedule.py)
+    warmup_epochs: float = 1.0       # warmup_exp: linear ramp from lr/25 up to lr over this many epochs,
+    hold_epochs: float = 0.0         #   then this many at lr,
+    lr_decay: float = 0.8            #   then the rate times lr_decay every epoch
     normalize: str = "none"          # none | imagenet | data
     stages: tuple[Stage, ...] = ()   # progressive resizing; () = one stage at full size with `lr`
     mixup: float = 0.0               # alpha of MixUp's Beta(alpha, alpha); 0 = off
+    cutmix: float = 0.0              # alpha of CutMix's Beta(alpha, alpha); 0 = off
+    mix_switch: float = 0.5          # with both on: probability that a batch is CutMix rather than MixUp
+    mix_frac: float = 1.0            # fraction of each batch that is mixed (the first samples); the rest untouched
     label_smoothing: float = 0.0     # eps of LabelSmoothingCrossEntropy; 0 = plain cross-entropy
     tta: bool = False                # also report accuracy_tta from Learner.tta()
     tta_n: int = 4                   # augmented passes averaged by TTA
@@ -54,8 +64,15 @@ class Recipe:
             (self.bs >= 1, f"bs must be >= 1 (got {self.bs})"),
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
             (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (self.schedule in HOWS, f"schedule must be one of {', '.join(HOWS)} (got {self.schedule!r})"),
+            (self.warmup_epochs > 0, f"warmup_epochs must be > 0 (got {self.warmup_epochs})"),
+            (self.hold_epochs >= 0, f"hold_epochs must be >= 0 (got {self.hold_epochs})"),
+            (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1] (got {self.lr_decay})"),
             (self.normalize in NORMALIZE, f"normalize must be one of {', '.join(NORMALIZE)} (got {self.normalize!r})"),
             (self.mixup >= 0, f"mixup must be >= 0 (got {self.mixup})"),
+            (self.cutmix >= 0, f"cutmix must be >= 0 (got {self.cutmix})"),
+            (0 <= self.mix_switch <= 1, f"mix_switch must be in [0, 1] (got {self.mix_switch})"),
+            (0 < self.mix_frac <= 1, f"mix_frac must be in (0, 1] (got {self.mix_frac})"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1) (got {self.label_smoothing})"),
             (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
             (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
@@ -91,7 +108,7 @@ def _stage_problems(stages) -> list[str]:
 
 def stage_plan(recipe: Recipe, size: int) -> list[tuple[int, int, float, str]]:
     """The schedule as (size_px, epochs, lr, how) per stage; stage epochs add up to `recipe.epochs`."""
-    stages = recipe.stages or ((1.0, 1.0, recipe.lr, "one_cycle"),)
+    stages = recipe.stages or ((1.0, 1.0, recipe.lr, recipe.schedule),)
     if len(stages) > recipe.epochs:
         raise RecipeError(f"Recipe {recipe.name!r} has {len(stages)} stages but only {recipe.epochs} epochs: "
                           f"every stage needs at least one epoch; raise --epochs.")

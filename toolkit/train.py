@@ -11,19 +11,21 @@ from pathlib import Path
 
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
-from fastai.callback.schedule import fit_one_cycle  # noqa: F401  (adds Learner.fit_one_cycle / fine_tune)
+from fastai.callback.progress import ProgressCallback  # noqa: F401  (progress bars, Learner.no_bar)
+from fastai.callback.schedule import fit_one_cycle  # noqa: F401  (Learner.fit_one_cycle, fit_flat_cos, fine_tune)
 from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fastai.vision.core import imagenet_stats
 
-from . import data, report
-from .loader import packed_dataloaders
+from . import data, report, schedule
+from .loader import pack_stats, packed_dataloaders
 from .pack import Pack, ensure_pack, stored_size
 from .atomic import write_json
 from .errors import RunInterrupted
-from .models import check_arch, create_model
+from .mix import Mix
+from .models import check_arch, check_weights, create_model
 from .recipe import Recipe, stage_plan
 
 
@@ -107,8 +109,11 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
     """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
     loss = (LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing
             else CrossEntropyLossFlat())
-    extra = [MixUp(recipe.mixup)] if recipe.mixup else []
-    return Learner(dls, create_model(recipe.arch, dls.c), loss_func=loss, metrics=accuracy,
+    if recipe.cutmix or (recipe.mixup and recipe.mix_frac < 1):
+        extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
+    else:
+        extra = [MixUp(recipe.mixup)] if recipe.mixup else []
+    return Learner(dls, create_model(recipe.arch, dls.c, recipe.weights), loss_func=loss, metrics=accuracy,
                    cbs=[*extra, *cbs])
 
 
@@ -119,7 +124,7 @@ def dataloaders(recipe: Recipe, ds: data.Dataset, size: int, pack: Pack | None =
         return data.dataloaders(ds, size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
                                 normalize=recipe.normalize, num_workers=num_workers)
     stats = (imagenet_stats if recipe.normalize == "imagenet" else
-             data.dataset_stats(ds, size) if recipe.normalize == "data" else None)
+             pack_stats(pack, size) if recipe.normalize == "data" else None)
     return packed_dataloaders(pack, size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
                               normalize_stats=stats, aug=ds.aug, prefetch=prefetch)
 
@@ -135,6 +140,7 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
         num_workers: int | None = None, cbs=()) -> Result:
     """Train and evaluate one recipe; everything it produces goes into a new folder under `results`/runs."""
     check_arch(recipe.arch)                      # fail before any data work
+    check_weights(recipe.arch, recipe.weights)
     ds = data.load(recipe.dataset)
     recipe = replace(recipe, size=recipe.size or ds.default_size)
     plan = stage_plan(recipe, recipe.size)
@@ -160,10 +166,7 @@ def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
                 if i and size != plan[i - 1][0]:
                     learn.dls = dataloaders(recipe, ds, size, **dl_kw)   # progressive resizing: swap the data only
                 log.stage, log.size = i, size
-                if how == "fine_tune" and n >= 2:
-                    learn.fine_tune(n - 1, lr)                          # its frozen epoch is the stage's first
-                else:
-                    learn.fit_one_cycle(n, lr)
+                schedule.fit(learn, n, lr, how, recipe)
             values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
             metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
             if recipe.tta:

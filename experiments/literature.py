@@ -1,0 +1,29 @@
+"""Recipes from beyond the book, each stated as its difference from chapter 7's `normalize` recipe."""
+from dataclasses import replace
+
+from experiments.chapter7 import NORMALIZE
+from toolkit.registry import register, register_suite
+
+# Learning-rate schedules (toolkit/schedule.py; `toolkit show NAME --plot` draws them).
+FLAT_COS = register(replace(NORMALIZE, name="flat_cos", schedule="flat_cos",
+                            notes="fit_flat_cos: flat, then cosine for the last 25% (Imagenette leaderboard)"))
+WARMUP_EXP = register(replace(NORMALIZE, name="warmup_exp", schedule="warmup_exp",
+                              notes="linear warm-up over 1 epoch, then x0.8 every epoch (Keras TPU flowers)"))
+
+# MixUp on part of the batch, CutMix, and the switch between them (toolkit/mix.py).
+MIXUP_FRAC = register(replace(NORMALIZE, name="mixup_frac", mixup=0.4, mix_frac=0.2,
+                              notes="MixUp(0.4) on the first 20% of each batch only"))
+CUTMIX = register(replace(NORMALIZE, name="cutmix", cutmix=1.0, notes="CutMix(1.0), arXiv:1905.04899"))
+MIXUP_CUTMIX = register(replace(NORMALIZE, name="mixup_cutmix", mixup=0.4, cutmix=1.0, mix_switch=0.5,
+                                notes="MixUp(0.4) or CutMix(1.0), one or the other per batch"))
+MIXUP_CUTMIX_LS = register(replace(MIXUP_CUTMIX, name="mixup_cutmix_ls", label_smoothing=0.1,
+                                   notes="the MixUp/CutMix switch with label smoothing 0.1"))
+
+# Architectures and fine-tuning.
+SQUEEZENET = register(replace(NORMALIZE, name="squeezenet", arch="squeezenet",
+                              notes="SqueezeNet with BatchNorm for small images (fire modules), from scratch"))
+FINETUNE = register(replace(NORMALIZE, name="finetune", arch="timm:resnet18", weights="timm", schedule="warmup_exp",
+                            lr=1e-3, notes="pretrained timm resnet18, new head, warm-up then exponential decay"))
+
+register_suite("literature", "flat_cos", "warmup_exp", "mixup_frac", "cutmix", "mixup_cutmix*", "squeezenet",
+               "finetune")

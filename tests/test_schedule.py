@@ -1,0 +1,51 @@
+"""Learning-rate schedules as recipe data, and the curve `toolkit show --plot` draws."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from toolkit.recipe import Recipe
+from toolkit.schedule import lr_curve, warmup_exp
+
+
+def test_warmup_then_hold_then_decay_every_epoch():
+    f = warmup_exp(1.0, n_epoch=6, warmup=2, hold=1, decay=0.5, div=25)
+    at = lambda epoch: f(epoch / 6)  # noqa: E731
+    assert at(0) == pytest.approx(1 / 25) and at(1) == pytest.approx((1 + 1 / 25) / 2)  # linear ramp
+    assert at(2) == at(2.9) == 1.0                                                    # hold
+    lo = 1 / 25
+    assert at(3) == pytest.approx(1.0) and at(3.5) == pytest.approx(1.0)             # first decay epoch at peak
+    assert at(4) == pytest.approx(lo + (1 - lo) * 0.5) and at(5.5) == pytest.approx(lo + (1 - lo) * 0.25)
+
+
+@pytest.mark.parametrize("schedule", ["one_cycle", "flat_cos", "warmup_exp"])
+def test_curves_follow_fastai_and_peak_at_lr(schedule):
+    c = lr_curve(Recipe(epochs=4, lr=1e-2, schedule=schedule), 64, batches_per_epoch=10)
+    assert len(c) == 40 and c["lr"].max() == pytest.approx(1e-2, rel=1e-3)
+    if schedule != "warmup_exp":
+        assert c["lr"].iloc[-1] < 2e-3                          # the annealing ones end low
+    if schedule == "flat_cos":
+        assert c["lr"].iloc[:30].tolist() == pytest.approx([1e-2] * 30)  # flat for the first 75%
+    if schedule == "one_cycle":
+        assert c["lr"].iloc[0] == pytest.approx(1e-2 / 25, rel=1e-2)
+    if schedule == "warmup_exp":
+        per_epoch = c.groupby(c["epoch"].astype(int))["lr"].first().tolist()
+        lo = 1e-2 / 25
+        assert per_epoch[1:] == pytest.approx([lo + (1e-2 - lo) * 0.8 ** k for k in range(3)], rel=1e-3)
+
+
+def test_stages_are_laid_end_to_end():
+    r = Recipe(epochs=4, stages=((0.5, 0.5, 3e-3, "one_cycle"), (1.0, 0.5, 1e-3, "fine_tune")))
+    c = lr_curve(r, 64, batches_per_epoch=5)
+    assert c["stage"].tolist() == [0] * 10 + [1] * 10 and c["size"].tolist() == [32] * 10 + [64] * 10
+    assert c["epoch"].is_monotonic_increasing and c["epoch"].iloc[-1] == pytest.approx(3.8)
+
+
+def test_show_plot_writes_a_png(tmp_path):
+    out = tmp_path / "s.png"
+    cmd = [sys.executable, "-m", "toolkit", "show", "warmup_exp", "--epochs", "6", "--plot", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Written: {out}" in res.stdout
+    assert "schedule" in res.stdout and "warmup_exp" in res.stdout
