@@ -1,8 +1,16 @@
 """Recipes from beyond the book, each stated as its difference from chapter 7's `normalize` recipe."""
 from dataclasses import replace
 
-from experiments.chapter7 import NORMALIZE
+from experiments.chapter7 import BASELINE, NORMALIZE
 from toolkit.registry import register, register_suite
+
+# Automatic augmentation drawn per sample on whole batches (toolkit/autoaug.py), on top of the baseline.
+RANDAUGMENT = register(replace(BASELINE, name="randaugment", autoaug="randaugment", autoaug_n=2, autoaug_m=9,
+                               notes="RandAugment: 2 ops per sample at magnitude 9/30, arXiv:1909.13719"))
+TRIVIALAUGMENT = register(replace(BASELINE, name="trivialaugment", autoaug="trivialaugment",
+                                  notes="TrivialAugment (wide): 1 op per sample, random magnitude, arXiv:2103.10158"))
+AUTOAUGMENT = register(replace(BASELINE, name="autoaugment", autoaug="autoaugment",
+                               notes="AutoAugment's ImageNet policy, a sub-policy per sample, arXiv:1805.09501"))
 
 # Learning-rate schedules (toolkit/schedule.py; `toolkit show NAME --plot` draws them).
 FLAT_COS = register(replace(NORMALIZE, name="flat_cos", schedule="flat_cos",
@@ -25,5 +33,5 @@ SQUEEZENET = register(replace(NORMALIZE, name="squeezenet", arch="squeezenet",
 FINETUNE = register(replace(NORMALIZE, name="finetune", arch="timm:resnet18", weights="timm", schedule="warmup_exp",
                             lr=1e-3, notes="pretrained timm resnet18, new head, warm-up then exponential decay"))
 
-register_suite("literature", "flat_cos", "warmup_exp", "mixup_frac", "cutmix", "mixup_cutmix*", "squeezenet",
+register_suite("literature", "randaugment", "trivialaugment", "autoaugment", "flat_cos", "warmup_exp", "mixup_frac", "cutmix", "mixup_cutmix*", "squeezenet",
                "finetune")

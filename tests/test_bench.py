@@ -10,7 +10,7 @@ from toolkit.errors import ToolkitError
 
 def test_data_benchmark_writes_one_row_per_pipeline(tiny, tmp_path, capsys):
     table = bench_data(dataset=str(tiny), size=16, arch="xresnet18", bs=8, out=tmp_path / "bench", loader_batches=3,
-                       quiet=True)
+                       quiet=True, policy_batches=2)
     assert table["row"].tolist() == list(ROWS)
     on_disk = pd.read_csv(tmp_path / "bench" / "data.csv")
     assert on_disk["row"].tolist() == list(ROWS) and (tmp_path / "bench" / "data.md").is_file()
@@ -19,7 +19,11 @@ def test_data_benchmark_writes_one_row_per_pipeline(tiny, tmp_path, capsys):
     assert table.iloc[0]["loader_x_folder"] == 1.0 and table.iloc[-1]["epoch_x_limit"] == 1.0
     assert (table["epoch_seconds"] > 0).all() and (table["train_images_per_s"] > 0).all()
     assert (table["n_train"] == 40).all()  # 4 per class, 10 classes: every row trained on the same data
-    assert "limit: training step on one pre-made batch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "limit: training step on one pre-made batch" in out and "per sample on the batch" in out
+    policies = pd.read_csv(tmp_path / "bench" / "data_policies.csv")
+    assert policies["policy"].tolist() == ["randaugment", "trivialaugment", "autoaugment"]
+    assert (policies["per_item_images_per_s"] > 0).all() and (policies["batch_images_per_s"] > 0).all()
 
 
 def test_unknown_rows_are_an_error(tiny, tmp_path):

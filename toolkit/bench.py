@@ -6,6 +6,8 @@ Rows (the same model, batch size, seed and one-cycle epoch; only the data path c
   3  the packed cache, read by the batch, with per-sample batch augmentation on the device
   4  the same, with the next batch read ahead by a background thread
   5  the limit: the training step fed one pre-made (already augmented) batch over and over
+A second table times each automatic-augmentation policy alone: torchvision's, one image at a time as a loader's
+item pipeline applies it, against the toolkit's per-sample draws on whole batches.
 Columns: loader-only images/s (iterating the train DataLoader, augmentation included, first batch excluded as
 warm-up) and the training epoch (train phase only; validation is skipped), as medians over --repeats rounds.
 """
@@ -107,7 +109,8 @@ def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
 
 def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xresnet18", bs: int = 64,
                out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = "1,2,3,4,5",
-               repeats: int = 1, quiet: bool = False) -> pd.DataFrame:
+               repeats: int = 1, quiet: bool = False, policies: bool = True,
+               policy_batches: int = 5) -> pd.DataFrame:
     """Run the data benchmark, print its table, write OUT/data.md and OUT/data.csv; returns the table."""
     wanted = sorted({int(r) for r in str(rows).split(",")} if isinstance(rows, str) else set(rows))
     unknown = [r for r in wanted if r not in ROWS]
@@ -136,11 +139,63 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     md = _markdown(table)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    written = [out / "data.md", out / "data.csv"]
+    if policies:
+        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), quiet=quiet, log=say),
+                           recipe, n_batches=policy_batches, say=say)
+        md += "\n\n" + _policy_markdown(pol, recipe)
+        write_atomic(out / "data_policies.csv", lambda p: pol.to_csv(p, index=False))
+        written.append(out / "data_policies.csv")
     write_atomic(out / "data.csv", lambda p: table.to_csv(p, index=False))
     write_atomic(out / "data.md", lambda p: Path(p).write_text(md + "\n"))
     print(md)
-    print(f"\nWritten: {out / 'data.md'}, {out / 'data.csv'}")
+    print(f"\nWritten: {', '.join(map(str, written))}")
     return table
+
+
+def policy_table(pack, recipe: Recipe, n_batches: int = 5, say=print) -> pd.DataFrame:
+    """Images/s of each automatic-augmentation policy: torchvision's, one image at a time as in a loader's item
+    pipeline, against the toolkit's per-sample draws on whole batches (same batches, same size, same device)."""
+    import torch
+    from .autoaug import POLICIES, BatchPolicy, per_item_policy
+    dl = packed_dataloaders(pack, recipe.size, bs=recipe.bs, augment=False, prefetch=0).train
+    batches = []
+    for xb, _ in dl:
+        batches.append(xb)
+        if len(batches) == n_batches:
+            break
+    rows = []
+    for name in POLICIES:
+        set_seed(recipe.seed)
+        batch_policy, item_policy = BatchPolicy(name), per_item_policy(name)
+        batch_policy(batches[0], split_idx=0)                       # warm-up
+        t = time.perf_counter()
+        for xb in batches:
+            batch_policy(xb, split_idx=0)
+        batch_rate = sum(map(len, batches)) / (time.perf_counter() - t)
+        u8 = [(xb.as_subclass(torch.Tensor) * 255).round().to(torch.uint8) for xb in batches]
+        t = time.perf_counter()
+        for xb in u8:
+            torch.stack([item_policy(img) for img in xb]).float().div_(255)
+        item_rate = sum(map(len, u8)) / (time.perf_counter() - t)
+        say(f"    {name}: per item {item_rate:,.0f} images/s, per sample on the batch {batch_rate:,.0f} images/s")
+        rows.append({"policy": name, "per_item_images_per_s": round(item_rate, 1),
+                     "batch_images_per_s": round(batch_rate, 1), "speedup": round(batch_rate / item_rate, 2),
+                     "size": recipe.size, "bs": recipe.bs, "batches": len(batches), "device": str(default_device())})
+    return pd.DataFrame(rows)
+
+
+def _policy_markdown(t: pd.DataFrame, recipe: Recipe) -> str:
+    shown = pd.DataFrame({
+        "policy": t["policy"],
+        "per item, torchvision v2 (images/s)": [f"{v:,.0f}" for v in t["per_item_images_per_s"]],
+        "per sample on the batch, toolkit (images/s)": [f"{v:,.0f}" for v in t["batch_images_per_s"]],
+        "speed-up": [f"{v:.1f}x" for v in t["speedup"]],
+    })
+    r = t.iloc[0]
+    return (shown.to_markdown(index=False, disable_numparse=True, colalign=["left", "right", "right", "right"]) +
+            f"\n\nAugmentation policies alone (no training) on {r['batches']} batches of {r['bs']} images at "
+            f"{r['size']} px, device {r['device']}; randaugment is n=2, m=9.")
 
 
 def _table(per_row: dict, workers: int, recipe: Recipe, ds, repeats: int, loader_batches: int) -> pd.DataFrame:

@@ -146,7 +146,8 @@ def cmd_data_pack(args) -> int:
 def cmd_bench_data(args) -> int:
     from .bench import bench_data
     bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
-               loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet)
+               loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet,
+               policies=not args.no_policies)
     return 0
 
 
@@ -221,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
                    help="batches timed for the loader-only column (default: %(default)s)")
     b.add_argument("--repeats", type=int, default=1, help="rounds over the rows; medians are reported (default: 1)")
     b.add_argument("--rows", default="1,2,3,4,5", help="which pipelines to run, e.g. 3,4,5 (default: all)")
+    b.add_argument("--no-policies", action="store_true", help="skip the augmentation-policy table")
     b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_data)

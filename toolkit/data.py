@@ -211,9 +211,12 @@ def _native_size(img_path: Path) -> int:
 # --- DataLoaders ------------------------------------------------------------------------------------
 
 def dataloaders(ds: Dataset, size: int, bs: int, presize: float = 2.0, min_scale: float = 0.75,
-                normalize: str = "none", num_workers: int | None = None, augment: bool = True):
-    """fastai DataLoaders as in fastbook chapter 7: item Resize to presize*size, then batch aug_transforms(size)."""
-    batch_tfms = aug_transforms(size=size, min_scale=min_scale, **ds.aug) if augment else []
+                normalize: str = "none", num_workers: int | None = None, augment: bool = True, extra_tfms=()):
+    """fastai DataLoaders as in fastbook chapter 7: item Resize to presize*size, then batch aug_transforms(size).
+
+    `extra_tfms`: more batch transforms (an automatic-augmentation policy), placed by their `order`.
+    """
+    batch_tfms = [*aug_transforms(size=size, min_scale=min_scale, **ds.aug), *extra_tfms] if augment else []
     if normalize == "imagenet":
         batch_tfms.append(Normalize.from_stats(*imagenet_stats))
     elif normalize == "data":

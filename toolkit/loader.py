@@ -119,12 +119,13 @@ def _read_ahead(it, depth: int):
 
 
 def batch_tfms(size: int, min_scale: float = 0.75, presize: float = 2.0, normalize_stats=None, aug: dict | None = None,
-               augment: bool = True) -> list:
+               augment: bool = True, extra_tfms=()) -> list:
     """Per-sample augmentation and resizing to `size` (uint8 in, float in [0, 1] out), then Normalize if stats given."""
     aug = dict(aug or {})
     if not augment:  # resize only: no random draws on any split
         aug.update(min_scale=1.0, do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)
-    tfms = [BatchAugment(size, min_scale=aug.pop("min_scale", min_scale), presize=presize, **aug)]
+    tfms = [BatchAugment(size, min_scale=aug.pop("min_scale", min_scale), presize=presize, **aug),
+            *(extra_tfms if augment else ())]
     if normalize_stats is not None:
         tfms.append(Normalize.from_stats(*normalize_stats))
     return tfms
@@ -132,7 +133,7 @@ def batch_tfms(size: int, min_scale: float = 0.75, presize: float = 2.0, normali
 
 def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, presize: float = 2.0,
                        normalize_stats=None, aug: dict | None = None, augment: bool = True, prefetch: int = 2,
-                       device=None) -> DataLoaders:
+                       device=None, extra_tfms=()) -> DataLoaders:
     """Train (shuffled, last partial batch dropped) and valid DataLoaders at `size` px over `pack`."""
     device = default_device() if device is None else torch.device(device)
     pin = device.type == "cuda"
@@ -141,7 +142,7 @@ def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, 
         items = PackedItems(pack, split, split_idx)
         dls.append(PackedDL(items, bs=bs, shuffle=train, drop_last=train, prefetch=prefetch, pin_memory=pin,
                             device=device, after_batch=batch_tfms(size, min_scale, presize, normalize_stats, aug,
-                                                                  augment)))
+                                                                  augment, extra_tfms)))
     return DataLoaders(*dls, device=device)
 
 

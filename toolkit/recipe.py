@@ -9,7 +9,10 @@ import typing
 from dataclasses import dataclass, fields, replace
 
 from .errors import RecipeError
+from .autoaug_ops import POLICIES, parse_ops
 from .schedule import HOWS
+
+AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/autoaug.py
 
 # A stage of a progressive-resizing schedule: (size_scale, epoch_share, lr, how).
 #   size_scale  fraction of the recipe's `size` this stage trains at (0.5 = half size)
@@ -47,6 +50,11 @@ class Recipe:
     mix_switch: float = 0.5          # with both on: probability that a batch is CutMix rather than MixUp
     mix_frac: float = 1.0            # fraction of each batch that is mixed (the first samples); the rest untouched
     label_smoothing: float = 0.0     # eps of LabelSmoothingCrossEntropy; 0 = plain cross-entropy
+    autoaug: str = ""                # "" | randaugment | trivialaugment | autoaugment, drawn per sample on batches
+    autoaug_n: int = 2               # randaugment: operations per sample
+    autoaug_m: int = 9               # randaugment: magnitude bin, 0..30
+    autoaug_ops: str = ""            # comma-separated subset of the operations ("" = the standard set)
+    autoaug_add: str = ""            # extra operations to add, e.g. "cutout"
     tta: bool = False                # also report accuracy_tta from Learner.tta()
     tta_n: int = 4                   # augmented passes averaged by TTA
     tta_beta: float = 0.25           # weight of the un-augmented prediction in TTA
@@ -77,8 +85,15 @@ class Recipe:
             (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
             (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
             (self.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)} (got {self.loader!r})"),
+            (self.autoaug in AUTOAUG, f"autoaug must be one of {', '.join(map(repr, AUTOAUG))} (got {self.autoaug!r})"),
+            (self.autoaug_n >= 1, f"autoaug_n must be >= 1 (got {self.autoaug_n})"),
+            (0 <= self.autoaug_m <= 30, f"autoaug_m must be in 0..30 (got {self.autoaug_m})"),
         ] if not ok]
         problems += _stage_problems(self.stages)
+        try:
+            parse_ops(self.autoaug_ops, self.autoaug_add)
+        except ValueError as e:
+            problems.append(str(e))
         if problems:
             raise RecipeError(f"Recipe {self.name!r} is invalid: " + "; ".join(problems) + ".")
 

@@ -120,13 +120,21 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
 def dataloaders(recipe: Recipe, ds: data.Dataset, size: int, pack: Pack | None = None,
                 num_workers: int | None = None, prefetch: int = 2):
     """The recipe's DataLoaders at `size` px: from `pack` (loader=packed) or from the image folder (loader=folder)."""
+    extra = [policy(recipe, ds)] if recipe.autoaug else []
     if recipe.loader == "folder":
         return data.dataloaders(ds, size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
-                                normalize=recipe.normalize, num_workers=num_workers)
+                                normalize=recipe.normalize, num_workers=num_workers, extra_tfms=extra)
     stats = (imagenet_stats if recipe.normalize == "imagenet" else
              pack_stats(pack, size) if recipe.normalize == "data" else None)
     return packed_dataloaders(pack, size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
-                              normalize_stats=stats, aug=ds.aug, prefetch=prefetch)
+                              normalize_stats=stats, aug=ds.aug, prefetch=prefetch, extra_tfms=extra)
+
+
+def policy(recipe: Recipe, ds: data.Dataset):
+    """The recipe's automatic-augmentation policy, within the dataset's limits (digits: small rotations only)."""
+    from .autoaug import BatchPolicy, parse_ops
+    return BatchPolicy(recipe.autoaug, recipe.autoaug_n, recipe.autoaug_m,
+                       parse_ops(recipe.autoaug_ops, recipe.autoaug_add), max_rotate=ds.aug.get("max_rotate"))
 
 
 def pack_for(recipe: Recipe, ds: data.Dataset, plan, quiet: bool = False) -> Pack | None:
