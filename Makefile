@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
+
+# Each data pipeline against the no-loading limit, and the augmentation policies (DATA= another dataset).
+DATA ?= ../shared/data/imagenette2-sq224
+bench-data: $(STAMP)
+	$(VENV)/bin/toolkit bench data --dataset $(DATA) --size 64 --arch xresnet18 --bs 64
 
 clean:
 	rm -rf $(VENV) results
