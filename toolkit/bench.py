@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from fastai.callback.core import Callback, CancelValidException
 from fastai.data.core import DataLoaders
+from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import default_device, set_seed
 
 from . import data, schedule
@@ -83,6 +84,11 @@ def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
     return dls
 
 
+def reading_only(dl):
+    """The same DataLoader without its augmentation: images read (and resized per item, for a folder) to floats."""
+    return dl.new(after_batch=[IntToFloatTensor()], shuffle=True, drop_last=True)
+
+
 def loader_rate(dl, n_batches: int) -> float:
     """Images/s of iterating `dl` alone (its batch transforms included); the first batch is warm-up."""
     it = iter(dl)
@@ -110,7 +116,7 @@ def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
 def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xresnet18", bs: int = 64,
                out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = "1,2,3,4,5",
                repeats: int = 1, quiet: bool = False, policies: bool = True,
-               policy_batches: int = 5) -> pd.DataFrame:
+               policy_batches: int = 5, train: bool = True) -> pd.DataFrame:
     """Run the data benchmark, print its table, write OUT/data.md and OUT/data.csv; returns the table."""
     wanted = sorted({int(r) for r in str(rows).split(",")} if isinstance(rows, str) else set(rows))
     unknown = [r for r in wanted if r not in ROWS]
@@ -122,7 +128,9 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     ds = data.load(dataset)
     pack = ensure_pack(ds, stored_size(size, recipe.presize), quiet=quiet, log=say) if set(wanted) & {3, 4, 5} else None
     workers = os.cpu_count() or 1
-    per_row = {r: {"loader": [], "epoch": [], "images": 0} for r in wanted}
+    if not train:
+        wanted = [r for r in wanted if r != 5]  # the limit row is a training epoch and nothing else
+    per_row = {r: {"loader": [], "reading": [], "epoch": [], "images": 0} for r in wanted}
     for rep in range(repeats):
         for r in wanted:
             say(f"[round {rep + 1}/{repeats}] row {r}: {ROWS[r].format(workers=workers)}")
@@ -130,11 +138,14 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
             if r != 5:
                 set_seed(recipe.seed)
                 per_row[r]["loader"].append(loader_rate(dls.train, loader_batches))
-            secs, imgs = epoch_seconds(recipe, dls)
-            per_row[r]["epoch"].append(secs)
-            per_row[r]["images"] = imgs
-            say(f"    loader {per_row[r]['loader'][-1] if r != 5 else float('nan'):,.0f} images/s, "
-                f"epoch {secs:.1f} s ({imgs / secs:.1f} images/s)")
+                per_row[r]["reading"].append(loader_rate(reading_only(dls.train), loader_batches))
+                say(f"    loader {per_row[r]['loader'][-1]:,.0f} images/s "
+                    f"(reading only {per_row[r]['reading'][-1]:,.0f} images/s)")
+            if train:
+                secs, imgs = epoch_seconds(recipe, dls)
+                per_row[r]["epoch"].append(secs)
+                per_row[r]["images"] = imgs
+                say(f"    epoch {secs:.1f} s ({imgs / secs:.1f} images/s)")
     table = _table(per_row, workers, recipe, ds, repeats, loader_batches)
     md = _markdown(table)
     out = Path(out)
@@ -199,16 +210,22 @@ def _policy_markdown(t: pd.DataFrame, recipe: Recipe) -> str:
 
 
 def _table(per_row: dict, workers: int, recipe: Recipe, ds, repeats: int, loader_batches: int) -> pd.DataFrame:
-    med = {r: (statistics.median(v["loader"]) if v["loader"] else float("nan"), statistics.median(v["epoch"]),
-               v["images"]) for r, v in per_row.items()}
-    folder = med.get(1, (float("nan"),))[0]
-    limit = med.get(5, (None, float("nan")))[1]
+    nan = float("nan")
+    med = lambda v: statistics.median(v) if v else nan  # noqa: E731
+    m = {r: {k: med(v[k]) for k in ("loader", "reading", "epoch")} | {"images": v["images"]}
+         for r, v in per_row.items()}
+    folder, folder_reading = m.get(1, {}).get("loader", nan), m.get(1, {}).get("reading", nan)
+    limit = m.get(5, {}).get("epoch", nan)
     device = str(default_device())
     rows = []
-    for r, (lr, ep, imgs) in med.items():
-        rows.append({"row": r, "pipeline": ROWS[r].format(workers=workers), "loader_images_per_s": round(lr, 1),
-                     "loader_x_folder": round(lr / folder, 2), "epoch_seconds": round(ep, 2),
-                     "train_images_per_s": round(imgs / ep, 1), "epoch_x_limit": round(ep / limit, 3),
+    for r, v in m.items():
+        rows.append({"row": r, "pipeline": ROWS[r].format(workers=workers),
+                     "loader_images_per_s": round(v["loader"], 1), "loader_x_folder": round(v["loader"] / folder, 2),
+                     "reading_images_per_s": round(v["reading"], 1),
+                     "reading_x_folder": round(v["reading"] / folder_reading, 2),
+                     "epoch_seconds": round(v["epoch"], 2),
+                     "train_images_per_s": round(v["images"] / v["epoch"], 1) if v["images"] else nan,
+                     "epoch_x_limit": round(v["epoch"] / limit, 3),
                      "dataset": Path(str(ds.path)).name, "n_train": ds.n_train, "size": recipe.size,
                      "arch": recipe.arch, "bs": recipe.bs, "device": device, "cores": os.cpu_count(),
                      "repeats": repeats, "loader_batches": loader_batches})
@@ -221,6 +238,8 @@ def _markdown(t: pd.DataFrame) -> str:
         "#": t["row"], "pipeline": t["pipeline"],
         "loader images/s": [num(v, ",.0f") for v in t["loader_images_per_s"]],
         "× folder (1)": [num(v, ".1f") for v in t["loader_x_folder"]],
+        "reading only, images/s": [num(v, ",.0f") for v in t["reading_images_per_s"]],
+        "reading × folder (1)": [num(v, ".1f") for v in t["reading_x_folder"]],
         "epoch (s)": [num(v, ".1f") for v in t["epoch_seconds"]],
         "train images/s": [num(v, ".1f") for v in t["train_images_per_s"]],
         "epoch ÷ limit (5)": [num(v, ".3f") for v in t["epoch_x_limit"]],
@@ -228,6 +247,7 @@ def _markdown(t: pd.DataFrame) -> str:
     r = t.iloc[0]
     note = (f"{r['dataset']} ({r['n_train']:,} training images), {r['size']} px, {r['arch']}, bs {r['bs']}, "
             f"one one-cycle epoch per row, device {r['device']} ({r['cores']} cores), medians of {r['repeats']} "
-            f"round(s), loader column over {r['loader_batches']} batches.")
+            f"round(s), loader columns over {r['loader_batches']} batches. The loader column includes the batch "
+            f"augmentation; reading only is the same DataLoader without it.")
     return shown.to_markdown(index=False, disable_numparse=True,
-                             colalign=["right", "left"] + ["right"] * 5) + "\n\n" + note
+                             colalign=["right", "left"] + ["right"] * 7) + "\n\n" + note

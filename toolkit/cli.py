@@ -147,7 +147,7 @@ def cmd_bench_data(args) -> int:
     from .bench import bench_data
     bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
                loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet,
-               policies=not args.no_policies)
+               policies=not args.no_policies, train=not args.loader_only)
     return 0
 
 
@@ -223,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=1, help="rounds over the rows; medians are reported (default: 1)")
     b.add_argument("--rows", default="1,2,3,4,5", help="which pipelines to run, e.g. 3,4,5 (default: all)")
     b.add_argument("--no-policies", action="store_true", help="skip the augmentation-policy table")
+    b.add_argument("--loader-only", action="store_true", help="loader columns only: no training epochs (no row 5)")
     b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_data)
