@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The chapter-7 suite on the embedded digits (16 px, 4 epochs, xresnet18): about 4.5 minutes on 2 CPU cores.
+# The chapter-7 suite on the embedded digits (16 px, 4 epochs, xresnet18): about 3.5 minutes on 2 CPU cores.
 demo: $(STAMP)
 	$(VENV)/bin/toolkit run chapter7 --dataset digits --epochs 4 --set arch=xresnet18
 
