@@ -30,13 +30,13 @@ def _batches(p, seed, n=3, **kw):
 
 def test_same_seed_same_batches_with_or_without_prefetch(tiny_pack):
     _, p = tiny_pack
-    a, b = _batches(p, 1), _batches(p, 1)
+    a, b = _batches(p, 1, prefetch=2), _batches(p, 1, prefetch=2)
     c = _batches(p, 1, prefetch=0)
     for (xa, ya), (xb, yb), (xc, yc) in zip(a, b, c):
         assert xa.shape == (8, 3, 16, 16) and xa.dtype == torch.float32
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert torch.equal(xa, xc) and torch.equal(ya, yc)  # the read-ahead thread changes nothing but timing
-    d = _batches(p, 2)
+    d = _batches(p, 2, prefetch=2)
     assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, d))
 
 

@@ -142,7 +142,7 @@ class BatchPolicy(RandTransform):
             raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
         self.policy, self.n, self.m, self.ops, self.max_rotate = policy, n, m, tuple(ops), max_rotate
         self.bins = 10 if policy == "autoaugment" else 31
-        self.subpolicies = [tuple(s for s in sp) for sp in TVAutoAugment(AutoAugmentPolicy.IMAGENET)._policies]
+        self.subpolicies = TVAutoAugment(AutoAugmentPolicy.IMAGENET)._policies
         self.last = []  # (op, sample indices) applied in the last call: what tests and curious users can inspect
 
     def encodes(self, x: TensorImage):

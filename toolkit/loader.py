@@ -62,7 +62,7 @@ class PackedItems:
 class PackedDL(TfmdDL):
     """A TfmdDL whose batches are read whole from a `PackedItems`; `prefetch` > 0 reads ahead in a thread."""
 
-    def __init__(self, dataset: PackedItems, bs: int = 64, prefetch: int = 2, **kwargs):
+    def __init__(self, dataset: PackedItems, bs: int = 64, prefetch: int = 0, **kwargs):
         kwargs.setdefault("num_workers", 0)  # a batch is one memory-map read: worker processes would only add copies
         self.prefetch = prefetch
         super().__init__(dataset, bs=bs, **kwargs)
@@ -132,11 +132,17 @@ def batch_tfms(size: int, min_scale: float = 0.75, presize: float = 2.0, normali
 
 
 def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, presize: float = 2.0,
-                       normalize_stats=None, aug: dict | None = None, augment: bool = True, prefetch: int = 2,
-                       device=None, extra_tfms=()) -> DataLoaders:
-    """Train (shuffled, last partial batch dropped) and valid DataLoaders at `size` px over `pack`."""
+                       normalize_stats=None, aug: dict | None = None, augment: bool = True,
+                       prefetch: int | None = None, device=None, extra_tfms=()) -> DataLoaders:
+    """Train (shuffled, last partial batch dropped) and valid DataLoaders at `size` px over `pack`.
+
+    `prefetch` None: read 2 batches ahead on a GPU, none on a CPU, where the thread only competes with the
+    training step's own threads (measured by `toolkit bench data`: rows 3 and 4).
+    """
     device = default_device() if device is None else torch.device(device)
     pin = device.type == "cuda"
+    if prefetch is None:
+        prefetch = 2 if pin else 0
     dls = []
     for split, split_idx, train in (("train", 0, True), ("val", 1, False)):
         items = PackedItems(pack, split, split_idx)
@@ -144,8 +150,6 @@ def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, 
                             device=device, after_batch=batch_tfms(size, min_scale, presize, normalize_stats, aug,
                                                                   augment, extra_tfms)))
     return DataLoaders(*dls, device=device)
-
-
 
 
 def pack_stats(pack: Pack, size: int) -> tuple[list[float], list[float]]:

@@ -118,7 +118,7 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
 
 
 def dataloaders(recipe: Recipe, ds: data.Dataset, size: int, pack: Pack | None = None,
-                num_workers: int | None = None, prefetch: int = 2):
+                num_workers: int | None = None, prefetch: int | None = None):
     """The recipe's DataLoaders at `size` px: from `pack` (loader=packed) or from the image folder (loader=folder)."""
     extra = [policy(recipe, ds)] if recipe.autoaug else []
     if recipe.loader == "folder":
