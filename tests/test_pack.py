@@ -87,13 +87,14 @@ def test_a_pack_killed_half_way_is_never_used(tiny, tmp_path):
         "P._decode_chunk = slow\n"
         f"P.ensure_pack(data.load(sys.argv[1]), {SIDE}, workers=1, quiet=True)\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(root)], env=os.environ.copy())
-    tmp_file = dest.parent / f".{dest.name}.tmp-{proc.pid}" / "train.u8"
+    def written():  # the build's temporary train.u8, once it holds something
+        return [f for f in dest.parent.glob(f".{dest.name}.tmp-{proc.pid}-*/train.u8") if f.stat().st_size > 0]
     deadline = time.time() + 60
-    while not (tmp_file.exists() and tmp_file.stat().st_size > 0) and time.time() < deadline:
+    while not written() and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert tmp_file.exists(), "the build never started writing"
+    assert written(), "the build never started writing"
     assert proc.returncode == -signal.SIGKILL
     assert not dest.exists() and pack.open_pack(dest) is None  # nothing half-written under the real name
 

@@ -1,10 +1,15 @@
-"""Writes that never leave a half-written file: write under a temporary name, then rename."""
+"""Writes that never leave a half-written file or folder (temporary name, then rename), and the one file lock."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def write_atomic(dest: str | Path, write) -> Path:
@@ -24,3 +29,45 @@ def write_atomic(dest: str | Path, write) -> Path:
 
 def write_json(dest: str | Path, value) -> Path:
     return write_atomic(dest, lambda p: Path(p).write_text(json.dumps(value, indent=2, default=str) + "\n"))
+
+
+def tmp_prefix(dest: Path) -> str:
+    """The name prefix of `dest`'s temporary folders: a leftover from a killed build matches `.{name}.tmp-*`."""
+    return f".{Path(dest).name}.tmp-"
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | Path, replace: bool = False):
+    """Build a folder under a temporary name next to `dest` (yielded), then rename it to `dest`.
+
+    On any exception the temporary folder is removed and `dest` is untouched. If `dest` exists when the build
+    finishes: with `replace`, the old folder is moved aside and deleted; otherwise the existing one is kept
+    (another process finished first) and ours is discarded.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{tmp_prefix(dest)}{os.getpid()}-{secrets.token_hex(3)}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if dest.exists() and replace:
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{secrets.token_hex(3)}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(tmp, dest)  # fails if `dest` appeared meanwhile (a non-empty folder): keep theirs
+            except OSError:
+                if not dest.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def lock(path: str | Path, timeout: float = -1) -> FileLock:
+    """An inter-process lock on `path` (filelock's): two runs that build a pack or append a row take turns."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=timeout)

@@ -1,12 +1,11 @@
 """The embedded offline dataset: scikit-learn's handwritten digits written once as an image folder."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_dir
 
 SIZE = 32          # px the 8x8 digits are upsampled to on disk
 VAL_FRACTION = 0.2  # per class, drawn with a fixed seed so every machine gets the same split
@@ -22,9 +21,7 @@ def ensure_digits(root: Path) -> Path:
 
     digits = load_digits()
     rng = np.random.RandomState(0)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".digits."))
-    try:
+    with atomic_dir(dest) as tmp:   # two first uses at once: the one that finishes second keeps the first's
         for label in range(10):
             idx = np.flatnonzero(digits.target == label)
             rng.shuffle(idx)
@@ -36,11 +33,4 @@ def ensure_digits(root: Path) -> Path:
                     pixels = (digits.images[i] * (255 / 16)).round().astype(np.uint8)  # values are 0..16
                     img = Image.fromarray(pixels, mode="L").resize((SIZE, SIZE), Image.BICUBIC)
                     img.save(folder / f"{i:04d}.png")
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process finished first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json
+from .atomic import atomic_dir, lock, tmp_prefix, write_json
 from .data import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, toolkit_home
 from .errors import DatasetError
 
@@ -95,7 +94,7 @@ def ensure_pack(ds: Dataset, side: int, workers: int | None = None, quiet: bool 
     """The pack of `ds` at `side` px: reused when it matches the source listing, built (or rebuilt) otherwise."""
     dest = pack_dir(ds, side)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(dest.with_name(dest.name + ".lock")):   # two runs starting together build it once
+    with lock(dest.with_name(dest.name + ".lock")):   # two runs starting together build it once
         pack = open_pack(dest, ds, side)
         if pack is not None:
             return pack
@@ -113,44 +112,38 @@ def ensure_pack(ds: Dataset, side: int, workers: int | None = None, quiet: bool 
 
 def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, quiet: bool = False) -> Pack:
     """Decode, resize and write every image of `ds`; the pack appears at `dest` only once it is complete."""
-    for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):  # from a killed build (we hold the lock)
+    for leftover in dest.parent.glob(f"{tmp_prefix(dest)}*"):  # from a killed build (we hold the lock)
         shutil.rmtree(leftover, ignore_errors=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True)
     row = side * side * 3
     need = sum(len(ds.files[s]) for s in SPLITS) * row
     t0 = time.perf_counter()
     try:
-        _check_space(tmp, need)
-        splits, skipped = {}, []
-        for split in SPLITS:
-            splits[split], bad = _write_split(ds, split, side, tmp / f"{split}.u8", workers, quiet)
-            skipped += bad
-        source_bytes = sum(f.stat().st_size for s in SPLITS for f in ds.files[s])
-        meta = {
-            "format": FORMAT, "source": str(ds.path), "dataset": ds.name, "fingerprint": ds.fingerprint,
-            "stored_size": side, "resize": RESIZE, "dtype": "uint8", "layout": "N x H x W x 3",
-            "classes": list(ds.classes), "vocab": [readable(c) for c in ds.classes],
-            "splits": splits,
-            "skipped": [*({"file": f, "reason": "unreadable (found by the image check)"} for f in ds.bad_files),
-                        *skipped],
-            "source_bytes": source_bytes, "pack_bytes": sum(s["bytes"] for s in splits.values()),
-            "build_seconds": round(time.perf_counter() - t0, 2),
-        }
-        meta["n_skipped"] = len(meta["skipped"])
-        write_json(tmp / "meta.json", meta)
-        _swap_in(tmp, dest)
+        with atomic_dir(dest, replace=True) as tmp:   # a stale pack at `dest` is replaced only once this one is whole
+            _check_space(tmp, need)
+            splits, skipped = {}, []
+            for split in SPLITS:
+                splits[split], bad = _write_split(ds, split, side, tmp / f"{split}.u8", workers, quiet)
+                skipped += bad
+            source_bytes = sum(f.stat().st_size for s in SPLITS for f in ds.files[s])
+            meta = {
+                "format": FORMAT, "source": str(ds.path), "dataset": ds.name, "fingerprint": ds.fingerprint,
+                "stored_size": side, "resize": RESIZE, "dtype": "uint8", "layout": "N x H x W x 3",
+                "classes": list(ds.classes), "vocab": [readable(c) for c in ds.classes],
+                "splits": splits,
+                "skipped": [*({"file": f, "reason": "unreadable (found by the image check)"} for f in ds.bad_files),
+                            *skipped],
+                "source_bytes": source_bytes, "pack_bytes": sum(s["bytes"] for s in splits.values()),
+                "build_seconds": round(time.perf_counter() - t0, 2),
+            }
+            meta["n_skipped"] = len(meta["skipped"])
+            write_json(tmp / "meta.json", meta)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DatasetError(
                 f"Ran out of disk space while packing {ds.path} at {side} px into {dest.parent} (the pack needs "
                 f"about {_mb(need)}; {_mb(shutil.disk_usage(dest.parent).free)} free now). Nothing was kept. "
                 f"Free some space, point TOOLKIT_HOME at a larger disk, lower the stored size (--set presize=...), "
                 f"or train from the folder with --set loader=folder.") from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     pack = Pack(dest, meta)
     if skipped:
@@ -252,27 +245,6 @@ def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
             bad[j] = f"{type(e).__name__}: {e}"
     arr = np.stack(out) if out else np.zeros((0, side, side, 3), np.uint8)
     return arr, bad
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    """Rename the finished pack into place; an older (stale) pack is moved aside first, then deleted."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int | None = None,

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 from fastprogress.fastprogress import progress_bar
 
+from .atomic import atomic_dir
 from .data import SPLITS, load
 from .errors import DatasetError
 
@@ -39,11 +38,9 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
         n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
         chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
     skipped, written = [], {s: 0 for s in SPLITS}
     todo = [(split, f) for per in chosen.values() for split in SPLITS for f in per[split]]
-    try:
+    with atomic_dir(dst) as tmp:
         for split, f in (todo if quiet else progress_bar(todo)):
             out = tmp / split / f.parent.name / f.name
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +61,4 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
         if not written["train"] or not written["val"]:
             raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
                                f"val: {written['val']} images); nothing was written.")
-        tmp.rename(dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"path": str(dst), "classes": len(chosen), **written, "skipped": len(skipped)}
