@@ -43,3 +43,19 @@ def imagenette() -> Path:
     if not (SHARED_IMAGENETTE / "train").is_dir():
         pytest.skip(f"shared Imagenette copy not found at {SHARED_IMAGENETTE}")
     return SHARED_IMAGENETTE
+
+
+def folder_dls(ds, size: int, bs: int, **changes):
+    """fastai's folder DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
+    from toolkit.pipeline import Data, dataloaders
+    from toolkit.recipe import Recipe
+    recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, loader="folder", **changes)
+    return dataloaders(recipe, Data(ds, [], None), size, num_workers=0)
+
+
+def packed_dls(ds, pack, size: int, bs: int, prefetch=None, **changes):
+    """Packed DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
+    from toolkit.pipeline import Data, dataloaders
+    from toolkit.recipe import Recipe
+    recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, **changes)
+    return dataloaders(recipe, Data(ds, [], pack), size, prefetch=prefetch)

@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from toolkit import data
+from toolkit import data, pipeline
 from toolkit.errors import DatasetError
+
+from conftest import folder_dls
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -24,7 +26,7 @@ def test_digits_are_written_once_in_imagenette_layout():
 
 def test_dataloaders_batch_shape_and_vocab(tiny):
     ds = data.load(tiny)
-    dls = data.dataloaders(ds, size=32, bs=8, num_workers=0)
+    dls = folder_dls(ds, 32, 8)
     xb, yb = dls.one_batch()
     assert xb.shape == (8, 3, 32, 32) and yb.shape == (8,)
     assert list(dls.vocab) == [str(i) for i in range(10)]
@@ -34,16 +36,16 @@ def test_wnids_become_readable_class_names(tmp_path, tiny):
     root = _copy(tiny, tmp_path / "nette")
     for split in ("train", "val"):
         (root / split / "0").rename(root / split / "n01440764")
-    dls = data.dataloaders(data.load(root), size=32, bs=8, num_workers=0)
+    dls = folder_dls(data.load(root), 32, 8)
     assert "tench" in dls.vocab and "n01440764" not in dls.vocab
 
 
 def test_data_stats_are_cached_and_plausible(tiny, toolkit_home):
     ds = data.load(tiny)
-    mean, std = data.dataset_stats(ds, 32)
+    mean, std = pipeline.dataset_stats(ds, 32)
     assert len(mean) == len(std) == 3 and all(0 < m < 1 for m in mean) and all(0 < s < 1 for s in std)
     assert (toolkit_home / "stats" / f"{ds.fingerprint}-32.json").exists()
-    assert data.dataset_stats(ds, 32) == (mean, std)
+    assert pipeline.dataset_stats(ds, 32) == (mean, std)
 
 
 @pytest.mark.parametrize("break_it, message", [
@@ -74,7 +76,7 @@ def test_corrupt_and_truncated_images_are_listed_and_skipped(tmp_path, tiny):
     assert len(ds.files["train"]) == n_before - 2 and victim not in ds.files["train"]
     assert len(ds.bad_files) == 2
     # the training pipeline really works without them
-    xb, _ = data.dataloaders(ds, 32, bs=4, num_workers=0).one_batch()
+    xb, _ = folder_dls(ds, 32, 4).one_batch()
     assert torch.isfinite(xb).all()
 
 
@@ -91,7 +93,8 @@ def fastai_home(monkeypatch, tmp_path):
 def test_offline_download_error_says_where_to_put_the_data(monkeypatch, fastai_home):
     def no_network(*a, **k):
         raise ConnectionError("Name or service not known")
-    monkeypatch.setattr(data, "untar_data", no_network)
+    import fastai.data.external
+    monkeypatch.setattr(fastai.data.external, "untar_data", no_network)
     with pytest.raises(DatasetError) as e:
         data.load("imagenette-160")
     msg = str(e.value)
@@ -110,5 +113,5 @@ def test_real_untar_data_path_offline(fastai_home, imagenette):
     ds = data.load("imagenette-160")
     assert ds.path == fastai_home / "data" / "imagenette2-160"
     assert len(ds.classes) == 10 and len(ds.files["train"]) == 30
-    dls = data.dataloaders(ds, 32, bs=8, num_workers=0)
+    dls = folder_dls(ds, 32, 8)
     assert {"tench", "parachute", "golf ball"} <= set(dls.vocab)

@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from fastai.torch_core import TensorImage, set_seed
 
-from toolkit import data, pack
+from toolkit import data, pack, pipeline
 from toolkit.augment import BatchAugment
-from toolkit.loader import _read_ahead, pack_stats, packed_dataloaders
+from toolkit.loader import _read_ahead
+
+from conftest import packed_dls
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +19,9 @@ def tiny_pack(tiny):
     return ds, pack.ensure_pack(ds, 32, quiet=True, log=lambda *_: None)
 
 
-def _batches(p, seed, n=3, **kw):
+def _batches(ds, p, seed, n=3, **kw):
     set_seed(seed, reproducible=True)
-    dls = packed_dataloaders(p, 16, bs=8, **kw)
+    dls = packed_dls(ds, p, 16, bs=8, **kw)
     out = []
     for i, (xb, yb) in enumerate(dls.train):
         out.append((xb.clone(), yb.clone()))
@@ -29,27 +31,27 @@ def _batches(p, seed, n=3, **kw):
 
 
 def test_same_seed_same_batches_with_or_without_prefetch(tiny_pack):
-    _, p = tiny_pack
-    a, b = _batches(p, 1, prefetch=2), _batches(p, 1, prefetch=2)
-    c = _batches(p, 1, prefetch=0)
+    ds, p = tiny_pack
+    a, b = _batches(ds, p, 1, prefetch=2), _batches(ds, p, 1, prefetch=2)
+    c = _batches(ds, p, 1, prefetch=0)
     for (xa, ya), (xb, yb), (xc, yc) in zip(a, b, c):
         assert xa.shape == (8, 3, 16, 16) and xa.dtype == torch.float32
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert torch.equal(xa, xc) and torch.equal(ya, yc)  # the read-ahead thread changes nothing but timing
-    d = _batches(p, 2, prefetch=2)
+    d = _batches(ds, p, 2, prefetch=2)
     assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, d))
 
 
 def test_an_epoch_serves_every_training_image_once(tiny_pack):
     ds, p = tiny_pack
-    dl = packed_dataloaders(p, 16, bs=8).train
+    dl = packed_dls(ds, p, 16, bs=8).train
     seen = torch.cat([yb for _, yb in dl])
     n = len(ds.files["train"])
     assert len(seen) == n - n % 8  # shuffled, last partial batch dropped, as fastai's training DataLoader
     left = Counter(p.labels("train").tolist())
     left.subtract(Counter(seen.tolist()))
     assert all(v >= 0 for v in left.values()) and sum(left.values()) == n % 8  # no image twice
-    valid = torch.cat([yb for _, yb in packed_dataloaders(p, 16, bs=8).valid])
+    valid = torch.cat([yb for _, yb in packed_dls(ds, p, 16, bs=8).valid])
     assert valid.tolist() == p.labels("val").tolist()  # every validation image, in order
 
 
@@ -90,8 +92,8 @@ def test_no_flip_datasets_are_never_mirrored():
 
 
 def test_tta_draws_training_augmentation_on_validation_images(tiny_pack):
-    _, p = tiny_pack
-    dl = packed_dataloaders(p, 16, bs=8).valid
+    ds, p = tiny_pack
+    dl = packed_dls(ds, p, 16, bs=8).valid
     plain = [xb.clone() for xb, _ in dl]
     assert torch.equal(plain[0], next(iter(dl))[0])          # validation is deterministic
     with dl.dataset.set_split_idx(0):
@@ -113,7 +115,7 @@ def test_errors_in_the_read_ahead_thread_reach_the_caller():
 def test_normalize_data_stats_from_the_pack_match_the_folder_pipeline(tiny_pack):
     """The same images, resized by different code: channel means and stds agree closely."""
     ds, p = tiny_pack
-    mean_p, std_p = pack_stats(p, 16)
-    mean_f, std_f = data.dataset_stats(ds, 16)
+    mean_p, std_p = pipeline.pack_stats(p, 16)
+    mean_f, std_f = pipeline.dataset_stats(ds, 16)
     assert mean_p == pytest.approx(mean_f, abs=0.02) and std_p == pytest.approx(std_f, abs=0.02)
-    assert pack_stats(p, 16) == (mean_p, std_p)  # cached
+    assert pipeline.pack_stats(p, 16) == (mean_p, std_p)  # cached

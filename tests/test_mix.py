@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 
-from toolkit import data, registry
+from toolkit import registry
 from toolkit.mix import Mix
-from toolkit.train import build_learner, dataloaders, pack_for
-from toolkit.recipe import stage_plan
+from toolkit.pipeline import dataloaders, prepare
+from toolkit.train import build_learner
 
 
 class Watch(Callback):
@@ -41,10 +41,8 @@ class Watch(Callback):
 def _train(tiny, epochs=1, **changes):
     recipe = replace(registry.get("normalize"), dataset=str(tiny), size=32, bs=16, epochs=epochs,
                      label_smoothing=0.1, **changes)
-    ds = data.load(recipe.dataset)
-    pack = pack_for(recipe, ds, stage_plan(recipe, 32), quiet=True)
     watch = Watch()
-    learn = build_learner(recipe, dataloaders(recipe, ds, 32, pack=pack), cbs=[watch])
+    learn = build_learner(recipe, dataloaders(recipe, prepare(recipe, quiet=True), 32), cbs=[watch])
     assert any(isinstance(cb, Mix) for cb in learn.cbs)
     set_seed(0, reproducible=True)  # the switch draws with Python's random: fixed, so the test is too
     with learn.no_bar(), learn.no_logging():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +27,9 @@ from fastai.torch_core import default_device, set_seed
 
 from . import data, schedule
 from .atomic import write_atomic
-from .loader import PackedDL, PackedItems, packed_dataloaders
+from .loader import PackedDL, PackedItems
 from .pack import ensure_pack, stored_size
+from .pipeline import Data, dataloaders
 from .recipe import Recipe
 from .train import build_learner
 
@@ -71,11 +73,11 @@ class RepeatedBatch(PackedDL):
 
 
 def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
+    """The recipe's own DataLoaders (toolkit/pipeline.py), with the loader, workers and read-ahead of `row`."""
     if row in (1, 2):
-        return data.dataloaders(ds, recipe.size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
-                                num_workers=0 if row == 1 else workers)
-    dls = packed_dataloaders(pack, recipe.size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
-                             aug=ds.aug, prefetch=2 if row == 4 else 0)
+        folder = Data(ds, [], None)
+        return dataloaders(replace(recipe, loader="folder"), folder, recipe.size, num_workers=0 if row == 1 else workers)
+    dls = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=2 if row == 4 else 0)
     if row == 5:
         batch = dls.train.one_batch()  # augmented once, already on the device
         train = RepeatedBatch(PackedItems(pack, "train", 0), batch=batch, bs=recipe.bs, shuffle=False,
@@ -152,7 +154,7 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "data.md", out / "data.csv"]
     if policies:
-        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), quiet=quiet, log=say),
+        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), quiet=quiet, log=say), ds,
                            recipe, n_batches=policy_batches, say=say)
         md += "\n\n" + _policy_markdown(pol, recipe)
         write_atomic(out / "data_policies.csv", lambda p: pol.to_csv(p, index=False))
@@ -164,12 +166,12 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     return table
 
 
-def policy_table(pack, recipe: Recipe, n_batches: int = 5, say=print) -> pd.DataFrame:
+def policy_table(pack, ds, recipe: Recipe, n_batches: int = 5, say=print) -> pd.DataFrame:
     """Images/s of each automatic-augmentation policy: torchvision's, one image at a time as in a loader's item
     pipeline, against the toolkit's per-sample draws on whole batches (same batches, same size, same device)."""
     import torch
     from .autoaug import POLICIES, BatchPolicy, per_item_policy
-    dl = packed_dataloaders(pack, recipe.size, bs=recipe.bs, augment=False, prefetch=0).train
+    dl = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=0, augment=False).train
     batches = []
     for xb, _ in dl:
         batches.append(xb)

@@ -1,33 +1,32 @@
-"""Datasets by name or folder -> checked file lists -> fastai DataLoaders (DataBlock)."""
+"""Datasets by name or folder -> checked file lists; a recipe's dataset and size resolved in one place.
+
+fastai is imported inside the functions that need it, so that resolving a recipe (`toolkit show`, the checks
+before a sweep) stays quick.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.external import URLs, fastai_path, untar_data
-from fastai.data.transforms import GrandparentSplitter, Normalize, image_extensions
-from fastai.vision.augment import Resize, aug_transforms
-from fastai.vision.core import imagenet_stats
-from fastai.vision.data import ImageBlock
-from fastai.vision.utils import verify_images
 
 from .atomic import write_json
 from .errors import DatasetError
 
-# Datasets fetched by fastai's untar_data; `size` is the default training size (the book trains Imagenette at 224).
+# Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
+# The book trains Imagenette at 224; the 160 px downloads at 128.
 DOWNLOADS = {
-    "imagenette": (URLs.IMAGENETTE, 224),
-    "imagenette-320": (URLs.IMAGENETTE_320, 224),
-    "imagenette-160": (URLs.IMAGENETTE_160, 128),
-    "imagewoof-320": (URLs.IMAGEWOOF_320, 224),
-    "imagewoof-160": (URLs.IMAGEWOOF_160, 128),
+    "imagenette": ("IMAGENETTE", 224),
+    "imagenette-320": ("IMAGENETTE_320", 224),
+    "imagenette-160": ("IMAGENETTE_160", 128),
+    "imagewoof-320": ("IMAGEWOOF_320", 224),
+    "imagewoof-160": ("IMAGEWOOF_160", 128),
 }
-EMBEDDED = ("digits",)  # written from data shipped inside installed packages: no download
+EMBEDDED = {"digits": 16}  # written from data shipped inside installed packages (no download): default size
+# digits: the 8x8 images at heart; 16 px keeps every detail and costs a quarter of 32 px.
+MAX_DEFAULT_SIZE = 224  # a folder trains at its images' own size, up to this
 
 # ImageNet wnids of Imagenette and Imagewoof, mapped to readable class names.
 WNID_NAMES = {
@@ -86,18 +85,10 @@ def load(spec: str | os.PathLike) -> Dataset:
     if spec in EMBEDDED:
         from .digits import ensure_digits
         path, aug = ensure_digits(toolkit_home() / "data"), {"do_flip": False, "max_rotate": 10.0}  # a flipped 2 is no digit
-        default_size = 16  # the digits are 8x8 at heart: 16 px keeps every detail and costs a quarter of 32 px
     elif spec in DOWNLOADS:
-        url, default_size = DOWNLOADS[spec]
-        path = _download(spec, url)
+        path = _download(spec, DOWNLOADS[spec][0])
     else:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise DatasetError(
-                f"Dataset {spec!r} is neither a known dataset name ({', '.join([*EMBEDDED, *DOWNLOADS])}) "
-                f"nor an existing folder. Pass a folder in Imagenette's layout (train/ and val/, one sub-folder "
-                f"per class) or one of those names.")
-        default_size = None
+        path = _folder(spec)
     files, classes = scan_folder(path)
     fp = fingerprint(path, files)
     bad = check_images(path, files, fp)
@@ -109,14 +100,50 @@ def load(spec: str | os.PathLike) -> Dataset:
         bad_set = {path / b for b in bad}
         files = {s: tuple(f for f in fs if f not in bad_set) for s, fs in files.items()}
         _check_splits(path, files, classes)
-    if default_size is None:
-        default_size = _native_size(files["train"][0])
-    return Dataset(name=spec, path=path, files=files, classes=classes, default_size=default_size,
+    return Dataset(name=spec, path=path, files=files, classes=classes, default_size=default_size(spec),
                    aug=aug, bad_files=tuple(bad), fingerprint=fp)
 
 
-def _download(name: str, url: str) -> Path:
+def _folder(spec: str) -> Path:
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DatasetError(
+            f"Dataset {spec!r} is neither a known dataset name ({', '.join([*EMBEDDED, *DOWNLOADS])}) "
+            f"nor an existing folder. Pass a folder in Imagenette's layout (train/ and val/, one sub-folder "
+            f"per class) or one of those names.")
+    return path.resolve()
+
+
+def canonical_name(spec: str | os.PathLike) -> str:
+    """A dataset as a run records it: its registered name, or the absolute path of its folder."""
+    spec = str(spec)
+    return spec if spec in EMBEDDED or spec in DOWNLOADS else str(_folder(spec))
+
+
+def default_size(spec: str | os.PathLike) -> int:
+    """The training size of a recipe that leaves `size` unset, decided here only.
+
+    A named dataset has its own (digits 16 px, Imagenette 224 px as in the book, its 160 px downloads 128 px);
+    a folder trains at its first training image's shorter side, up to MAX_DEFAULT_SIZE. No download needed.
+    """
+    spec = str(spec)
+    if spec in EMBEDDED:
+        return EMBEDDED[spec]
+    if spec in DOWNLOADS:
+        return DOWNLOADS[spec][1]
+    return _native_size(_folder(spec))
+
+
+def resolve(recipe):
+    """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`)."""
+    return replace(recipe, dataset=canonical_name(recipe.dataset),
+                   size=recipe.size or default_size(recipe.dataset))
+
+
+def _download(name: str, attr: str) -> Path:
     """fastai's untar_data, with the usual offline failure turned into advice on where the data goes."""
+    from fastai.data.external import URLs, fastai_path, untar_data
+    url = getattr(URLs, attr)
     try:
         return Path(untar_data(url))
     except KeyboardInterrupt:
@@ -140,7 +167,7 @@ def scan_folder(path: Path) -> tuple[dict[str, tuple[Path, ...]], tuple[str, ...
         raise DatasetError(
             f"Dataset folder {path} has no {' or '.join(s + '/' for s in missing)} sub-folder. Expected Imagenette's "
             f"layout: {path}/train/<class>/<image> and {path}/val/<class>/<image>.")
-    exts = {e.lower() for e in image_extensions}
+    exts = image_exts()
     files, classes = {}, {}
     for split in SPLITS:
         per_class = {}
@@ -180,7 +207,7 @@ def fingerprint(path: Path, files: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_json(kind: str, key: str, compute):
+def cache_json(kind: str, key: str, compute):
     """Read toolkit_home()/kind/key.json, or compute it and write it atomically (temporary name, then rename)."""
     dest = toolkit_home() / kind / f"{key}.json"
     if dest.exists():
@@ -196,58 +223,32 @@ def _cache_json(kind: str, key: str, compute):
 def check_images(path: Path, files: dict, fp: str) -> list[str]:
     """Relative paths of files PIL cannot decode, found once per source listing (fastai's verify_images) and cached."""
     def compute():
+        from fastai.vision.utils import verify_images
         all_files = [f for s in SPLITS for f in files[s]]
         bad_idx = verify_images(all_files)
         return sorted(str(f.relative_to(path)) for f in bad_idx)
-    return _cache_json("checks", fp, compute)
+    return cache_json("checks", fp, compute)
 
 
-def _native_size(img_path: Path) -> int:
+def image_exts() -> set[str]:
+    """fastai's `image_extensions` (every extension with an image/* mime type), without importing fastai here."""
+    import mimetypes
+    return {k.lower() for k, v in mimetypes.types_map.items() if v.startswith("image/")}
+
+
+def _native_size(path: Path) -> int:
+    """The shorter side of the first readable training image (sorted order), capped at MAX_DEFAULT_SIZE."""
     from PIL import Image
-    with Image.open(img_path) as im:
-        return min(224, min(im.size))
-
-
-# --- DataLoaders ------------------------------------------------------------------------------------
-
-def dataloaders(ds: Dataset, size: int, bs: int, presize: float = 2.0, min_scale: float = 0.75,
-                normalize: str = "none", num_workers: int | None = None, augment: bool = True, extra_tfms=()):
-    """fastai DataLoaders as in fastbook chapter 7: item Resize to presize*size, then batch aug_transforms(size).
-
-    `extra_tfms`: more batch transforms (an automatic-augmentation policy), placed by their `order`.
-    """
-    batch_tfms = [*aug_transforms(size=size, min_scale=min_scale, **ds.aug), *extra_tfms] if augment else []
-    if normalize == "imagenet":
-        batch_tfms.append(Normalize.from_stats(*imagenet_stats))
-    elif normalize == "data":
-        batch_tfms.append(Normalize.from_stats(*dataset_stats(ds, size)))
-    vocab = [readable(c) for c in ds.classes]
-    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
-                      get_y=FolderLabel(), splitter=GrandparentSplitter(train_name="train", valid_name="val"),
-                      item_tfms=Resize(round(size * presize) if augment else size), batch_tfms=batch_tfms)
-    items = [*ds.files["train"], *ds.files["val"]]
-    kw = {} if num_workers is None else {"num_workers": num_workers}
-    return block.dataloaders(items, bs=bs, **kw)
-
-
-def dataset_stats(ds: Dataset, size: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the training images at `size` (in [0, 1]), computed once and cached."""
-    def compute():
-        dls = dataloaders(ds, size, bs=128, augment=False)
-        return channel_stats(xb for xb, _ in dls.train.new(shuffle=False, drop_last=False))
-    stats = _cache_json("stats", f"{ds.fingerprint}-{size}", compute)
-    return stats["mean"], stats["std"]
-
-
-def channel_stats(batches) -> dict:
-    """Mean and std per channel over batches of N x 3 x H x W images, accumulated in float64."""
-    import torch
-    n, s, s2 = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
-    for xb in batches:
-        x = xb.double()
-        n += x.numel() // 3
-        s += x.sum(dim=(0, 2, 3))
-        s2 += (x * x).sum(dim=(0, 2, 3))
-    mean = s / n
-    std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
-    return {"mean": mean.tolist(), "std": std.tolist()}
+    exts = image_exts()
+    train = Path(path) / "train"
+    if not train.is_dir():
+        scan_folder(path)  # raises the layout error
+    for d in sorted(p for p in train.iterdir() if p.is_dir()):
+        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file()):
+            try:
+                with Image.open(f) as im:
+                    return min(MAX_DEFAULT_SIZE, min(im.size))
+            except OSError:
+                continue
+    scan_folder(path)  # no readable image: raises the clear "holds no readable images" error
+    raise DatasetError(f"Dataset folder {path}: train/ holds no readable images.")

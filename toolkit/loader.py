@@ -8,18 +8,17 @@ MixUp, TTA (`set_split_idx`), `show_batch` and progressive resizing work on it u
 from __future__ import annotations
 
 import contextlib
+import copy
 import queue
 import threading
 
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders, TfmdDL
-from fastai.data.transforms import Category, Normalize
+from fastai.data.transforms import Category
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 from fastcore.basics import chunked
 
-from .augment import BatchAugment
-from .data import _cache_json, channel_stats
 from .pack import Pack
 
 
@@ -118,24 +117,10 @@ def _read_ahead(it, depth: int):
         t.join(timeout=5)
 
 
-def batch_tfms(size: int, min_scale: float = 0.75, presize: float = 2.0, normalize_stats=None, aug: dict | None = None,
-               augment: bool = True, extra_tfms=()) -> list:
-    """Per-sample augmentation and resizing to `size` (uint8 in, float in [0, 1] out), then Normalize if stats given."""
-    aug = dict(aug or {})
-    if not augment:  # resize only: no random draws on any split
-        aug.update(min_scale=1.0, do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)
-    tfms = [BatchAugment(size, min_scale=aug.pop("min_scale", min_scale), presize=presize, **aug),
-            *(extra_tfms if augment else ())]
-    if normalize_stats is not None:
-        tfms.append(Normalize.from_stats(*normalize_stats))
-    return tfms
+def packed_dataloaders(pack: Pack, bs: int, tfms: list, prefetch: int | None = None, device=None) -> DataLoaders:
+    """Train (shuffled, last partial batch dropped) and valid DataLoaders over `pack`, `tfms` after every batch.
 
-
-def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, presize: float = 2.0,
-                       normalize_stats=None, aug: dict | None = None, augment: bool = True,
-                       prefetch: int | None = None, device=None, extra_tfms=()) -> DataLoaders:
-    """Train (shuffled, last partial batch dropped) and valid DataLoaders at `size` px over `pack`.
-
+    `tfms` must resize to the training size (a `BatchAugment` first; toolkit/pipeline.py builds them).
     `prefetch` None: read 2 batches ahead on a GPU, none on a CPU, where the thread only competes with the
     training step's own threads (measured by `toolkit bench data`: rows 3 and 4).
     """
@@ -147,16 +132,5 @@ def packed_dataloaders(pack: Pack, size: int, bs: int, min_scale: float = 0.75, 
     for split, split_idx, train in (("train", 0, True), ("val", 1, False)):
         items = PackedItems(pack, split, split_idx)
         dls.append(PackedDL(items, bs=bs, shuffle=train, drop_last=train, prefetch=prefetch, pin_memory=pin,
-                            device=device, after_batch=batch_tfms(size, min_scale, presize, normalize_stats, aug,
-                                                                  augment, extra_tfms)))
+                            device=device, after_batch=tfms if train else copy.deepcopy(tfms)))
     return DataLoaders(*dls, device=device)
-
-
-def pack_stats(pack: Pack, size: int) -> tuple[list[float], list[float]]:
-    """normalize=data on a pack: per-channel mean and std of its training images resized to `size`, cached."""
-    def compute():
-        items = PackedItems(pack, "train", 1)  # split 1: resize only, no random draws
-        dl = PackedDL(items, bs=256, shuffle=False, prefetch=0, after_batch=batch_tfms(size, augment=False))
-        return channel_stats(xb for xb, _ in dl)
-    stats = _cache_json("stats", f"{pack.meta['fingerprint']}-{size}-pack{pack.size}", compute)
-    return stats["mean"], stats["std"]
