@@ -1,37 +1,35 @@
-"""Recipes from beyond the book, each stated as its difference from chapter 7's `normalize` recipe."""
-from dataclasses import replace
-
+"""Recipes from beyond the book, each derived from the chapter-7 recipe it is compared with."""
 from experiments.chapter7 import BASELINE, NORMALIZE
-from toolkit.registry import register, register_suite
+from toolkit.registry import derive, register, register_suite
 
 # Automatic augmentation drawn per sample on whole batches (toolkit/autoaug.py), on top of the baseline.
-RANDAUGMENT = register(replace(BASELINE, name="randaugment", autoaug="randaugment", autoaug_n=2, autoaug_m=9,
-                               notes="RandAugment: 2 ops per sample at magnitude 9/30, arXiv:1909.13719"))
-TRIVIALAUGMENT = register(replace(BASELINE, name="trivialaugment", autoaug="trivialaugment",
-                                  notes="TrivialAugment (wide): 1 op per sample, random magnitude, arXiv:2103.10158"))
-AUTOAUGMENT = register(replace(BASELINE, name="autoaugment", autoaug="autoaugment",
-                               notes="AutoAugment's ImageNet policy, a sub-policy per sample, arXiv:1805.09501"))
+RANDAUGMENT = register(derive(BASELINE, "randaugment", autoaug="randaugment", autoaug_n=2, autoaug_m=9,
+                              notes="RandAugment: 2 ops per sample at magnitude 9/30, arXiv:1909.13719"))
+TRIVIALAUGMENT = register(derive(BASELINE, "trivialaugment", autoaug="trivialaugment",
+                                 notes="TrivialAugment (wide): 1 op per sample, random magnitude, arXiv:2103.10158"))
+AUTOAUGMENT = register(derive(BASELINE, "autoaugment", autoaug="autoaugment",
+                              notes="AutoAugment's ImageNet policy, a sub-policy per sample, arXiv:1805.09501"))
 
 # Learning-rate schedules (toolkit/schedule.py; `toolkit show NAME --plot` draws them).
-FLAT_COS = register(replace(NORMALIZE, name="flat_cos", schedule="flat_cos",
-                            notes="fit_flat_cos: flat, then cosine for the last 25% (Imagenette leaderboard)"))
-WARMUP_EXP = register(replace(NORMALIZE, name="warmup_exp", schedule="warmup_exp",
-                              notes="linear warm-up over 1 epoch, then x0.8 every epoch (Keras TPU flowers)"))
+FLAT_COS = register(derive(NORMALIZE, "flat_cos", schedule="flat_cos",
+                           notes="fit_flat_cos: flat, then cosine for the last 25% (Imagenette leaderboard)"))
+WARMUP_EXP = register(derive(NORMALIZE, "warmup_exp", schedule="warmup_exp",
+                             notes="linear warm-up over 1 epoch, then x0.8 every epoch (Keras TPU flowers)"))
 
 # MixUp on part of the batch, CutMix, and the switch between them (toolkit/mix.py).
-MIXUP_FRAC = register(replace(NORMALIZE, name="mixup_frac", mixup=0.4, mix_frac=0.2,
-                              notes="MixUp(0.4) on the first 20% of each batch only"))
-CUTMIX = register(replace(NORMALIZE, name="cutmix", cutmix=1.0, notes="CutMix(1.0), arXiv:1905.04899"))
-MIXUP_CUTMIX = register(replace(NORMALIZE, name="mixup_cutmix", mixup=0.4, cutmix=1.0, mix_switch=0.5,
-                                notes="MixUp(0.4) or CutMix(1.0), one or the other per batch"))
-MIXUP_CUTMIX_LS = register(replace(MIXUP_CUTMIX, name="mixup_cutmix_ls", label_smoothing=0.1,
-                                   notes="the MixUp/CutMix switch with label smoothing 0.1"))
+MIXUP_FRAC = register(derive(NORMALIZE, "mixup_frac", mixup=0.4, mix_frac=0.2,
+                             notes="MixUp(0.4) on the first 20% of each batch only"))
+CUTMIX = register(derive(NORMALIZE, "cutmix", cutmix=1.0, notes="CutMix(1.0), arXiv:1905.04899"))
+MIXUP_CUTMIX = register(derive(NORMALIZE, "mixup_cutmix", mixup=0.4, cutmix=1.0, mix_switch=0.5,
+                               notes="MixUp(0.4) or CutMix(1.0), one or the other per batch"))
+MIXUP_CUTMIX_LS = register(derive(MIXUP_CUTMIX, "mixup_cutmix_ls", label_smoothing=0.1,
+                                  notes="the MixUp/CutMix switch with label smoothing 0.1"))
 
 # Architectures and fine-tuning.
-SQUEEZENET = register(replace(NORMALIZE, name="squeezenet", arch="squeezenet",
-                              notes="SqueezeNet with BatchNorm for small images (fire modules), from scratch"))
-FINETUNE = register(replace(NORMALIZE, name="finetune", arch="timm:resnet18", weights="timm", schedule="warmup_exp",
-                            lr=1e-3, notes="pretrained timm resnet18, new head, warm-up then exponential decay"))
+SQUEEZENET = register(derive(NORMALIZE, "squeezenet", arch="squeezenet",
+                             notes="SqueezeNet with BatchNorm for small images (fire modules), from scratch"))
+FINETUNE = register(derive(NORMALIZE, "finetune", arch="timm:resnet18", weights="timm", schedule="warmup_exp",
+                           lr=1e-3, notes="pretrained timm resnet18, new head, warm-up then exponential decay"))
 
-register_suite("literature", "randaugment", "trivialaugment", "autoaugment", "flat_cos", "warmup_exp", "mixup_frac", "cutmix", "mixup_cutmix*", "squeezenet",
-               "finetune")
+register_suite("literature", "randaugment", "trivialaugment", "autoaugment", "flat_cos", "warmup_exp", "mixup_frac",
+               "cutmix", "mixup_cutmix*", "squeezenet", "finetune")

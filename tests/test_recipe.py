@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
 from toolkit.errors import RecipeError
-from toolkit.recipe import Recipe, apply_overrides, stage_plan
+from toolkit.recipe import Recipe, apply_overrides, config_id, effective, stage_plan
 
 
 def test_overrides_are_parsed_by_field_type():
@@ -56,3 +58,35 @@ def test_more_stages_than_epochs_is_an_error():
     r = Recipe(epochs=1, stages=((0.5, 1, 1e-3, "one_cycle"), (1, 1, 1e-3, "one_cycle")))
     with pytest.raises(RecipeError, match="2 stages but only 1 epochs"):
         stage_plan(r, 64)
+
+
+# --- what a run ran: effective settings and config ids ---------------------------------------------
+
+def test_config_id_of_the_baseline_on_digits_is_pinned():
+    """Changing how ids are computed (or the baseline) would orphan every recorded run: this must not move."""
+    from toolkit import registry
+    from toolkit.data import resolve
+    r = resolve(replace(registry.get("baseline"), dataset="digits"))
+    assert effective(r) == {"dataset": "digits", "size": 16}
+    assert config_id(r) == "49d538131212"
+
+
+def test_config_id_ignores_metadata_defaults_and_settings_without_effect():
+    r = Recipe(dataset="digits", size=16)
+    assert config_id(replace(r, name="x", parent="y", notes="z", seed=7)) == config_id(r)
+    assert config_id(replace(r, presize=2)) == config_id(r)                    # 2 and 2.0 are one presize
+    assert config_id(replace(r, tta_n=8)) == config_id(r)                      # TTA is off: tta_n has no effect
+    assert config_id(replace(r, tta=True, tta_n=8)) != config_id(replace(r, tta=True))
+    assert config_id(replace(r, mix_switch=0.9, autoaug_m=3)) == config_id(r)
+    stages = ((0.5, 0.5, 3e-3, "one_cycle"), (1.0, 0.5, 1e-3, "fine_tune"))
+    assert config_id(replace(r, stages=stages, lr=1.0)) == config_id(replace(r, stages=stages))  # stages set the lr
+    assert config_id(replace(r, lr=1e-2)) != config_id(r) and config_id(replace(r, size=32)) != config_id(r)
+    with pytest.raises(ValueError, match="resolved"):
+        config_id(Recipe())
+
+
+def test_recipe_round_trips_through_json_with_extra_keys():
+    import json
+    r = Recipe(name="p", dataset="digits", size=32, stages=((0.5, 1, 1e-3, "one_cycle"), (1, 1, 1e-3, "fine_tune")))
+    saved = json.loads(json.dumps({**r.to_dict(), "config_id": "abc", "stage_plan": [[16, 1]]}))
+    assert Recipe.from_dict(saved) == r and config_id(Recipe.from_dict(saved)) == config_id(r)

@@ -21,7 +21,7 @@ def test_wildcard_listing_is_sorted():
 def test_variants_state_only_their_differences():
     base, mixup_ls = registry.get("baseline"), registry.get("mixup_ls")
     diff = {k for k, v in mixup_ls.to_dict().items() if base.to_dict()[k] != v}
-    assert diff == {"name", "notes", "normalize", "mixup", "label_smoothing"}
+    assert diff == {"name", "parent", "notes", "normalize", "mixup", "label_smoothing"}
 
 
 def test_duplicate_names_are_errors():
@@ -43,3 +43,22 @@ def test_resolve_mixes_names_patterns_and_suites_without_repeats():
     assert names[:3] == ["tta", "mixup_ls", "mixup"]
     assert sorted(names) == sorted(set(names))
     assert set(names) == set(CHAPTER7) | set(registry.list_experiments("mixup*"))
+
+
+def test_recipes_name_their_parent_and_the_rest_compare_with_the_baseline():
+    assert registry.get("mixup").parent == "normalize" and registry.get("mixup_ls").parent == "mixup"
+    assert registry.get("randaugment").parent == "baseline" and registry.get("baseline").parent == ""
+    assert registry.reference_name(registry.get("mixup")) == "normalize"
+    assert registry.reference_name(registry.get("baseline")) == "baseline"
+    assert registry.reference_name(registry.get("mixup"), against="baseline") == "baseline"
+    assert registry.reference_name(Recipe(name="orphan")) == "baseline"
+
+
+def test_derive_states_only_differences_and_drops_the_parents_notes():
+    child = registry.derive(registry.get("normalize"), "child", lr=1e-4)
+    assert (child.parent, child.lr, child.normalize, child.notes) == ("normalize", 1e-4, "imagenet", "")
+
+
+def test_an_unregistered_parent_is_an_error():
+    with pytest.raises(RegistryError, match="names the parent 'nope', which is not registered"):
+        registry.register(Recipe(name="child_of_nothing"), parent="nope")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import hashlib
+import json
 import types
 import typing
 from dataclasses import dataclass, fields, replace
@@ -30,6 +32,7 @@ LOADERS = ("packed", "folder")  # packed image cache + batch augmentation | fast
 class Recipe:
     """One named training experiment. Defaults are the Imagenette baseline of fastbook chapter 7."""
     name: str = "baseline"
+    parent: str = ""                 # the recipe this one is compared with ("" = baseline); metadata, not config
     dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`) or a folder path
     arch: str = "xresnet50"          # fastai xresnet name, squeezenet, or "timm:NAME" for any timm model
     weights: str = ""                # "" random init | "timm" timm's pretrained weights | path of a checkpoint
@@ -99,6 +102,97 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        """A recipe from `to_dict()` output (e.g. a run's recipe.json): unknown keys ignored, stages as tuples."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        if "stages" in values:
+            values["stages"] = tuple(tuple(st) for st in values["stages"])
+        return cls(**values)
+
+
+# --- what a run ran: the settings that take effect, and their id ------------------------------------
+
+METADATA = ("name", "parent", "seed", "notes")  # describe a run, never change what it computes (seed: pooled)
+
+
+def _inert(r: Recipe) -> set[str]:
+    """Fields whose value cannot change this recipe's training, given its other fields."""
+    hows = {st[3] for st in r.stages} if r.stages else {r.schedule}
+    inert = set()
+    if r.stages:
+        inert |= {"lr", "schedule"}                  # every stage names its own lr and schedule
+    if "warmup_exp" not in hows:
+        inert |= {"warmup_epochs", "hold_epochs", "lr_decay"}
+    if not r.tta:
+        inert |= {"tta_n", "tta_beta"}
+    if not (r.mixup and r.cutmix):
+        inert.add("mix_switch")
+    if not (r.mixup or r.cutmix):
+        inert.add("mix_frac")
+    if r.autoaug != "randaugment":
+        inert |= {"autoaug_n", "autoaug_m"}
+    if not r.autoaug:
+        inert |= {"autoaug_ops", "autoaug_add"}
+    return inert
+
+
+def _canonical(value, default):
+    """A value as JSON data, typed like the field's default (2 and 2.0 are one presize; stages are lists)."""
+    if isinstance(value, tuple):
+        return [_canonical(v, None) for v in value]
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def effective(recipe: Recipe) -> dict:
+    """The settings that take effect and differ from the defaults: what makes two runs the same experiment.
+
+    Fields at their default are left out, so a field added later (at a default that keeps today's behaviour)
+    does not change any existing id. Metadata (name, parent, seed, notes) is left out too.
+    """
+    inert = _inert(recipe)
+    out = {}
+    for f in fields(Recipe):
+        value = getattr(recipe, f.name)
+        if f.name in METADATA or f.name in inert or value == f.default:
+            continue
+        out[f.name] = _canonical(value, f.default)
+    return out
+
+
+def config_id(recipe: Recipe) -> str:
+    """A short hash of the canonical JSON of `effective(recipe)`; the recipe must be resolved (its size known)."""
+    if recipe.size is None:
+        raise ValueError(f"config_id needs a resolved recipe (size known); {recipe.name!r} has size=None")
+    canonical = json.dumps(effective(recipe), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+
+
+def format_value(value) -> str:
+    """A value as a label shows it: `lr=0.01`, `stages=((0.5, ...),)`."""
+    return repr(value) if isinstance(value, (float, tuple)) else str(value)
+
+
+def label(name: str, items: dict) -> str:
+    """A row's label: the name plus settings, `baseline [lr=0.01]`; a variant's own bracket takes them in."""
+    if not items:
+        return name
+    text = ", ".join(f"{k}={v}" for k, v in items.items())
+    return f"{name[:-1]}, {text}]" if name.endswith("]") else f"{name} [{text}]"
+
+
+def changes(recipe: Recipe, base: Recipe, skip=()) -> dict:
+    """{field: value} where `recipe` takes effect differently from `base` (fields in `skip` left out)."""
+    a, b = effective(recipe), effective(base)
+    keys = [f.name for f in fields(Recipe) if f.name not in skip]
+    return {k: getattr(recipe, k) for k in keys if a.get(k, _MISSING) != b.get(k, _MISSING)}
+
+
+_MISSING = object()
 
 
 def _stage_problems(stages) -> list[str]:

@@ -3,20 +3,41 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+from dataclasses import replace
 
 from .errors import RegistryError
 from .recipe import Recipe
+
+ROOT = "baseline"  # the reference of every recipe that names no parent
 
 _experiments: dict[str, Recipe] = {}
 _suites: dict[str, tuple[str, ...]] = {}
 
 
-def register(recipe: Recipe) -> Recipe:
-    """Add `recipe` under its own name and return it; a name already taken is an error."""
+def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
+    """Add `recipe` under its own name and return it; a name already taken, or an unknown parent, is an error.
+
+    `parent` (a recipe or a name) sets the recipe it is compared with; `derive` sets it for you.
+    """
+    if parent is not None:
+        recipe = replace(recipe, parent=parent if isinstance(parent, str) else parent.name)
     if recipe.name in _experiments or recipe.name in _suites:
         raise RegistryError(f"An experiment or suite named {recipe.name!r} is already registered; pick another name.")
+    if recipe.parent and recipe.parent not in _experiments:
+        raise RegistryError(f"Experiment {recipe.name!r} names the parent {recipe.parent!r}, which is not registered; "
+                            f"register the parent first.")
     _experiments[recipe.name] = recipe
     return recipe
+
+
+def derive(parent: Recipe, name: str, notes: str = "", **differences) -> Recipe:
+    """A new recipe: `parent` with `differences`, compared with `parent` (its reference) in every table."""
+    return replace(parent, name=name, parent=parent.name, notes=notes, **differences)
+
+
+def reference_name(recipe: Recipe, against: str | None = None) -> str:
+    """The name of the recipe `recipe` is compared with: `against` if given, else its parent, else the baseline."""
+    return against or recipe.parent or ROOT
 
 
 def register_suite(name: str, *members: str) -> str:
@@ -39,6 +60,11 @@ def get(name: str) -> Recipe:
         return _experiments[name]
     except KeyError:
         raise _unknown(name) from None
+
+
+def registered(name: str) -> Recipe | None:
+    """The registered recipe called `name`, or None (a run of a recipe that was never registered, or no longer is)."""
+    return _experiments.get(name)
 
 
 def list_experiments(pattern: str = "*") -> list[str]:
