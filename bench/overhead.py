@@ -30,7 +30,7 @@ from fastai.vision.models import xresnet  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import experiments  # noqa: E402,F401
-from toolkit import data, registry, train  # noqa: E402
+from toolkit import data, registry, sweep  # noqa: E402
 from toolkit.recipe import apply_overrides  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-sq224"
@@ -82,7 +82,8 @@ def main():
         for side in order:
             start = time.perf_counter()
             if side == "toolkit":
-                acc[side] = train.run(recipe, results=work / "results", quiet=True).metrics["accuracy"]
+                done = sweep.run([recipe], reference=False, results=work / "results", quiet=True, log=lambda *a: None)
+                acc[side] = float(done.rows["accuracy"].iloc[0])
             else:
                 acc[side] = plain_fastai(ds.path, recipe, ds.aug)
             t[side] = time.perf_counter() - start

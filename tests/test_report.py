@@ -1,63 +1,112 @@
+"""Comparison tables from fixed numbers: pooling, paired differences, intervals, verdicts, files and plots."""
+import math
+from dataclasses import replace
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
-from toolkit import report
+from toolkit import registry, report, runs, sweep
+from toolkit.data import resolve
 
-
-def _row(run_id, experiment, seed, acc, tta="", size=64):
-    return {"run_id": run_id, "experiment": experiment, "dataset": "/data/nette", "size": size, "epochs": 5,
-            "arch": "xresnet18", "loader": "packed", "bs": 64, "lr": 3e-3, "seed": seed, "accuracy": acc, "valid_loss": 1.0,
-            "accuracy_tta": tta, "tta_seconds": "", "wall_seconds": 10.0, "images_per_second": 100.0,
-            "finished_at": "", "run_dir": f"/nowhere/{run_id}"}
+CONTEXT = {"arch": "xresnet18", "dataset": "digits"}
 
 
-@pytest.fixture
-def table(results):
-    rows = [_row("a", "baseline", 0, 0.60), _row("b", "baseline", 1, 0.70), _row("c", "mixup", 0, 0.75),
-            _row("d", "mixup", 1, 0.85), _row("e", "tta", 0, 0.70, tta=0.74), _row("f", "baseline", 0, 0.9, size=32)]
-    for r in rows:
-        report.append_result(results, r)
-    return report.load_results(results)
+def add(results, name, accuracies, seed0=42, tta=None, **changes):
+    """Rows for `name` under CONTEXT, one per seed, with the given accuracies (and TTA accuracies)."""
+    recipe = resolve(replace(registry.get(name), arch="xresnet18", dataset="digits", **changes))
+    for i, acc in enumerate(accuracies):
+        r = replace(recipe, seed=seed0 + i)
+        metrics = {"accuracy": acc, "valid_loss": 1.0, "wall_seconds": 10.0, "n_valid": 359,
+                   **({"accuracy_tta": tta[i]} if tta else {})}
+        ctx = {**CONTEXT, **{k: str(v) for k, v in changes.items()}}
+        runs.append_row(results, runs.result_row(r, ctx, Path(f"/nowhere/{name}-{i}-{len(changes)}"), metrics))
 
 
-def test_rows_append_under_one_header(table, results):
-    assert table["run_id"].tolist() == list("abcdef")
-    assert (results / "runs.csv").read_text().count("run_id") == 1
+def summary_of(results, against=None):
+    table = sweep.annotate(runs.load_table(results), against)
+    return report.summarize(table, table).set_index("label")
 
 
-def test_a_table_from_before_the_loader_column_is_upgraded_in_place(results):
-    old_columns = [c for c in report.COLUMNS if c != "loader"]
-    results.mkdir(parents=True)
-    old = pd.DataFrame([{k: v for k, v in _row(r, "baseline", i, 0.5 + i / 10).items() if k != "loader"}
-                        for i, r in enumerate("xy")], columns=old_columns)
-    old.to_csv(results / "runs.csv", index=False)
-    report.append_result(results, _row("z", "baseline", 2, 0.9))
-    t = report.load_results(results)
-    assert list(t.columns) == report.COLUMNS and t["run_id"].tolist() == list("xyz")
-    assert t["loader"].tolist() == ["folder", "folder", "packed"]  # old runs read the image folder
-    assert t["accuracy"].tolist() == pytest.approx([0.5, 0.6, 0.9])
+def test_paired_analysis_is_used_where_it_disagrees_with_the_unpaired_one(results):
+    ref, treat = [0.70, 0.80, 0.90], [0.711, 0.812, 0.910]  # seeds differ a lot; every pair moves up by ~1 point
+    add(results, "normalize", ref)
+    add(results, "mixup", treat)
+    s = summary_of(results).loc["mixup"]
+    paired = sps.ttest_rel(treat, ref).confidence_interval(0.95)
+    unpaired = sps.ttest_ind(treat, ref).confidence_interval(0.95)
+    assert unpaired.low < 0 < unpaired.high                     # unpaired: no clear difference
+    assert s["delta_low"] == pytest.approx(paired.low) and s["delta_high"] == pytest.approx(paired.high)
+    assert s["delta_mean"] == pytest.approx(0.011) and s["delta_pairs"] == 3
+    assert s["reference"] == "normalize" and s["delta_verdict"] == "better"
 
 
-def test_summary_mean_std_and_delta_vs_matching_baseline(table):
-    s = report.summarize(table).set_index(["experiment", "size"])
-    assert s.loc[("baseline", 64), "accuracy_mean"] == pytest.approx(0.65)
-    assert s.loc[("baseline", 64), "accuracy_std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std of .6, .7
-    assert s.loc[("mixup", 64), "delta_vs_baseline"] == pytest.approx(0.15)
-    assert s.loc[("tta", 64), "accuracy_tta_mean"] == pytest.approx(0.74)
-    assert s.loc[("baseline", 32), "delta_vs_baseline"] == pytest.approx(0.0)   # its own baseline, not the 64 px one
-    assert s.loc[("mixup", 64), "seeds"] == 2
+def test_seeds_pool_only_within_a_config_and_settings_show_in_the_label(results):
+    add(results, "baseline", [0.70, 0.72, 0.74])
+    add(results, "baseline", [0.80], lr=1e-2)                  # another setting: its own row, not a fourth seed
+    s = summary_of(results)
+    assert list(s.index) == ["baseline", "baseline [lr=0.01]"]
+    assert s.loc["baseline", "n"] == 3 and s.loc["baseline [lr=0.01]", "n"] == 1
+    assert s.loc["baseline", "accuracy_mean"] == pytest.approx(0.72)
+    assert math.isnan(s.loc["baseline [lr=0.01]", "accuracy_std"])   # one seed: no spread is claimed
+    assert s.loc["baseline", "delta_verdict"] == report.SELF        # the root is its own reference
+    low, high = sps.t.interval(0.95, 2, loc=0.72, scale=sps.sem([0.70, 0.72, 0.74]))
+    assert (s.loc["baseline", "accuracy_low"], s.loc["baseline", "accuracy_high"]) == (pytest.approx(low),
+                                                                                       pytest.approx(high))
+    md = report.to_markdown(s.reset_index())
+    assert "| baseline [lr=0.01] " in md and "80.0 ± 0.0" not in md
 
 
-def test_summary_of_a_subset_uses_the_whole_table_for_the_baseline(table):
-    s = report.summarize(table[table["experiment"] == "mixup"], reference=table)
-    assert s["delta_vs_baseline"].iloc[0] == pytest.approx(0.15)
+def test_the_reference_is_the_parent_and_against_overrides_it(results):
+    add(results, "baseline", [0.60, 0.62, 0.64])
+    add(results, "normalize", [0.70, 0.70, 0.70])
+    add(results, "mixup", [0.71, 0.72, 0.73])
+    s = summary_of(results)
+    assert s.loc["mixup", "reference"] == "normalize" and s.loc["mixup", "delta_mean"] == pytest.approx(0.02)
+    assert s.loc["normalize", "reference"] == "baseline"
+    s = summary_of(results, against="baseline")
+    assert s.loc["mixup", "reference"] == "baseline" and s.loc["mixup", "delta_mean"] == pytest.approx(0.10)
+    assert s.loc["mixup", "delta_verdict"] == "better"
 
 
-def test_markdown_and_files(table, tmp_path):
-    md = report.to_markdown(report.summarize(table))
-    assert "| mixup " in md and "80.0 ± 7.1" in md and "+15.0" in md and "74.0" in md
-    outs = report.write_comparison(table, report.summarize(table), tmp_path / "cmp")
+def test_too_few_pairs_and_equal_differences_have_defined_answers(results):
+    add(results, "normalize", [0.70, 0.80, 0.90, 0.60])
+    add(results, "label_smoothing", [0.72, 0.82])              # two pairs: a difference, but no verdict
+    add(results, "tta", [0.70, 0.80, 0.90], tta=[0.72, 0.82, 0.92])  # the same model, evaluated twice
+    s = summary_of(results)
+    assert s.loc["label_smoothing", "delta_pairs"] == 2 and s.loc["label_smoothing", "delta_verdict"] == "need more seeds"
+    t = s.loc["tta"]
+    assert t["delta_mean"] == 0 and t["delta_low"] == t["delta_high"] == 0 and t["delta_verdict"] == "no clear difference"
+    assert t["tta_vs"] == "plain" and t["delta_tta_mean"] == pytest.approx(0.02)    # what TTA buys
+    assert t["delta_tta_low"] == pytest.approx(0.02) and t["delta_tta_verdict"] == "better"
+    md = report.to_markdown(s.reset_index())
+    assert "no spread to build an interval from" in md and "what TTA buys" in md
+    assert "nan" not in md.lower()
+
+
+def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
+    add(results, "tta", [0.70, 0.80, 0.90], tta=[0.72, 0.82, 0.92])
+    more = sweep.variant(resolve(replace(registry.get("tta"), arch="xresnet18", dataset="digits")), {"tta_n": "8"})
+    for i, (acc, tta) in enumerate(zip([0.70, 0.80, 0.90], [0.73, 0.84, 0.93])):
+        runs.append_row(results, runs.result_row(replace(more, seed=42 + i), CONTEXT, Path(f"/nowhere/v{i}"),
+                                                 {"accuracy": acc, "accuracy_tta": tta, "n_valid": 359}))
+    s = summary_of(results).loc["tta [tta_n=8]"]
+    assert s["reference"] == "tta" and s["tta_vs"] == "TTA"
+    assert s["delta_tta_mean"] == pytest.approx((0.01 + 0.02 + 0.01) / 3)
+
+
+def test_markdown_files_and_plot(results, tmp_path):
+    add(results, "normalize", [0.70, 0.80, 0.90])
+    add(results, "mixup", [0.69, 0.81, 0.88])
+    table = sweep.annotate(runs.load_table(results))
+    summary = report.summarize(table, table)
+    md = report.to_markdown(summary)
+    assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
+    assert "| mixup " in md and "no clear difference" in md and "[-" in md
+    assert "359 validation images" in md and "not corrected for comparing 2 rows" in md
+    outs = report.write_comparison(table, summary, tmp_path / "cmp")
     assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)
     assert outs[2].read_bytes()[:4] == b"\x89PNG"
-    assert pd.read_csv(outs[1])["experiment"].tolist() == ["baseline", "mixup", "tta", "baseline"]
+    assert pd.read_csv(outs[1])["label"].tolist() == ["normalize", "mixup"]
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind

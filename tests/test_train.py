@@ -10,16 +10,27 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropy
 
-from toolkit import data, registry, report
+from toolkit import data, registry, runs
 from toolkit.errors import RunInterrupted
 from toolkit.models import create_model
+from toolkit.recipe import config_id
+from toolkit.sweep import Job, run_job
 from toolkit.train import build_learner, run
+
+from conftest import folder_dls
 
 
 def tiny_recipe(name, tiny, **changes):
     """A registered recipe on the tiny dataset: 32 px, batches of 16, one epoch per stage."""
     r = registry.get(name)
-    return replace(r, **{"dataset": str(tiny), "size": 32, "bs": 16, "epochs": max(1, len(r.stages)), **changes})
+    changes = {"dataset": str(tiny), "size": 32, "bs": 16, "epochs": max(1, len(r.stages)), **changes}
+    return data.resolve(replace(r, **changes))
+
+
+def record(recipe, results, **kw):
+    """Run `recipe` as a sweep runs a job: a run folder, its files and a row in the results table."""
+    row = run_job(Job(recipe, {}), results, quiet=True, num_workers=0, **kw)
+    return row, Path(row["run_dir"]), json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
 
 
 def local_weights(recipe, folder: Path):
@@ -33,19 +44,23 @@ def local_weights(recipe, folder: Path):
 
 @pytest.mark.parametrize("name", registry.list_experiments())
 def test_every_experiment_trains_and_records(name, tiny, results, tmp_path):
-    res = run(local_weights(tiny_recipe(name, tiny), tmp_path), results=results, quiet=True, num_workers=0)
-    m = res.metrics
+    recipe = local_weights(tiny_recipe(name, tiny), tmp_path)
+    row, run_dir, m = record(recipe, results)
     assert math.isfinite(m["valid_loss"]) and 0.0 <= m["accuracy"] <= 1.0
-    assert m["images_per_second"] > 0 and m["epochs_done"] == res.recipe.epochs
+    assert m["images_per_second"] > 0 and m["epochs_done"] == recipe.epochs
     for f in ("recipe.json", "env.json", "metrics.json", "epochs.csv", "status.json"):
-        assert (res.run_dir / f).is_file(), f
-    epochs = pd.read_csv(res.run_dir / "epochs.csv")
-    assert len(epochs) == res.recipe.epochs and epochs["train_loss"].map(math.isfinite).all()
-    table = report.load_results(results)
-    assert table["run_id"].tolist() == [res.run_dir.name] and table["experiment"].iloc[0] == name
-    saved = json.loads((res.run_dir / "recipe.json").read_text())   # it went through the packed path
+        assert (run_dir / f).is_file(), f
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert len(epochs) == recipe.epochs and epochs["train_loss"].map(math.isfinite).all()
+    table = runs.load_table(results)
+    assert table["run_id"].tolist() == [run_dir.name] and table["name"].iloc[0] == name
+    assert table["config_id"].iloc[0] == config_id(recipe) and table["accuracy"].iloc[0] == m["accuracy"]
+    assert runs.row_recipe(table.iloc[0]) == recipe            # the whole recipe, read back from the row
+    saved = json.loads((run_dir / "recipe.json").read_text())   # it went through the packed path
+    assert saved["config_id"] == config_id(recipe)
     assert saved["loader"] == table["loader"].iloc[0] == "packed" and (Path(saved["pack"]) / "meta.json").is_file()
-    if res.recipe.tta:
+    if recipe.tta:
         assert 0.0 <= m["accuracy_tta"] <= 1.0 and m["tta_seconds"] > 0 and m["tta_n"] == 4
 
 
@@ -75,7 +90,7 @@ def test_mixup_and_label_smoothing_compose(tiny):
     recipe = tiny_recipe("mixup_ls", tiny)
     ds = data.load(recipe.dataset)
     cap = Capture()
-    learn = build_learner(recipe, data.dataloaders(ds, 32, bs=16, num_workers=0), cbs=[cap])
+    learn = build_learner(recipe, folder_dls(ds, 32, 16), cbs=[cap])
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-3)
     assert cap.checks, "no training batch was seen"
@@ -85,21 +100,20 @@ def test_mixup_and_label_smoothing_compose(tiny):
     assert isinstance(learn.loss_func, LabelSmoothingCrossEntropy)  # MixUp restored the loss after training
 
 
-def test_progressive_stages_change_the_input_size(tiny, results):
+def test_progressive_stages_change_the_input_size(tiny, tmp_path):
     cap = Capture()
-    recipe = tiny_recipe("progressive", tiny)
-    res = run(recipe, results=results, quiet=True, num_workers=0, cbs=[cap])
-    assert cap.sizes[0] == (16, 16) and cap.sizes[-1] == (32, 32)
-    epochs = pd.read_csv(res.run_dir / "epochs.csv")
+    m = run(tiny_recipe("progressive", tiny), log=tmp_path / "epochs.csv", quiet=True, num_workers=0, cbs=[cap])
+    assert cap.sizes[0] == (16, 16) and cap.sizes[-1] == (32, 32) and m["epochs_done"] == 2
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
     assert epochs["size"].tolist() == [16, 32] and epochs["stage"].tolist() == [0, 1]
 
 
 def test_tta_reports_both_accuracies(tiny, results):
-    res = run(tiny_recipe("tta", tiny), results=results, quiet=True, num_workers=0)
-    row = report.load_results(results).iloc[0]
-    assert row["accuracy"] == pytest.approx(res.metrics["accuracy"])
-    assert row["accuracy_tta"] == pytest.approx(res.metrics["accuracy_tta"])
-    assert res.metrics["tta_beta"] == 0.25 and res.metrics["tta_seconds"] > 0
+    _, _, m = record(tiny_recipe("tta", tiny), results)
+    row = runs.load_table(results).iloc[0]
+    assert row["accuracy"] == pytest.approx(m["accuracy"])
+    assert row["accuracy_tta"] == pytest.approx(m["accuracy_tta"])
+    assert m["tta_beta"] == 0.25 and m["tta_seconds"] > 0
 
 
 class InterruptAt(Callback):
@@ -112,31 +126,30 @@ class InterruptAt(Callback):
 
 
 def test_interrupted_run_keeps_finished_epochs_and_table(tiny, results):
-    first = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
+    _, first, _ = record(tiny_recipe("baseline", tiny, arch="xresnet18"), results)
     table_before = (results / "runs.csv").read_bytes()
     with pytest.raises(RunInterrupted, match="after 2 finished epoch"):
-        run(tiny_recipe("baseline", tiny, arch="xresnet18", epochs=4), results=results, quiet=True, num_workers=0,
-            cbs=[InterruptAt(2)])
+        record(tiny_recipe("baseline", tiny, arch="xresnet18", epochs=4), results, cbs=[InterruptAt(2)])
     assert (results / "runs.csv").read_bytes() == table_before
-    runs = sorted(p for p in (results / "runs").iterdir() if p != first.run_dir)
-    assert len(runs) == 1
-    assert len(pd.read_csv(runs[0] / "epochs.csv")) == 2 and not (runs[0] / "metrics.json").exists()
+    others = sorted(p for p in (results / "runs").iterdir() if p != first)
+    assert len(others) == 1
+    assert len(pd.read_csv(others[0] / "epochs.csv")) == 2 and not (others[0] / "metrics.json").exists()
+    assert json.loads((others[0] / "status.json").read_text())["status"] == "interrupted"
 
 
 def test_folder_loader_still_trains(tiny, results):
-    res = run(tiny_recipe("normalize", tiny, loader="folder"), results=results, quiet=True, num_workers=0)
-    assert math.isfinite(res.metrics["valid_loss"]) and res.metrics["epochs_done"] == 1
-    assert json.loads((res.run_dir / "recipe.json").read_text())["pack"] is None
-    assert report.load_results(results)["loader"].tolist() == ["folder"]
+    _, run_dir, m = record(tiny_recipe("normalize", tiny, loader="folder"), results)
+    assert math.isfinite(m["valid_loss"]) and m["epochs_done"] == 1
+    assert json.loads((run_dir / "recipe.json").read_text())["pack"] is None
+    assert runs.load_table(results)["loader"].tolist() == ["folder"]
 
 
-def test_same_seed_same_result(tiny, results):
-    a = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
-    b = run(tiny_recipe("baseline", tiny, arch="xresnet18"), results=results, quiet=True, num_workers=0)
-    assert a.metrics["valid_loss"] == pytest.approx(b.metrics["valid_loss"], rel=1e-4)
+def test_same_seed_same_result(tiny):
+    a = run(tiny_recipe("baseline", tiny, arch="xresnet18"), quiet=True, num_workers=0)
+    b = run(tiny_recipe("baseline", tiny, arch="xresnet18"), quiet=True, num_workers=0)
+    assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
 
 
-def test_timm_models_by_name(tiny, results):
-    res = run(tiny_recipe("baseline", tiny, arch="timm:resnet10t"), results=results, quiet=True, num_workers=0)
-    assert math.isfinite(res.metrics["valid_loss"])
-    assert report.load_results(results)["arch"].tolist() == ["timm:resnet10t"]
+def test_timm_models_by_name(tiny):
+    m = run(tiny_recipe("baseline", tiny, arch="timm:resnet10t"), quiet=True, num_workers=0)
+    assert math.isfinite(m["valid_loss"]) and m["epochs_done"] == 1

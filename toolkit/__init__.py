@@ -3,7 +3,8 @@
 Notebook and launcher share this API:
 
     import experiments                      # registers the named experiments
-    from toolkit import registry, train, report
-    result = train.run(registry.get("baseline"))
+    from toolkit import report, sweep
+    done = sweep.run(["mixup"], sweep.context_of(dataset="digits"), seeds=3)   # and its reference, normalize
+    print(report.to_markdown(done.summary))
 """
 __version__ = "0.1.0"

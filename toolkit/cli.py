@@ -1,30 +1,25 @@
-"""The launcher: `toolkit list | show | run | compare | data`."""
+"""The launcher: `toolkit list | show | run | compare | data | bench`. It parses arguments and calls the API."""
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 from . import registry
-from .errors import RecipeError, RunInterrupted, ToolkitError
-from .recipe import Recipe, apply_overrides, stage_plan
+from .errors import RunInterrupted, ToolkitError
+from .recipe import Recipe, apply_overrides, config_id, stage_plan
 
 
 def _load_experiments():
     import experiments  # noqa: F401  (registers every named experiment, explicitly)
 
 
-def _with_overrides(recipe: Recipe, args) -> Recipe:
-    """Apply --dataset/--size/--epochs and --set key=value; all are checked before any training starts."""
-    sets = list(args.set or [])
-    for key in ("dataset", "size", "epochs"):
-        if getattr(args, key, None) is not None:
-            sets.append(f"{key}={getattr(args, key)}")
-    return apply_overrides(recipe, sets)
+def _context(args) -> dict:
+    """--dataset/--size/--epochs and --set key=value: settings for a recipe and its reference alike."""
+    from .sweep import context_of
+    return context_of(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs)
 
 
 def cmd_list(args) -> int:
@@ -42,12 +37,17 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    recipe = _with_overrides(registry.get(args.name), args)
+    from .data import resolve
+    from .sweep import reference_recipe, variant
+    context = _context(args)
+    recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary))
+    reference = reference_recipe(recipe, context, args.against)
     info = recipe.to_dict()
-    if recipe.size is None:
-        info["size"] = "None (the dataset's default: 224 on Imagenette; on a folder, its images' size up to 224)"
+    info["config_id"] = config_id(recipe)
+    info["compared with"] = (f"{reference.name} (config {config_id(reference)})"
+                             if config_id(reference) != config_id(recipe) else "itself: it is a reference")
     info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}"
-                                   for s, e, lr, how in stage_plan(recipe, recipe.size or 224))
+                                   for s, e, lr, how in stage_plan(recipe, recipe.size))
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
@@ -55,8 +55,7 @@ def cmd_show(args) -> int:
         from . import schedule
         from .atomic import write_atomic
         dest = Path(args.plot or Path("results") / f"schedule-{recipe.name}.png")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        curve = schedule.lr_curve(recipe, recipe.size or 224)
+        curve = schedule.lr_curve(recipe)
         fig = schedule.plot(curve, f"{recipe.name}: learning rate per batch ({recipe.epochs} epochs)")
         write_atomic(dest, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
         print(f"\nWritten: {dest}")
@@ -64,57 +63,29 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    recipes = [_with_overrides(r, args) for r in registry.resolve(args.names)]
-    if args.seeds < 1:
-        raise RecipeError(f"--seeds must be at least 1 (got {args.seeds}).")
-    from . import data, report  # fastai and torch load only once the names and overrides are known to be good
-    from .models import check_arch, check_weights
-    from .train import run
-    for r in recipes:                      # every problem surfaces before the first epoch
-        check_arch(r.arch)
-        check_weights(r.arch, r.weights)
-        stage_plan(r, r.size or 224)
-    for name in dict.fromkeys(r.dataset for r in recipes):
-        data.load(name)
-    jobs = [replace(r, seed=r.seed + k) for r in recipes for k in range(args.seeds)]
-    run_ids = []
-    for i, recipe in enumerate(jobs, 1):
-        print(f"[{i}/{len(jobs)}] {recipe.name} on {recipe.dataset} (seed {recipe.seed})", flush=True)
-        result = run(recipe, results=args.results, quiet=args.quiet, num_workers=args.workers)
-        acc = result.metrics["accuracy"]
-        tta = result.metrics.get("accuracy_tta")
-        print(f"    accuracy {100 * acc:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta is not None else "") +
-              f" in {result.metrics['wall_seconds']:.0f}s -> {result.run_dir}", flush=True)
-        run_ids.append(result.run_dir.name)
-    table = report.load_results(args.results)
-    runs = table[table["run_id"].isin(run_ids)]
-    summary = report.summarize(runs, reference=table)
-    outs = report.write_comparison(runs, summary, Path(args.results) / "last_run")
+    from . import report, sweep
+    if bool(args.names) == bool(args.config):
+        raise ToolkitError("Give experiment names (or patterns, or suites) to run, or --config RUN_DIR/recipe.json "
+                           "to replay a run, not both.")
+    context = _context(args)
+    names, reference = args.names, not args.no_reference
+    if args.config:
+        recipe, saved_context = sweep.replay(args.config)
+        names, context, reference = [recipe], {**saved_context, **context}, False
+    result = sweep.run(names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
+                       results=args.results, quiet=args.quiet, num_workers=args.workers)
     print()
-    print(report.to_markdown(summary))
-    print(f"\nWritten: {', '.join(map(str, outs))}")
+    print(report.to_markdown(result.summary))
+    print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from . import report
-
-    table = report.load_results(args.results)
-    if table.empty:
-        raise ToolkitError(f"No finished runs in {Path(args.results) / report.TABLE}; `toolkit run NAME` makes some.")
-    runs = table
-    if args.names:
-        patterns = [m for n in args.names for m in (registry.list_suites().get(n) or (n,))]
-        runs = runs[[any(fnmatch.fnmatchcase(e, p) for p in patterns) for e in runs["experiment"]]]
-    if args.dataset:
-        runs = runs[[d == args.dataset or Path(str(d)).name == Path(args.dataset).name for d in runs["dataset"]]]
-    if runs.empty:
-        raise ToolkitError("No finished run matches those experiment names / dataset; `toolkit compare` with no "
-                           "arguments compares everything in the table.")
-    summary = report.summarize(runs, reference=table)
-    outs = report.write_comparison(runs, summary, Path(args.out) if args.out else Path(args.results) / "compare")
+    from . import report, sweep
+    summary, written = sweep.compare(args.results, args.names, dataset=args.dataset, against=args.against,
+                                     out=args.out)
     print(report.to_markdown(summary))
-    print(f"\nWritten: {', '.join(map(str, outs))}")
+    print(f"\nWritten: {', '.join(map(str, written))}")
     return 0
 
 
@@ -152,10 +123,15 @@ def cmd_bench_data(args) -> int:
 
 
 def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
-    p.add_argument("--size", type=int, help="training image size in px")
-    p.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+    g = p.add_argument_group("context (applies to each recipe and to its reference alike)")
+    g.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
+    g.add_argument("--size", type=int, help="training image size in px (default: the dataset's)")
+    g.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--vary", action="append", metavar="KEY=VALUE",
+                   help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself (repeatable)")
+    g.add_argument("--against", metavar="NAME", help="compare every recipe with this one (default: each its parent)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -174,9 +150,13 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("run", help="run experiments, patterns or suites and print their comparison table")
-    p.add_argument("names", nargs="+", metavar="NAME|PATTERN|SUITE")
+    p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     _add_recipe_overrides(p)
     p.add_argument("--seeds", type=int, default=1, help="run each experiment with this many seeds (seed, seed+1, ...)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not run the references for the seeds they lack (differences need them)")
+    p.add_argument("--config", metavar="RUN_DIR/recipe.json",
+                   help="replay a run: the same recipe, seed and context (its reference is not run again)")
     p.add_argument("--results", default="results", help="results folder (default: ./results)")
     p.add_argument("--workers", type=int,
                    help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
@@ -186,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--against", metavar="NAME", help="compare every row with this recipe (default: each its parent)")
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
     p.set_defaults(func=cmd_compare)

@@ -1,197 +1,287 @@
-"""Run folders, the results table (one row per run), comparisons (mean +- std, delta vs baseline) and plots."""
+"""Comparison tables and plots, from the results table: read records, nothing else.
+
+`summarize` expects the table as `sweep.annotate` returns it: every row with its label settings and its
+reference's config_id. One summary line per (name, config_id): runs are pooled as seeds only when both are equal.
+Settings that every row of a table shares are said once, above it, rather than in every label.
+"""
 from __future__ import annotations
 
-import csv
-import fcntl
-import os
-import platform
-import re
-import secrets
-import subprocess
-import time
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from . import stats
 from .atomic import write_atomic
-from .data import Dataset
-from .recipe import Recipe
+from .recipe import label
 
-TABLE = "runs.csv"
-COLUMNS = ["run_id", "experiment", "dataset", "size", "epochs", "arch", "loader", "bs", "lr", "seed",
-           "accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "images_per_second",
-           "finished_at", "run_dir"]
-GROUP = ["experiment", "dataset", "size", "epochs", "arch", "loader"]  # runs that differ only in seed are pooled
-MATCH = ["dataset", "size", "epochs", "arch", "loader"]                # what a baseline must share
-
-
-def new_run_dir(results: str | Path, recipe: Recipe, ds: Dataset) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{recipe.name}-{Path(ds.name).name}-s{recipe.seed}")
-    run_dir = Path(results) / "runs" / f"{stamp}-{slug}-{secrets.token_hex(2)}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+GROUP = ["name", "config_id"]
+SHOWN = ["dataset", "size", "epochs", "arch", "loader"]  # context shown once above the table, or as columns
+SELF = "(reference)"
+_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict"]
+COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
+           "reference_changes", *SHOWN, "seeds", "n",
+           "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
+           *(f"delta_{k}" for k in _STATS), "accuracy_tta_mean", "tta_vs", *(f"delta_tta_{k}" for k in _STATS),
+           "wall_seconds", "n_valid"]
 
 
-def environment() -> dict:
-    """Versions, device and the toolkit's commit, written next to every run."""
-    import fastai
-    import timm
-    import torch
-    import torchvision
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "fastai": fastai.__version__, "timm": timm.__version__, "device": device,
-            "platform": platform.platform(), "toolkit_commit": _git_commit()}
-
-
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def result_row(recipe: Recipe, run_dir: Path, metrics: dict) -> dict:
-    r = recipe
-    return {"run_id": run_dir.name, "experiment": r.name, "dataset": r.dataset, "size": r.size,
-            "epochs": r.epochs, "arch": r.arch, "loader": r.loader, "bs": r.bs, "lr": r.lr, "seed": r.seed,
-            "accuracy": metrics["accuracy"], "valid_loss": metrics["valid_loss"],
-            "accuracy_tta": metrics.get("accuracy_tta", ""), "tta_seconds": metrics.get("tta_seconds", ""),
-            "wall_seconds": metrics["wall_seconds"], "images_per_second": metrics["images_per_second"],
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "run_dir": str(run_dir)}
-
-
-def append_result(results: str | Path, row: dict) -> None:
-    """Append one row to results/runs.csv under an exclusive lock, so concurrent runs never interleave.
-
-    A table written by an older version (fewer columns) is first rewritten with today's columns, atomically.
-    """
-    path = Path(results) / TABLE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(TABLE + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if path.exists() and path.stat().st_size:
-                with path.open(newline="") as fh:
-                    header = next(csv.reader(fh), [])
-                if header != COLUMNS:
-                    old = load_results(results)
-                    write_atomic(path, lambda p: old.reindex(columns=COLUMNS).to_csv(p, index=False))
-            with path.open("a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=COLUMNS)
-                if fh.tell() == 0:
-                    w.writeheader()
-                w.writerow(row)
-                fh.flush()
-                os.fsync(fh.fileno())
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def load_results(results: str | Path) -> pd.DataFrame:
-    path = Path(results) / TABLE
-    if not path.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    runs = pd.read_csv(path)
-    if "loader" not in runs:   # tables from before the packed loader: every run read the image folder
-        runs.insert(COLUMNS.index("loader"), "loader", "folder")
-    return runs
-
-
-def summarize(runs: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per recipe setting: seeds, accuracy mean and std, TTA accuracy, difference to the baseline, time.
-
-    The baseline for the difference is looked up in `reference` (default: `runs`) among runs with the same
-    dataset, size, epochs and architecture.
-    """
-    reference = runs if reference is None else reference
-    if runs.empty:
+def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
+    its reference (looked up in the whole `table`), its 95% interval and a verdict; the same with TTA."""
+    if rows.empty:
         return pd.DataFrame()
-    g = runs.groupby(GROUP, sort=False, dropna=False)
-    out = g.agg(seeds=("seed", "nunique"), runs=("run_id", "count"), accuracy_mean=("accuracy", "mean"),
-                accuracy_std=("accuracy", "std"), wall_seconds=("wall_seconds", "mean")).reset_index()
-    tta = pd.to_numeric(runs["accuracy_tta"], errors="coerce")
-    out["accuracy_tta_mean"] = runs.assign(_t=tta).groupby(GROUP, sort=False, dropna=False)["_t"].mean().values
-    out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
-    base = (reference[reference["experiment"] == "baseline"].groupby(MATCH, dropna=False)["accuracy"].mean()
-            .rename("baseline_accuracy").reset_index())
-    out = out.merge(base, on=MATCH, how="left")
-    out["delta_vs_baseline"] = out["accuracy_mean"] - out["baseline_accuracy"]
-    return out.drop(columns="baseline_accuracy")
+    lines = []
+    for (name, cid), g in rows.groupby(GROUP, sort=False):
+        first = g.iloc[0]
+        acc = g.groupby("seed")["accuracy"].mean()
+        ref_id = first["reference_config_id"]
+        refs = table[table["config_id"] == ref_id] if ref_id and ref_id != cid else table.iloc[:0]
+        ref_acc = refs.groupby("seed")["accuracy"].mean()
+        line = {"label": first["label"], "name": name, "config_id": cid, **{k: first[k] for k in SHOWN},
+                **{k: first[k] for k in ("reference", "reference_name", "changes", "reference_changes")},
+                "reference_config_id": ref_id,
+                "seeds": ",".join(str(int(s)) for s in acc.index), "wall_seconds": g["wall_seconds"].mean(),
+                "n_valid": g["n_valid"].max()}
+        line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
+        line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id)))
+        tta = g.groupby("seed")["accuracy_tta"].mean().dropna()
+        if len(tta):
+            ref_tta = refs.groupby("seed")["accuracy_tta"].mean().dropna()
+            line["accuracy_tta_mean"] = tta.mean()
+            line["tta_vs"] = "TTA" if len(ref_tta) else "plain"
+            line.update(_paired("delta_tta", tta, ref_tta if len(ref_tta) else ref_acc, False, bool(ref_id)))
+        if ref_id == cid:
+            line.update(reference="", reference_name="")
+        lines.append(line)
+    return pd.DataFrame(lines, columns=COLUMNS)
+
+
+def _prefixed(prefix: str, e: stats.Estimate) -> dict:
+    return {"n" if prefix == "accuracy" else f"{prefix}_pairs": e.n, f"{prefix}_mean": e.mean,
+            f"{prefix}_std": e.std, f"{prefix}_low": e.low, f"{prefix}_high": e.high, f"{prefix}_method": e.method}
+
+
+def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool) -> dict:
+    """The paired difference over the seeds both sides have, and its verdict."""
+    common = sorted(set(treatment.index) & set(reference.index))
+    if is_self:
+        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": SELF}
+    if not common:
+        why = "no runs of the reference" if has_ref and reference.empty else \
+            "no seeds in common" if has_ref else "no reference"
+        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": why}
+    diff = stats.paired_difference(treatment[common].values, reference[common].values)
+    out = _prefixed(prefix, diff)
+    out[f"{prefix}_verdict"] = stats.verdict(diff)
+    return out
+
+
+# --- the table as a reader sees it ---------------------------------------------------------------------
+
+def _pct(v, signed=False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def _interval(lo, hi, signed=False) -> str:
+    return "" if _pct(lo) == "" else f"[{_pct(lo, signed)}, {_pct(hi, signed)}]"
+
+
+def shared_settings(summary: pd.DataFrame) -> dict:
+    """Label settings that every row and every reference of a table has: said once, above the table.
+
+    A lone row without a reference keeps them in its label (`baseline [lr=0.01]`)."""
+    refs = summary["reference_changes"][summary["reference_name"].fillna("") != ""]
+    items = [json.loads(c or "{}") for c in [*summary["changes"], *refs]]
+    if len(items) < 2:
+        return {}
+    return {k: v for k, v in items[0].items() if all(i.get(k) == v for i in items[1:])}
+
+
+def labels(summary: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Each row's label and its reference's label, without the settings every row shares."""
+    shared = shared_settings(summary)
+
+    def short(name, items):
+        if not name:
+            return ""
+        return label(name, {k: v for k, v in json.loads(items or "{}").items() if shared.get(k) != v})
+    return ([short(n, c) for n, c in zip(summary["name"], summary["changes"])],
+            [short(n, c) for n, c in zip(summary["reference_name"].fillna(""), summary["reference_changes"])])
+
+
+def context_line(summary: pd.DataFrame) -> str:
+    """What every row shares, said once (e.g. `digits, 16 px, 4 epochs, xresnet18, packed loader, bs=128`)."""
+    shown = [_shown(k, summary[k].iloc[0]) for k in SHOWN if summary[k].nunique() == 1]
+    return ", ".join(shown + [f"{k}={v}" for k, v in shared_settings(summary).items()])
+
+
+def _shown(key: str, value) -> str:
+    if key == "dataset":
+        return Path(str(value)).name
+    if key in ("size", "epochs"):
+        n = int(value)
+        return f"{n} px" if key == "size" else f"{n} epoch{'s' if n != 1 else ''}"
+    return f"{value} loader" if key == "loader" else str(value)
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    """The comparison as a markdown table, accuracies in percent."""
+    """The comparison as a markdown table (accuracies and differences in percentage points) with its footnotes."""
     if summary.empty:
         return "(no finished runs to compare)"
-    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
-    table = pd.DataFrame({
-        "experiment": summary["experiment"], "dataset": summary["dataset"].map(lambda d: Path(str(d)).name),
-        "arch": summary["arch"], "loader": summary["loader"], "size": summary["size"], "epochs": summary["epochs"], "seeds": summary["seeds"],
-        "accuracy % (mean ± std)": [f"{100 * m:.1f} ± {100 * s:.1f}"
-                                    for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"])],
-        "accuracy TTA %": summary["accuracy_tta_mean"].map(pct),
-        "Δ vs baseline (pts)": summary["delta_vs_baseline"].map(lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
-        "time (s)": summary["wall_seconds"].map(lambda v: f"{v:.0f}"),
-    })
-    align = ["left"] * 4 + ["right"] * (len(table.columns) - 4)
-    return table.to_markdown(index=False, disable_numparse=True, colalign=align)
+    varying = [k for k in SHOWN if summary[k].nunique() > 1]
+    rows, refs = labels(summary)
+    t = pd.DataFrame({"experiment": rows, "vs": refs})
+    for k in varying:
+        t[k] = summary[k].map(lambda v, k=k: _shown(k, v))
+    t["n"] = summary["n"].astype(int).astype(str)
+    t["accuracy %"] = summary["accuracy_mean"].map(_pct)
+    t["std"] = summary["accuracy_std"].map(_pct)
+    t["95% CI"] = [_interval(lo, hi) for lo, hi in zip(summary["accuracy_low"], summary["accuracy_high"])]
+    t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
+    t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
+    t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
+    t["verdict"] = summary["delta_verdict"]
+    if summary["accuracy_tta_mean"].notna().any():
+        t["TTA %"] = summary["accuracy_tta_mean"].map(_pct)
+        t["Δ TTA pts [95% CI]"] = [
+            "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(lo, hi, True)} vs {vs}".replace("  ", " ")
+            for m, lo, hi, vs in zip(summary["delta_tta_mean"], summary["delta_tta_low"],
+                                     summary["delta_tta_high"], summary["tta_vs"].fillna(""))]
+        t["TTA verdict"] = summary["delta_tta_verdict"].fillna("")
+    t["time (s)"] = summary["wall_seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    left = 2 + len(varying)
+    align = ["left"] * left + ["right"] * (len(t.columns) - left)
+    align[list(t.columns).index("verdict")] = "left"
+    table = t.to_markdown(index=False, disable_numparse=True, colalign=align)
+    head = context_line(summary)
+    return (f"{head}\n\n" if head else "") + table + "\n\n" + footnotes(summary)
 
 
-def write_comparison(runs: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
-    """Write PREFIX.md, PREFIX.csv and PREFIX.png (per-epoch validation accuracy, final accuracy bars)."""
+def footnotes(summary: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for ss in summary["seeds"] for s in ss.split(",")})
+    notes = [
+        f"n: seeds per row (seeds used: {_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
+        "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
+        f"averaged over the pairs; its 95% CI is Student t on the paired differences "
+        f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs). Verdict: better / worse only when that interval "
+        f"excludes zero, from {stats.MIN_PAIRS} pairs; otherwise no clear difference, or need more seeds.",
+    ]
+    if (summary[["delta_method", "delta_tta_method"]] == "all equal").any(axis=None):
+        notes.append("A CI of zero width: every pair differed by exactly the same amount (e.g. the same model "
+                     "evaluated twice), so there is no spread to build an interval from.")
+    if summary["accuracy_tta_mean"].notna().any():
+        notes.append("Δ TTA: accuracy with TTA minus the reference's accuracy with TTA when it has TTA, else its "
+                     "plain accuracy (what TTA buys).")
+    for n_valid, group in summary.dropna(subset=["n_valid"]).groupby("n_valid"):
+        p = float(group["accuracy_mean"].mean())
+        notes.append(f"Noise floor: an accuracy near {100 * p:.1f}% measured on {int(n_valid):,} validation images "
+                     f"has a binomial standard error of {100 * stats.binomial_se(p, int(n_valid)):.1f} points "
+                     f"(one image = {100 / n_valid:.2f} points).")
+    notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
+                 f"{len(summary)} rows at once: across many rows, expect an occasional verdict by chance.")
+    return "\n".join(f"- {n}" for n in notes)
+
+
+def _ranges(seeds: list[int]) -> str:
+    """[42, 43, 44, 50] -> '42-44, 50'."""
+    out, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            out.append(str(start) if start == s else f"{start}-{s}")
+            start = None
+    return ", ".join(out)
+
+
+# --- files and plots ---------------------------------------------------------------------------------
+
+def write_comparison(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """Write PREFIX.md, PREFIX.csv and PREFIX.png (seeds, differences with intervals, accuracy per epoch)."""
     prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     outs = [prefix.with_suffix(".md"), prefix.with_suffix(".csv"), prefix.with_suffix(".png")]
     write_atomic(outs[0], lambda p: Path(p).write_text(to_markdown(summary) + "\n"))
     write_atomic(outs[1], lambda p: summary.to_csv(p, index=False))
-    write_atomic(outs[2], lambda p: plot(runs, summary).savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    fig = plot(rows, summary)
+    write_atomic(outs[2], lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
     return outs
 
 
-def epoch_curves(runs: pd.DataFrame) -> pd.DataFrame:
+def epoch_curves(rows: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch validation accuracy of every run, read back from the run folders' epochs.csv."""
     frames = []
-    for _, r in runs.iterrows():
+    for _, r in rows.iterrows():
         path = Path(r["run_dir"]) / "epochs.csv"
         if path.exists():
-            frames.append(pd.read_csv(path).assign(**{k: r[k] for k in GROUP}, run_id=r["run_id"]))
+            frames.append(pd.read_csv(path).assign(name=r["name"], config_id=r["config_id"], run_id=r["run_id"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot(runs: pd.DataFrame, summary: pd.DataFrame):
+VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.UNCLEAR: "tab:gray",
+                  stats.MORE_SEEDS: "tab:orange"}
+
+
+def plot(rows: pd.DataFrame, summary: pd.DataFrame):
+    """Three panels: every seed's accuracy (mean and 95% CI), Δ vs the reference with its 95% CI and a line at
+    zero (a forest plot), and validation accuracy per epoch (mean over seeds)."""
     import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    curves = epoch_curves(runs)
-    detailed = summary[MATCH].nunique().max() > 1  # settings differ between rows: say which is which
-    labels = [f"{e} ({Path(str(d)).name}, {s}px, {a}, {ld})" if detailed else e
-              for e, d, s, a, ld in zip(summary["experiment"], summary["dataset"], summary["size"], summary["arch"],
-                                        summary["loader"])]
+    k = len(summary)
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, max(3.8, 0.42 * k + 1.8)),
+                                        gridspec_kw={"width_ratios": [1.1, 1.1, 1]})
+    ys = list(range(k))[::-1]  # first row at the top
+    names, refs = labels(summary)
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        g = rows[(rows["name"] == s["name"]) & (rows["config_id"] == s["config_id"])]
+        ax1.scatter(100 * g["accuracy"], [y] * len(g), s=22, color="tab:blue", alpha=0.7, zorder=3)
+        if pd.notna(s["accuracy_low"]):
+            ax1.plot([100 * s["accuracy_low"], 100 * s["accuracy_high"]], [y, y], color="black", lw=1.5, zorder=2)
+        ax1.scatter([100 * s["accuracy_mean"]], [y], marker="|", s=250, color="black", zorder=4)
+    ax1.set_yticks(ys, names, fontsize=8)
+    ax1.set_ylim(-0.7, k - 0.3)
+    ax1.set(xlabel="validation accuracy (%)", title="Every seed (dots), mean and 95% CI (black)")
+    ax1.grid(axis="x", alpha=0.3)
+
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        mean = s["delta_mean"]
+        if pd.isna(mean):
+            ax2.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
+            continue
+        color = VERDICT_COLORS.get(s["delta_verdict"], "black")
+        if pd.notna(s["delta_low"]):
+            ax2.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
+        ax2.scatter([100 * mean], [y], color=color, s=30, zorder=3)
+        ax2.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
+                 ha="center", color=color)
+    ax2.axvline(0, color="black", lw=1)
+    ax2.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
+    ax2.set_ylim(-0.7, k - 0.3)
+    ax2.set(xlabel="Δ accuracy vs reference (percentage points)",
+            title="Paired difference with its reference, 95% CI")
+    ax2.grid(axis="x", alpha=0.3)
+    lo, hi = ax2.get_xlim()
+    span = max(abs(lo), abs(hi), 0.5)
+    ax2.set_xlim(-span, span)  # zero in the middle: neither side looks bigger than it is
+
+    curves = epoch_curves(rows)
     if not curves.empty:
-        for label, (_, row) in zip(labels, summary.iterrows()):
-            sel = curves
-            for k in GROUP:
-                sel = sel[sel[k] == row[k]]
+        for name, (_, s) in zip(names, summary.iterrows()):
+            sel = curves[(curves["name"] == s["name"]) & (curves["config_id"] == s["config_id"])]
             mean = sel.groupby("epoch")["accuracy"].mean()
-            ax1.plot(mean.index + 1, 100 * mean.values, marker="o", label=label)
-        ax1.legend(fontsize=8)
-    ax1.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax1.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
-    ax1.grid(alpha=0.3)
-    ax2.bar(range(len(summary)), 100 * summary["accuracy_mean"], yerr=100 * summary["accuracy_std"], capsize=4,
-            color="tab:blue", alpha=0.8)
-    ax2.set_xticks(range(len(summary)), labels, rotation=30, ha="right", fontsize=8)
-    lo = 100 * (summary["accuracy_mean"] - summary["accuracy_std"]).min()
-    ax2.set_ylim(max(0, lo - 10), min(100, 100 * (summary["accuracy_mean"] + summary["accuracy_std"]).max() + 3))
-    ax2.set(ylabel="final accuracy (%)", title="Final accuracy (mean ± std over seeds)")
-    ax2.grid(axis="y", alpha=0.3)
+            ax3.plot(mean.index + 1, 100 * mean.values, marker="o", ms=3, label=name)
+        ax3.legend(fontsize=7)
+    ax3.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    if not curves.empty and curves["epoch"].nunique() == 1:
+        ax3.set_xlim(0.5, 1.5)
+    ax3.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
+    ax3.grid(alpha=0.3)
+    head = context_line(summary)
+    if head:
+        fig.suptitle(head, fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # the caller saves or displays it; closing avoids a second copy in notebooks
     return fig

@@ -1,4 +1,8 @@
-"""run(recipe) -> Result: build the Learner, fit its stages, evaluate (and TTA), write the run folder."""
+"""run(recipe) -> metrics: build the Learner, fit its stages, evaluate (and TTA). Nothing here knows the results table.
+
+Data flows one way: a resolved recipe -> its data (toolkit/pipeline.py) -> a Learner -> metrics; the caller
+(toolkit/sweep.py, or a notebook) records them (toolkit/runs.py).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +10,6 @@ import csv
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastai.callback.core import Callback
@@ -17,23 +20,13 @@ from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
-from fastai.vision.core import imagenet_stats
 
-from . import data, report, schedule
-from .loader import pack_stats, packed_dataloaders
-from .pack import Pack, ensure_pack, stored_size
-from .atomic import write_json
-from .errors import RunInterrupted
+from . import schedule
+from .data import resolve
 from .mix import Mix
 from .models import check_arch, check_weights, create_model
-from .recipe import Recipe, stage_plan
-
-
-@dataclass
-class Result:
-    recipe: Recipe     # resolved: `size` filled in from the dataset when the recipe left it to the dataset
-    run_dir: Path
-    metrics: dict      # accuracy, valid_loss, [accuracy_tta, tta_seconds], wall_seconds, images_per_second, ...
+from .pipeline import Data, dataloaders, prepare
+from .recipe import Recipe
 
 
 class EpochLog(Callback):
@@ -43,8 +36,8 @@ class EpochLog(Callback):
     """
     order = Recorder.order + 1  # after the Recorder has computed this epoch's values
 
-    def __init__(self, path: Path):
-        self.path, self.stage, self.size, self.epoch_done = Path(path), 0, 0, 0
+    def __init__(self, path: Path | None):
+        self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
         self.train_seconds, self.train_images = 0.0, 0
 
     def before_train(self):
@@ -65,6 +58,9 @@ class EpochLog(Callback):
                **dict(zip(names, self.learn.recorder.values[-1])),
                "train_seconds": round(self._epoch_seconds, 3),
                "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2)}
+        self.epoch_done += 1
+        if self.path is None:
+            return
         new = not self.path.exists()
         with self.path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(row))
@@ -72,7 +68,6 @@ class EpochLog(Callback):
                 w.writeheader()
             w.writerow(row)
             fh.flush()
-        self.epoch_done += 1
 
 
 class DeferInterrupt(Callback):
@@ -117,87 +112,48 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
                    cbs=[*extra, *cbs])
 
 
-def dataloaders(recipe: Recipe, ds: data.Dataset, size: int, pack: Pack | None = None,
-                num_workers: int | None = None, prefetch: int | None = None):
-    """The recipe's DataLoaders at `size` px: from `pack` (loader=packed) or from the image folder (loader=folder)."""
-    extra = [policy(recipe, ds)] if recipe.autoaug else []
-    if recipe.loader == "folder":
-        return data.dataloaders(ds, size, bs=recipe.bs, presize=recipe.presize, min_scale=recipe.min_scale,
-                                normalize=recipe.normalize, num_workers=num_workers, extra_tfms=extra)
-    stats = (imagenet_stats if recipe.normalize == "imagenet" else
-             pack_stats(pack, size) if recipe.normalize == "data" else None)
-    return packed_dataloaders(pack, size, bs=recipe.bs, min_scale=recipe.min_scale, presize=recipe.presize,
-                              normalize_stats=stats, aug=ds.aug, prefetch=prefetch, extra_tfms=extra)
+def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, quiet: bool = False,
+        num_workers: int | None = None, cbs=()) -> dict:
+    """Train and evaluate one recipe; returns its metrics. Ctrl-C raises KeyboardInterrupt at a batch boundary.
 
-
-def policy(recipe: Recipe, ds: data.Dataset):
-    """The recipe's automatic-augmentation policy, within the dataset's limits (digits: small rotations only)."""
-    from .autoaug import BatchPolicy, parse_ops
-    return BatchPolicy(recipe.autoaug, recipe.autoaug_n, recipe.autoaug_m,
-                       parse_ops(recipe.autoaug_ops, recipe.autoaug_add), max_rotate=ds.aug.get("max_rotate"))
-
-
-def pack_for(recipe: Recipe, ds: data.Dataset, plan, quiet: bool = False) -> Pack | None:
-    """The pack a packed recipe reads (built on first use): stored at presize x its largest stage size."""
-    if recipe.loader != "packed":
-        return None
-    return ensure_pack(ds, stored_size(max(p[0] for p in plan), recipe.presize), quiet=quiet)
-
-
-def run(recipe: Recipe, results: str | Path = "results", quiet: bool = False,
-        num_workers: int | None = None, cbs=()) -> Result:
-    """Train and evaluate one recipe; everything it produces goes into a new folder under `results`/runs."""
+    `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
+    finished epoch, flushed at once, so an interrupted run keeps its finished epochs.
+    """
+    recipe = resolve(recipe)
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
-    ds = data.load(recipe.dataset)
-    recipe = replace(recipe, size=recipe.size or ds.default_size)
-    plan = stage_plan(recipe, recipe.size)
-    pack = pack_for(recipe, ds, plan, quiet=quiet)
-    run_dir = report.new_run_dir(results, recipe, ds)
-    write_json(run_dir / "recipe.json", {**recipe.to_dict(), "dataset_path": str(ds.path),
-                                         "stage_plan": plan, "skipped_files": list(ds.bad_files),
-                                         "pack": str(pack.path) if pack else None})
-    write_json(run_dir / "env.json", report.environment())
-
+    data = data or prepare(recipe, quiet=quiet)
     set_seed(recipe.seed, reproducible=True)
-    dl_kw = dict(pack=pack, num_workers=num_workers)
-    log, interrupt = EpochLog(run_dir / "epochs.csv"), DeferInterrupt()
-    learn = build_learner(recipe, dataloaders(recipe, ds, plan[0][0], **dl_kw), cbs=[log, interrupt, *cbs])
-
+    epochs, interrupt = EpochLog(log), DeferInterrupt()
+    learn = build_learner(recipe, dataloaders(recipe, data, data.plan[0][0], num_workers=num_workers),
+                          cbs=[epochs, interrupt, *cbs])
     t0 = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
             if quiet:
                 stack.enter_context(learn.no_bar())
                 stack.enter_context(learn.no_logging())
-            for i, (size, n, lr, how) in enumerate(plan):
-                if i and size != plan[i - 1][0]:
-                    learn.dls = dataloaders(recipe, ds, size, **dl_kw)   # progressive resizing: swap the data only
-                log.stage, log.size = i, size
+            for i, (size, n, lr, how) in enumerate(data.plan):
+                if i and size != data.plan[i - 1][0]:   # progressive resizing: swap the data only
+                    learn.dls = dataloaders(recipe, data, size, num_workers=num_workers)
+                epochs.stage, epochs.size = i, size
                 schedule.fit(learn, n, lr, how, recipe)
-            values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
-            metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
-            if recipe.tta:
-                t = time.perf_counter()
-                preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
-                metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n,
-                               tta_beta=recipe.tta_beta, tta_seconds=round(time.perf_counter() - t, 3))
-    except KeyboardInterrupt:
-        done = max(0, len(log.path.read_text().splitlines()) - 1) if log.path.exists() else 0
-        write_json(run_dir / "status.json", {"status": "interrupted", "epochs_done": done})
-        raise RunInterrupted(
-            f"Interrupted during {recipe.name!r} after {done} finished epoch(s). Their metrics are kept in "
-            f"{run_dir / 'epochs.csv'}; the results table was left as it was (this run is not in it).") from None
-    except Exception as e:
-        write_json(run_dir / "status.json", {"status": "failed", "error": f"{type(e).__name__}: {e}"})
-        raise
+            metrics = evaluate(learn, recipe)
     finally:
         interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore Ctrl-C here too
-    metrics.update(wall_seconds=round(time.perf_counter() - t0, 3), train_seconds=round(log.train_seconds, 3),
-                   images_per_second=round(log.train_images / max(log.train_seconds, 1e-9), 2),
-                   epochs_done=log.epoch_done, n_train=ds.n_train, n_valid=len(ds.files["val"]))
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "status.json", {"status": "finished", "epochs_done": log.epoch_done})
-    report.append_result(results, report.result_row(recipe, run_dir, metrics))
-    return Result(recipe, run_dir, metrics)
+    return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
+            "train_seconds": round(epochs.train_seconds, 3),
+            "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
+            "epochs_done": epochs.epoch_done, "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
 
+
+def evaluate(learn: Learner, recipe: Recipe) -> dict:
+    """Final validation accuracy and loss (from the last epoch), and with `recipe.tta` the accuracy under TTA."""
+    values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+    metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
+    if recipe.tta:
+        t = time.perf_counter()
+        preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
+        metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n, tta_beta=recipe.tta_beta,
+                       tta_seconds=round(time.perf_counter() - t, 3))
+    return metrics

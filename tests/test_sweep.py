@@ -1,0 +1,107 @@
+"""Sweeps: planning jobs with their references, variants, labels, replays, and a verdict from real runs."""
+import json
+from dataclasses import replace
+
+import pytest
+
+from toolkit import registry, runs, sweep
+from toolkit.data import resolve
+from toolkit.errors import RecipeError, RegistryError
+from toolkit.recipe import config_id
+
+DIGITS = {"dataset": "digits", "arch": "xresnet18"}
+
+
+def roles(jobs):
+    return [(j.role, j.recipe.name, j.recipe.seed) for j in jobs]
+
+
+def test_a_recipe_runs_after_its_reference_for_the_seeds_the_reference_lacks():
+    jobs = sweep.plan(["mixup"], sweep.context_of(DIGITS), seeds=2)
+    assert roles(jobs) == [("reference", "normalize", 42), ("recipe", "mixup", 42),
+                           ("reference", "normalize", 43), ("recipe", "mixup", 43)]
+    normalize = config_id(jobs[0].recipe)
+    assert roles(sweep.plan(["mixup"], sweep.context_of(DIGITS), seeds=2, done={(normalize, 42)})) == [
+        ("recipe", "mixup", 42), ("reference", "normalize", 43), ("recipe", "mixup", 43)]
+    assert roles(sweep.plan(["mixup"], sweep.context_of(DIGITS), reference=False)) == [("recipe", "mixup", 42)]
+
+
+def test_context_applies_to_the_reference_too():
+    ctx = sweep.context_of(["lr=1e-2"], epochs=3, **DIGITS)
+    ref, rec = sweep.plan(["label_smoothing"], ctx)
+    assert (ref.recipe.lr, ref.recipe.epochs, rec.recipe.lr, rec.recipe.epochs) == (1e-2, 3, 1e-2, 3)
+    assert ref.recipe.name == "normalize" and ref.context == rec.context == ctx
+
+
+def test_a_suite_that_holds_its_references_adds_no_runs():
+    jobs = sweep.plan(["chapter7"], sweep.context_of(DIGITS), seeds=3)
+    assert len(jobs) == 8 * 3 and all(j.role == "recipe" for j in jobs)
+
+
+def test_vary_makes_a_variant_compared_with_the_recipe_itself():
+    jobs = sweep.plan(["mixup"], sweep.context_of(DIGITS), vary=["lr=1e-2"])
+    assert roles(jobs) == [("reference", "mixup", 42), ("recipe", "mixup [lr=0.01]", 42)]
+    assert jobs[1].recipe.parent == "mixup" and jobs[1].recipe.lr == 1e-2 and jobs[0].recipe.lr == 3e-3
+
+
+def test_against_fixes_the_reference():
+    jobs = sweep.plan(["mixup", "tta"], sweep.context_of(DIGITS), against="baseline")
+    assert roles(jobs) == [("reference", "baseline", 42), ("recipe", "mixup", 42), ("recipe", "tta", 42)]
+    with pytest.raises(RegistryError, match="Did you mean: baseline"):
+        sweep.plan(["mixup"], against="basline")
+
+
+def test_labels_name_what_differs_from_the_registered_recipe():
+    base = registry.get("baseline")
+    assert sweep.label_of(resolve(replace(base, dataset="digits", arch="xresnet18", epochs=2))) == "baseline"
+    assert sweep.label_of(resolve(replace(base, dataset="digits", lr=1e-2))) == "baseline [lr=0.01]"
+    assert sweep.label_of(resolve(replace(base, dataset="digits", lr=1e-2, bs=32))) == "baseline [bs=32, lr=0.01]"
+
+
+def test_bad_context_is_an_error_before_anything_runs():
+    with pytest.raises(RecipeError, match="Unknown recipe key 'lrr'"):
+        sweep.context_of(["lrr=1"])
+    with pytest.raises(RecipeError, match="--seeds must be at least 1"):
+        sweep.plan(["baseline"], seeds=0)
+
+
+@pytest.fixture
+def too_small_lr():
+    """A registered recipe whose learning rate is far too small; its parent is the baseline."""
+    recipe = registry.register(registry.derive(registry.get("baseline"), "lr_far_too_small", lr=1e-6))
+    yield recipe
+    registry._experiments.pop(recipe.name)
+
+
+def test_a_learning_rate_far_too_small_is_judged_worse(too_small_lr, results):
+    """Real runs on digits, 3 seeds each: the verdict is `worse`, from the parent and with --against alike."""
+    ctx = sweep.context_of({"epochs": 2, **DIGITS})
+    done = sweep.run(["lr_far_too_small"], ctx, seeds=3, results=results, quiet=True, log=lambda *a: None)
+    assert roles(done.jobs)[:2] == [("reference", "baseline", 42), ("recipe", "lr_far_too_small", 42)]
+    assert len(runs.load_table(results)) == 6
+    row = done.summary.set_index("name").loc["lr_far_too_small"]
+    assert row["reference_name"] == "baseline" and row["delta_pairs"] == 3
+    assert row["delta_high"] < 0 and row["delta_verdict"] == "worse"
+    summary, written = sweep.compare(results, against="baseline", out=results / "vs_baseline")
+    again = summary.set_index("name").loc["lr_far_too_small"]
+    assert again["delta_verdict"] == "worse" and again["delta_mean"] == pytest.approx(row["delta_mean"])
+    assert all(p.exists() for p in written)
+
+
+def test_a_replayed_run_has_the_same_config_and_accuracy(tiny, results):
+    ctx = sweep.context_of({"dataset": str(tiny), "size": 32, "epochs": 1, "bs": 16, "arch": "xresnet18"})
+    first = sweep.run(["normalize"], ctx, reference=False, results=results, quiet=True, log=lambda *a: None)
+    row = first.rows.iloc[0]
+    recipe, context = sweep.replay(f"{row['run_dir']}/recipe.json")
+    assert context == ctx and recipe.seed == 42 and recipe.name == "normalize"
+    again = sweep.run([recipe], context, reference=False, results=results, quiet=True, log=lambda *a: None).rows
+    assert again["config_id"].iloc[0] == row["config_id"] and again["accuracy"].iloc[0] == row["accuracy"]
+    assert again["run_id"].iloc[0] != row["run_id"]
+
+
+def test_replaying_something_that_is_not_a_run_is_a_clear_error(tmp_path):
+    (tmp_path / "recipe.json").write_text(json.dumps({"lr": "fast"}))
+    with pytest.raises(Exception, match="Cannot replay|lr must be"):
+        sweep.replay(tmp_path / "recipe.json")
+    with pytest.raises(Exception, match="Cannot replay"):
+        sweep.replay(tmp_path / "nothing.json")

@@ -1,0 +1,273 @@
+"""A sweep: names -> checked jobs (recipe x seed, paired with their references) -> runs -> records -> summary.
+
+The launcher (`toolkit run`, `toolkit compare`) and notebooks call `run` and `compare` here, so they plan,
+check, record and compare the same way.
+
+Vocabulary:
+  context    overrides that apply to a recipe and to its reference alike (--dataset, --size, --epochs, --set)
+  vary       overrides that make a variant `NAME [k=v]` of a recipe, compared with NAME itself (--vary)
+  reference  what a recipe is compared with: `against` if given, else its parent, else the baseline,
+             always under the same context; run for the seeds it lacks unless `reference=False`
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from . import registry, runs
+from .data import canonical_name, load, resolve
+from .errors import RecipeError, RegistryError, RunInterrupted, ToolkitError
+from .recipe import METADATA, Recipe, apply_overrides, changes, config_id, format_value, label, stage_plan
+
+SHOWN = ("dataset", "size", "epochs", "arch", "loader")  # settings a table shows as columns, not in the labels
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to do: a resolved recipe (with its seed) and the context it was asked for under."""
+    recipe: Recipe
+    context: dict
+    role: str = "recipe"   # "recipe", or "reference" (run so that a recipe has something to be compared with)
+
+    @property
+    def key(self) -> tuple:
+        return self.recipe.name, config_id(self.recipe), self.recipe.seed
+
+
+@dataclass
+class Sweep:
+    """What `run` did: the jobs, their rows in the results table, and the comparison of everything involved."""
+    jobs: list[Job]
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    written: list[Path]
+
+
+# --- planning ----------------------------------------------------------------------------------------
+
+def context_of(overrides: dict | list | None = None, **settings) -> dict:
+    """The context as recorded: {key: value as text}, checked against the recipe's fields, dataset canonical."""
+    pairs = _pairs(overrides)
+    pairs.update({k: v for k, v in settings.items() if v is not None})
+    apply_overrides(Recipe(), pairs)  # unknown keys and bad values fail here, before anything runs
+    out = {k: str(v) for k, v in sorted(pairs.items())}
+    if "dataset" in out:
+        out["dataset"] = canonical_name(out["dataset"])
+    return out
+
+
+def _pairs(overrides) -> dict:
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"Override {item!r} is not of the form key=value (for example --set lr=1e-3).")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
+    """`recipe` with the treatment `vary` applied, named `NAME [k=v, ...]` and compared with `recipe`."""
+    pairs = _pairs(vary)
+    if not pairs:
+        return recipe
+    varied = apply_overrides(recipe, pairs)
+    label = ", ".join(f"{k}={format_value(getattr(varied, k))}" for k in pairs)
+    return replace(varied, name=f"{recipe.name} [{label}]", parent=recipe.name)
+
+
+def reference_recipe(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
+    """The resolved recipe that `recipe` is compared with: its reference under the same context."""
+    name = registry.reference_name(recipe, against)
+    return _reference(name, json.dumps(context, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(name: str, context_json: str) -> Recipe:
+    return resolve(apply_overrides(registry.get(name), json.loads(context_json)))
+
+
+def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
+         reference: bool = True, done=frozenset()) -> list[Job]:
+    """The jobs of a sweep: every recipe x seed, each preceded by the reference runs it lacks.
+
+    `names`: experiment names, wildcard patterns, suites, or Recipe objects (a notebook's own variants).
+    `done`: (config_id, seed) pairs already in the results table; a reference is not run again for those.
+    """
+    if seeds < 1:
+        raise RecipeError(f"--seeds must be at least 1 (got {seeds}).")
+    context = context or {}
+    if against is not None:
+        registry.get(against)  # an unknown name fails here, with close matches
+    recipes = []
+    for item in [names] if isinstance(names, (str, Recipe)) else names:
+        for r in [item] if isinstance(item, Recipe) else registry.resolve(item):
+            recipes.append(variant(apply_overrides(r, context), vary))
+    jobs: dict[tuple, Job] = {}
+    for r in recipes:
+        r = resolve(r)
+        ref = reference_recipe(r, context, against) if reference else None
+        for seed in range(r.seed, r.seed + seeds):
+            if ref is not None and config_id(ref) != config_id(r) and (config_id(ref), seed) not in done:
+                job = Job(replace(ref, seed=seed), context, "reference")
+                jobs.setdefault(job.key, job)
+            job = Job(replace(r, seed=seed), context)
+            if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
+                jobs[job.key] = job
+    return list(jobs.values())
+
+
+def replay(path: str | Path) -> tuple[Recipe, dict]:
+    """The recipe and context of a run, from its recipe.json (other keys ignored), to run it again."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "recipe.json"
+    try:
+        saved = json.loads(path.read_text())
+        return Recipe.from_dict(saved), dict(saved.get("context", {}))
+    except (OSError, ValueError, TypeError) as e:
+        raise ToolkitError(f"Cannot replay {path}: {type(e).__name__}: {e}. Pass the recipe.json of a run folder "
+                           f"(RESULTS/runs/<run>/recipe.json).") from None
+
+
+def check(jobs: list[Job]) -> dict:
+    """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
+    from .models import check_arch, check_weights  # torch loads only once names and overrides are known good
+    for job in jobs:
+        check_arch(job.recipe.arch)
+        check_weights(job.recipe.arch, job.recipe.weights)
+        stage_plan(job.recipe, job.recipe.size)
+    return {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+def run_job(job: Job, results: str | Path, datasets: dict | None = None, quiet: bool = False,
+            num_workers: int | None = None, cbs=()) -> dict:
+    """Run one job in this process and record it; returns its row in the results table."""
+    from . import pipeline, train
+    recipe = job.recipe
+    data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), quiet=quiet)
+    run_dir = runs.new_run_dir(results, recipe)
+    runs.start(run_dir, recipe, job.context, data)
+    try:
+        metrics = train.run(recipe, data, log=run_dir / "epochs.csv", quiet=quiet, num_workers=num_workers, cbs=cbs)
+    except KeyboardInterrupt:
+        done = runs.epochs_done(run_dir)
+        runs.mark(run_dir, "interrupted", epochs_done=done)
+        raise RunInterrupted(
+            f"Interrupted during {recipe.name!r} after {done} finished epoch(s). Their metrics are kept in "
+            f"{run_dir / 'epochs.csv'}; the results table keeps every finished run (this one is not in it).") from None
+    except Exception as e:
+        runs.mark(run_dir, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    return runs.finish(results, run_dir, recipe, job.context, metrics)
+
+
+def run(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
+        reference: bool = True, results: str | Path = "results", quiet: bool = False,
+        num_workers: int | None = None, out: str | Path | None = None, log=print) -> Sweep:
+    """Plan, check, run and record a sweep, then compare everything it involved; see the module docstring."""
+    table = runs.load_table(results)
+    done = frozenset(zip(table["config_id"], table["seed"].astype(int))) if len(table) else frozenset()
+    jobs = plan(names, context, vary, against, seeds, reference, done)
+    datasets = check(jobs)
+    run_ids = []
+    for i, job in enumerate(jobs, 1):
+        r = job.recipe
+        log(f"[{i}/{len(jobs)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
+            f"{Path(r.dataset).name} (seed {r.seed})")
+        row = run_job(job, results, datasets, quiet=quiet, num_workers=num_workers)
+        tta = row.get("accuracy_tta")
+        log(f"    accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta != "" else "")
+            + f" in {row['wall_seconds']:.0f}s -> {row['run_dir']}")
+        run_ids.append(row["run_id"])
+    table = runs.load_table(results)
+    involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
+    rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
+    summary, written = _summarize_and_write(rows, table, against, Path(out or Path(results) / "last_run"))
+    return Sweep(jobs, table[table["run_id"].isin(run_ids)], summary, written)
+
+
+# --- comparing ---------------------------------------------------------------------------------------
+
+def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
+            out: str | Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Compare finished runs in the results table (all, or those matching `names` / `dataset`)."""
+    table = runs.load_table(results)
+    if table.empty:
+        raise ToolkitError(f"No finished runs in {Path(results) / runs.TABLE}; `toolkit run NAME` makes some.")
+    if against is not None:
+        registry.get(against)
+    rows = table
+    if names:
+        import fnmatch
+        patterns = [m for n in names for m in (registry.list_suites().get(n) or (n,))]
+        rows = rows[[any(fnmatch.fnmatchcase(e, p) for p in patterns) for e in rows["name"]]]
+    if dataset:  # a name, a path, or just the folder's name
+        rows = rows[[d == dataset or Path(d).name == Path(dataset).name for d in rows["dataset"]]]
+    if rows.empty:
+        raise ToolkitError("No finished run matches those experiment names / dataset; `toolkit compare` with no "
+                           "arguments compares everything in the table.")
+    return _summarize_and_write(rows, table, against, Path(out or Path(results) / "compare"))
+
+
+def _summarize_and_write(rows, table, against, prefix: Path):
+    from . import report
+    table = annotate(table, against)
+    summary = report.summarize(table.loc[rows.index], table)
+    return summary, report.write_comparison(table.loc[rows.index], summary, prefix)
+
+
+def annotate(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
+    """The table with what a report needs to label and pair each row: its label and label settings, and its
+    reference's name, label settings and config_id (see `reference_recipe`)."""
+    cols = ["label", "changes", "reference", "reference_name", "reference_changes", "reference_config_id"]
+    if table.empty:
+        return table.assign(**{c: [] for c in cols})
+    out, missing = {c: [] for c in cols}, {}
+    for _, row in table.iterrows():
+        recipe = runs.row_recipe(row)
+        items = label_changes(recipe)
+        out["label"].append(label(recipe.name, items))
+        out["changes"].append(json.dumps(items))
+        try:
+            ref = reference_recipe(recipe, json.loads(row["context"] or "{}"), against)
+            ref_items = label_changes(ref)
+            values = [label(ref.name, ref_items), ref.name, json.dumps(ref_items), config_id(ref)]
+        except (ToolkitError, ValueError) as e:  # the reference is no longer registered, or its data is gone
+            missing[row["name"]] = str(e)
+            values = ["", "", "{}", ""]
+        for c, v in zip(cols[2:], values):
+            out[c].append(v)
+    for name, why in missing.items():
+        warnings.warn(f"no reference for {name!r}, so no difference is shown for it: {why}", stacklevel=2)
+    return table.assign(**out)
+
+
+def label_of(recipe: Recipe) -> str:
+    """`baseline [lr=0.01]`: the recipe's name and the settings in which it differs from its registered self."""
+    return label(recipe.name, label_changes(recipe))
+
+
+def label_changes(recipe: Recipe) -> dict[str, str]:
+    """The settings a recipe's label adds to its name: where it differs from the registered recipe it stands for
+    (for a variant `NAME [k=v]`: from NAME, beyond k). Settings shown as table columns are left out."""
+    base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN}
+    if base is None:
+        bracket = re.fullmatch(rf"{re.escape(recipe.parent)} \[(.*)\]", recipe.name) if recipe.parent else None
+        base = registry.registered(recipe.parent) if bracket else None
+        if base is None:
+            return {}
+        skip |= set(re.findall(r"(?:^|, )(\w+)=", bracket.group(1)))
+    return {k: format_value(v) for k, v in changes(recipe, base, skip=skip).items()}
