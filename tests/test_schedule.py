@@ -1,4 +1,5 @@
 """Learning-rate schedules as recipe data, and the curve `toolkit show --plot` draws."""
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def test_warmup_then_hold_then_decay_every_epoch():
 
 @pytest.mark.parametrize("schedule", ["one_cycle", "flat_cos", "warmup_exp"])
 def test_curves_follow_fastai_and_peak_at_lr(schedule):
-    c = lr_curve(Recipe(epochs=4, lr=1e-2, schedule=schedule), 64, batches_per_epoch=10)
+    c = lr_curve(Recipe(epochs=4, lr=1e-2, schedule=schedule, size=64), batches_per_epoch=10)
     assert len(c) == 40 and c["lr"].max() == pytest.approx(1e-2, rel=1e-3)
     if schedule != "warmup_exp":
         assert c["lr"].iloc[-1] < 2e-3                          # the annealing ones end low
@@ -37,7 +38,7 @@ def test_curves_follow_fastai_and_peak_at_lr(schedule):
 
 def test_stages_are_laid_end_to_end():
     r = Recipe(epochs=4, stages=((0.5, 0.5, 3e-3, "one_cycle"), (1.0, 0.5, 1e-3, "fine_tune")))
-    c = lr_curve(r, 64, batches_per_epoch=5)
+    c = lr_curve(replace(r, size=64), batches_per_epoch=5)
     assert c["stage"].tolist() == [0] * 10 + [1] * 10 and c["size"].tolist() == [32] * 10 + [64] * 10
     assert c["epoch"].is_monotonic_increasing and c["epoch"].iloc[-1] == pytest.approx(3.8)
 

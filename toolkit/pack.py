@@ -253,9 +253,9 @@ def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int 
 
     `size` defaults to the dataset's default training size, the one a recipe without --size uses.
     """
-    from .data import load
+    from .data import default_size, load
     ds = load(spec)
-    side = stored_size(size or ds.default_size, presize)
+    side = stored_size(size or default_size(spec), presize)
     existing = open_pack(pack_dir(ds, side), ds, side)
     if existing is not None:
         log("Up to date. " + describe(existing))

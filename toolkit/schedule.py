@@ -43,8 +43,8 @@ def fit(learn, n_epoch: int, lr: float, how: str, recipe) -> None:
         learn.fit_one_cycle(n_epoch, lr)
 
 
-def lr_curve(recipe, size: int | None = None, batches_per_epoch: int = 20):
-    """The learning rate at every batch of the recipe's stages, recorded from fastai's own fit methods.
+def lr_curve(recipe, batches_per_epoch: int = 20):
+    """The learning rate at every batch of a resolved recipe's stages, recorded from fastai's own fit methods.
 
     A tiny stand-in model is "trained" with every batch cancelled right after the schedulers have set the
     hyper-parameters, so the curve is exactly what a real run follows, at no cost.
@@ -60,7 +60,7 @@ def lr_curve(recipe, size: int | None = None, batches_per_epoch: int = 20):
 
     from .recipe import stage_plan
 
-    plan = stage_plan(recipe, size or recipe.size or 224)
+    plan = stage_plan(recipe, recipe.size)
     xb, yb = torch.zeros(2, 4), TensorCategory(torch.zeros(2, dtype=torch.long))
     batches = [(xb, yb)] * batches_per_epoch
     dls = DataLoaders(batches, batches[:1])
