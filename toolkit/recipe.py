@@ -267,16 +267,24 @@ def _parse(value: str, typ, key: str):
     raise ValueError(f"unsupported type {typ}")
 
 
+def pairs(overrides: dict | list[str] | None) -> dict:
+    """`["lr=1e-3", "bs=32"]` (as on a command line) or a dict -> {key: value}; an item without `=` is an error."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"Override {item!r} is not of the form key=value (for example --set lr=1e-3).")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
 def apply_overrides(recipe: Recipe, overrides: dict[str, str] | list[str]) -> Recipe:
     """Return `recipe` with `key=value` overrides applied; unknown keys and bad values raise RecipeError."""
-    if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise RecipeError(f"Override {item!r} is not of the form key=value (for example --set lr=1e-3).")
-            k, v = item.split("=", 1)
-            pairs[k.strip()] = v
-        overrides = pairs
+    overrides = pairs(overrides)
     hints = typing.get_type_hints(Recipe)
     known = [f.name for f in fields(Recipe)]
     changes = {}

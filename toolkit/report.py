@@ -233,55 +233,65 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame):
     k = len(summary)
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, max(3.8, 0.42 * k + 1.8)),
                                         gridspec_kw={"width_ratios": [1.1, 1.1, 1]})
-    ys = list(range(k))[::-1]  # first row at the top
     names, refs = labels(summary)
-    for y, (_, s) in zip(ys, summary.iterrows()):
-        g = rows[(rows["name"] == s["name"]) & (rows["config_id"] == s["config_id"])]
-        ax1.scatter(100 * g["accuracy"], [y] * len(g), s=22, color="tab:blue", alpha=0.7, zorder=3)
-        if pd.notna(s["accuracy_low"]):
-            ax1.plot([100 * s["accuracy_low"], 100 * s["accuracy_high"]], [y, y], color="black", lw=1.5, zorder=2)
-        ax1.scatter([100 * s["accuracy_mean"]], [y], marker="|", s=250, color="black", zorder=4)
-    ax1.set_yticks(ys, names, fontsize=8)
-    ax1.set_ylim(-0.7, k - 0.3)
-    ax1.set(xlabel="validation accuracy (%)", title="Every seed (dots), mean and 95% CI (black)")
-    ax1.grid(axis="x", alpha=0.3)
-
-    for y, (_, s) in zip(ys, summary.iterrows()):
-        mean = s["delta_mean"]
-        if pd.isna(mean):
-            ax2.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
-            continue
-        color = VERDICT_COLORS.get(s["delta_verdict"], "black")
-        if pd.notna(s["delta_low"]):
-            ax2.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
-        ax2.scatter([100 * mean], [y], color=color, s=30, zorder=3)
-        ax2.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
-                 ha="center", color=color)
-    ax2.axvline(0, color="black", lw=1)
-    ax2.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
-    ax2.set_ylim(-0.7, k - 0.3)
-    ax2.set(xlabel="Δ accuracy vs reference (percentage points)",
-            title="Paired difference with its reference, 95% CI")
-    ax2.grid(axis="x", alpha=0.3)
-    lo, hi = ax2.get_xlim()
-    span = max(abs(lo), abs(hi), 0.5)
-    ax2.set_xlim(-span, span)  # zero in the middle: neither side looks bigger than it is
-
-    curves = epoch_curves(rows)
-    if not curves.empty:
-        for name, (_, s) in zip(names, summary.iterrows()):
-            sel = curves[(curves["name"] == s["name"]) & (curves["config_id"] == s["config_id"])]
-            mean = sel.groupby("epoch")["accuracy"].mean()
-            ax3.plot(mean.index + 1, 100 * mean.values, marker="o", ms=3, label=name)
-        ax3.legend(fontsize=7)
-    ax3.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    if not curves.empty and curves["epoch"].nunique() == 1:
-        ax3.set_xlim(0.5, 1.5)
-    ax3.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
-    ax3.grid(alpha=0.3)
+    ys = list(range(k))[::-1]  # first row at the top
+    _seeds_panel(ax1, rows, summary, names, ys)
+    _forest_panel(ax2, summary, names, refs, ys)
+    _epochs_panel(ax3, rows, summary, names)
     head = context_line(summary)
     if head:
         fig.suptitle(head, fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # the caller saves or displays it; closing avoids a second copy in notebooks
     return fig
+
+
+def _seeds_panel(ax, rows, summary, names, ys):
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        g = rows[(rows["name"] == s["name"]) & (rows["config_id"] == s["config_id"])]
+        ax.scatter(100 * g["accuracy"], [y] * len(g), s=22, color="tab:blue", alpha=0.7, zorder=3)
+        if pd.notna(s["accuracy_low"]):
+            ax.plot([100 * s["accuracy_low"], 100 * s["accuracy_high"]], [y, y], color="black", lw=1.5, zorder=2)
+        ax.scatter([100 * s["accuracy_mean"]], [y], marker="|", s=250, color="black", zorder=4)
+    ax.set_yticks(ys, names, fontsize=8)
+    ax.set_ylim(-0.7, len(ys) - 0.3)
+    ax.set(xlabel="validation accuracy (%)", title="Every seed (dots), mean and 95% CI (black)")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _forest_panel(ax, summary, names, refs, ys):
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        mean = s["delta_mean"]
+        if pd.isna(mean):
+            ax.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
+            continue
+        color = VERDICT_COLORS.get(s["delta_verdict"], "black")
+        if pd.notna(s["delta_low"]):
+            ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
+        ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
+        ax.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
+                ha="center", color=color)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
+    ax.set_ylim(-0.7, len(ys) - 0.3)
+    ax.set(xlabel="Δ accuracy vs reference (percentage points)", title="Paired difference with its reference, 95% CI")
+    ax.grid(axis="x", alpha=0.3)
+    lo, hi = ax.get_xlim()
+    span = max(abs(lo), abs(hi), 0.5)
+    ax.set_xlim(-span, span)  # zero in the middle: neither side looks bigger than it is
+
+
+def _epochs_panel(ax, rows, summary, names):
+    import matplotlib.pyplot as plt
+    curves = epoch_curves(rows)
+    if not curves.empty:
+        for name, (_, s) in zip(names, summary.iterrows()):
+            sel = curves[(curves["name"] == s["name"]) & (curves["config_id"] == s["config_id"])]
+            mean = sel.groupby("epoch")["accuracy"].mean()
+            ax.plot(mean.index + 1, 100 * mean.values, marker="o", ms=3, label=name)
+        ax.legend(fontsize=7)
+        if curves["epoch"].nunique() == 1:
+            ax.set_xlim(0.5, 1.5)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
+    ax.grid(alpha=0.3)

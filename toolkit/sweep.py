@@ -23,7 +23,7 @@ import pandas as pd
 from . import registry, runs
 from .data import canonical_name, load, resolve
 from .errors import RecipeError, RegistryError, RunInterrupted, ToolkitError
-from .recipe import METADATA, Recipe, apply_overrides, changes, config_id, format_value, label, stage_plan
+from .recipe import METADATA, Recipe, apply_overrides, changes, config_id, format_value, label, pairs, stage_plan
 
 SHOWN = ("dataset", "size", "epochs", "arch", "loader")  # settings a table shows as columns, not in the labels
 
@@ -53,37 +53,23 @@ class Sweep:
 
 def context_of(overrides: dict | list | None = None, **settings) -> dict:
     """The context as recorded: {key: value as text}, checked against the recipe's fields, dataset canonical."""
-    pairs = _pairs(overrides)
-    pairs.update({k: v for k, v in settings.items() if v is not None})
-    apply_overrides(Recipe(), pairs)  # unknown keys and bad values fail here, before anything runs
-    out = {k: str(v) for k, v in sorted(pairs.items())}
+    given = pairs(overrides)
+    given.update({k: v for k, v in settings.items() if v is not None})
+    apply_overrides(Recipe(), given)  # unknown keys and bad values fail here, before anything runs
+    out = {k: str(v) for k, v in sorted(given.items())}
     if "dataset" in out:
         out["dataset"] = canonical_name(out["dataset"])
     return out
 
 
-def _pairs(overrides) -> dict:
-    if not overrides:
-        return {}
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    out = {}
-    for item in overrides:
-        if "=" not in item:
-            raise RecipeError(f"Override {item!r} is not of the form key=value (for example --set lr=1e-3).")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v
-    return out
-
-
 def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     """`recipe` with the treatment `vary` applied, named `NAME [k=v, ...]` and compared with `recipe`."""
-    pairs = _pairs(vary)
-    if not pairs:
+    treatment = pairs(vary)
+    if not treatment:
         return recipe
-    varied = apply_overrides(recipe, pairs)
-    label = ", ".join(f"{k}={format_value(getattr(varied, k))}" for k in pairs)
-    return replace(varied, name=f"{recipe.name} [{label}]", parent=recipe.name)
+    varied = apply_overrides(recipe, treatment)
+    items = {k: format_value(getattr(varied, k)) for k in treatment}
+    return replace(varied, name=label(recipe.name, items), parent=recipe.name)
 
 
 def reference_recipe(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
