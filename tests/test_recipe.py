@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 
 from toolkit.errors import RecipeError
-from toolkit.recipe import Recipe, apply_overrides, config_id, effective, stage_plan
+from toolkit.recipe import Recipe, apply_overrides, config_id, effective, pixel_plan, plan_pixels, stage_plan
 
 
 def test_overrides_are_parsed_by_field_type():
@@ -90,3 +90,41 @@ def test_recipe_round_trips_through_json_with_extra_keys():
     r = Recipe(name="p", dataset="digits", size=32, stages=((0.5, 1, 1e-3, "one_cycle"), (1, 1, 1e-3, "fine_tune")))
     saved = json.loads(json.dumps({**r.to_dict(), "config_id": "abc", "stage_plan": [[16, 1]]}))
     assert Recipe.from_dict(saved) == r and config_id(Recipe.from_dict(saved)) == config_id(r)
+
+
+# --- compute budgets ---------------------------------------------------------------------------------
+
+PROGRESSIVE = ((0.5, 0.5, 3e-3, "one_cycle"), (1.0, 0.5, 1e-3, "fine_tune"))
+
+
+def test_a_pixel_budget_gives_the_low_resolution_stage_the_pixels_it_saved():
+    """The book's shape at 128 px, 5 epochs: 3 at 64 + 2 at 128 px spends 11 x 64^2 fewer pixels than 5 at 128."""
+    nominal = stage_plan(Recipe(epochs=5, stages=PROGRESSIVE), 128)
+    assert [(s, e) for s, e, _, _ in nominal] == [(64, 3), (128, 2)]
+    assert plan_pixels(nominal) == 3 * 64 ** 2 + 2 * 128 ** 2
+    budget = 5 * 128 ** 2                                       # the parent: 5 epochs at 128 px
+    plan = stage_plan(Recipe(epochs=5, stages=PROGRESSIVE, budget="pixels", budget_pixels=budget), 128)
+    assert [(s, e) for s, e, _, _ in plan] == [(64, 12), (128, 2)] and plan_pixels(plan) == budget
+    assert [lr for _, _, lr, _ in plan] == [3e-3, 1e-3]         # the stages keep their schedules
+
+
+def test_a_pixel_budget_rounds_down_to_within_one_epoch():
+    plan = [(16, 1, 1e-3, "one_cycle"), (24, 1, 1e-3, "one_cycle"), (32, 1, 1e-3, "one_cycle")]
+    budget = 4 * 32 ** 2 + 100
+    out = pixel_plan(plan, budget)
+    assert out[2][1] == 1                                       # the full-size stage keeps its epoch
+    assert budget - 16 ** 2 < plan_pixels(out) <= budget        # spent to within one epoch of the smallest stage
+    assert pixel_plan([(32, 5, 1e-3, "one_cycle")], 10 ** 9) == [(32, 5, 1e-3, "one_cycle")]  # one size: as is
+
+
+def test_a_budget_too_small_for_the_full_size_stages_is_an_error():
+    with pytest.raises(RecipeError, match="leaves too little for its lower-resolution stages"):
+        stage_plan(Recipe(epochs=5, stages=PROGRESSIVE, budget="pixels", budget_pixels=2 * 128 ** 2), 128)
+    with pytest.raises(RecipeError, match="budget=pixels but no budget_pixels"):
+        stage_plan(Recipe(epochs=5, stages=PROGRESSIVE, budget="pixels"), 128)
+
+
+def test_budgets_are_part_of_the_config():
+    r = Recipe(dataset="digits", size=32, stages=PROGRESSIVE)
+    assert config_id(replace(r, budget_pixels=999)) == config_id(r)         # no effect under budget=epochs
+    assert config_id(replace(r, budget="pixels", budget_pixels=5 * 32 ** 2)) != config_id(r)

@@ -7,7 +7,7 @@ import pytest
 from toolkit import registry, runs, sweep
 from toolkit.data import resolve
 from toolkit.errors import RecipeError, RegistryError
-from toolkit.recipe import config_id
+from toolkit.recipe import config_id, stage_plan
 
 DIGITS = {"dataset": "digits", "arch": "xresnet18"}
 
@@ -105,3 +105,26 @@ def test_replaying_something_that_is_not_a_run_is_a_clear_error(tmp_path):
         sweep.replay(tmp_path / "recipe.json")
     with pytest.raises(Exception, match="Cannot replay"):
         sweep.replay(tmp_path / "nothing.json")
+
+
+def test_a_pixel_budget_is_context_and_never_pools_with_epochs():
+    ctx = sweep.context_of({"size": 32, "epochs": 2, "budget": "pixels", **DIGITS})
+    ref, prog = sweep.plan(["progressive"], ctx)
+    assert (ref.recipe.name, ref.recipe.budget, prog.recipe.budget) == ("normalize", "pixels", "pixels")
+    assert prog.recipe.budget_pixels == ref.recipe.budget_pixels == 2 * 32 ** 2   # the reference's: 2 at 32 px
+    assert [(s, e) for s, e, _, _ in stage_plan(prog.recipe, 32)] == [(16, 4), (32, 1)]
+    by_epochs = sweep.plan(["progressive"], sweep.context_of({"size": 32, "epochs": 2, **DIGITS}))
+    assert {config_id(j.recipe) for j in by_epochs}.isdisjoint({config_id(ref.recipe), config_id(prog.recipe)})
+
+
+def test_a_run_under_a_pixel_budget_sees_the_pixels_of_its_reference(tiny, results):
+    ctx = sweep.context_of({"dataset": str(tiny), "size": 32, "epochs": 2, "bs": 16, "arch": "xresnet18",
+                            "budget": "pixels"})
+    done = sweep.run(["progressive"], ctx, results=results, quiet=True, log=lambda *a: None)
+    t = runs.load_table(results).set_index("name")
+    assert t.loc["progressive", "epochs_done"] == 5 and t.loc["normalize", "epochs_done"] == 2
+    per_epoch = 32 * 16 ** 2   # 40 images, batches of 16, the last one dropped: 32 images at 16 px
+    assert abs(t.loc["progressive", "pixels_seen"] - t.loc["normalize", "pixels_seen"]) < per_epoch
+    assert t.loc["progressive", "threads"] >= 1 and t.loc["progressive", "device"] == "cpu"
+    s = done.summary.set_index("name")
+    assert s.loc["progressive", "epochs_run"] == 5 and s.loc["progressive", "reached"] in ("0/1", "1/1")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import registry
 from .errors import RunInterrupted, ToolkitError
-from .recipe import Recipe, apply_overrides, config_id, stage_plan
+from .recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
 
 
 def _load_experiments():
@@ -19,7 +19,7 @@ def _load_experiments():
 def _context(args) -> dict:
     """--dataset/--size/--epochs and --set key=value: settings for a recipe and its reference alike."""
     from .sweep import context_of
-    return context_of(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs)
+    return context_of(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs, budget=args.budget)
 
 
 def cmd_list(args) -> int:
@@ -37,17 +37,19 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .data import resolve
-    from .sweep import reference_recipe, variant
+    from .sweep import reference_recipe, resolve, variant
     context = _context(args)
-    recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary))
+    recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary), context, args.against)
     reference = reference_recipe(recipe, context, args.against)
     info = recipe.to_dict()
     info["config_id"] = config_id(recipe)
     info["compared with"] = (f"{reference.name} (config {config_id(reference)})"
                              if config_id(reference) != config_id(recipe) else "itself: it is a reference")
-    info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}"
-                                   for s, e, lr, how in stage_plan(recipe, recipe.size))
+    plan = stage_plan(recipe, recipe.size)
+    info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}" for s, e, lr, how in plan)
+    info["pixels per image"] = (f"{plan_pixels(plan):,} (sum of epochs x size^2"
+                                + (f"; budget {recipe.budget_pixels:,}, the reference's)" if recipe.budget == "pixels"
+                                   else ")"))
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
@@ -128,6 +130,9 @@ def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size", type=int, help="training image size in px (default: the dataset's)")
     g.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+    g.add_argument("--budget", choices=BUDGETS,
+                   help="compute each recipe may spend: epochs (as given; the default) or pixels (as many pixels per "
+                        "image as its reference: lower-resolution stages get more epochs)")
     g = p.add_argument_group("comparison")
     g.add_argument("--vary", action="append", metavar="KEY=VALUE",
                    help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself (repeatable)")

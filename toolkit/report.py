@@ -17,21 +17,24 @@ from .atomic import write_atomic
 from .recipe import label
 
 GROUP = ["name", "config_id"]
-SHOWN = ["dataset", "size", "epochs", "arch", "loader"]  # context shown once above the table, or as columns
+SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget"]  # said once above the table, or as columns
 SELF = "(reference)"
 _STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
            *(f"delta_{k}" for k in _STATS), "accuracy_tta_mean", "tta_vs", *(f"delta_tta_{k}" for k in _STATS),
+           "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
            "wall_seconds", "n_valid"]
 
 
 def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
-    its reference (looked up in the whole `table`), its 95% interval and a verdict; the same with TTA."""
+    its reference (looked up in the whole `table`), its 95% interval and a verdict; the same with TTA; and the
+    compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy."""
     if rows.empty:
         return pd.DataFrame()
+    curves = epoch_curves(rows)
     lines = []
     for (name, cid), g in rows.groupby(GROUP, sort=False):
         first = g.iloc[0]
@@ -45,6 +48,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                 "seeds": ",".join(str(int(s)) for s in acc.index), "wall_seconds": g["wall_seconds"].mean(),
                 "n_valid": g["n_valid"].max()}
         line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
+        line.update(_compute(g, curves, ref_acc))
         line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id)))
         tta = g.groupby("seed")["accuracy_tta"].mean().dropna()
         if len(tta):
@@ -56,6 +60,31 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             line.update(reference="", reference_name="")
         lines.append(line)
     return pd.DataFrame(lines, columns=COLUMNS)
+
+
+def _compute(g: pd.DataFrame, curves: pd.DataFrame, ref_acc: pd.Series) -> dict:
+    """Compute spent (means over seeds) and, per seed, the pixels and seconds it took to first reach the final
+    accuracy of the reference's run with the same seed (averaged over the seeds that reached it)."""
+    out = {"epochs_run": g["epochs_done"].mean(), "pixels_seen": g["pixels_seen"].mean(),
+           "train_seconds": g["train_seconds"].mean(), "threads": _one(g["threads"]), "device": _one(g["device"])}
+    reach = []
+    for _, run in g.iterrows():
+        if run["seed"] not in ref_acc.index or curves.empty:
+            continue
+        c = curves[curves["run_id"] == run["run_id"]]
+        hit = c[c["accuracy"] >= ref_acc[run["seed"]] - stats.EQUAL]
+        reach.append((hit["cum_pixels"].iloc[0], hit["cum_seconds"].iloc[0]) if len(hit) else None)
+    got = [r for r in reach if r is not None]
+    out["reached"] = f"{len(got)}/{len(reach)}" if reach else ""
+    if got:
+        out.update(reach_pixels=sum(p for p, _ in got) / len(got), reach_seconds=sum(t for _, t in got) / len(got))
+    return out
+
+
+def _one(values: pd.Series):
+    """The value every run shares, or a range-like note when they differ (runs on different machines)."""
+    distinct = values.dropna().unique()
+    return distinct[0] if len(distinct) == 1 else ("" if not len(distinct) else "mixed")
 
 
 def _prefixed(prefix: str, e: stats.Estimate) -> dict:
@@ -84,6 +113,10 @@ def _pct(v, signed=False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def _num(v, fmt: str) -> str:
+    return "" if v is None or pd.isna(v) else format(v, fmt)
 
 
 def _interval(lo, hi, signed=False) -> str:
@@ -116,10 +149,12 @@ def labels(summary: pd.DataFrame) -> tuple[list[str], list[str]]:
 def context_line(summary: pd.DataFrame) -> str:
     """What every row shares, said once (e.g. `digits, 16 px, 4 epochs, xresnet18, packed loader, bs=128`)."""
     shown = [_shown(k, summary[k].iloc[0]) for k in SHOWN if summary[k].nunique() == 1]
-    return ", ".join(shown + [f"{k}={v}" for k, v in shared_settings(summary).items()])
+    return ", ".join([s for s in shown if s] + [f"{k}={v}" for k, v in shared_settings(summary).items()])
 
 
 def _shown(key: str, value) -> str:
+    if key == "budget":  # the default goes without saying
+        return "" if value in ("epochs", "", None) or pd.isna(value) else "budget: the reference's pixels"
     if key == "dataset":
         return Path(str(value)).name
     if key in ("size", "epochs"):
@@ -152,7 +187,13 @@ def to_markdown(summary: pd.DataFrame) -> str:
             for m, lo, hi, vs in zip(summary["delta_tta_mean"], summary["delta_tta_low"],
                                      summary["delta_tta_high"], summary["tta_vs"].fillna(""))]
         t["TTA verdict"] = summary["delta_tta_verdict"].fillna("")
-    t["time (s)"] = summary["wall_seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
+        t["epochs run"] = summary["epochs_run"].map(lambda v: _num(v, ".0f"))   # a pixel budget changed them
+    t["Mpx"] = summary["pixels_seen"].map(lambda v: _num(v / 1e6, ".1f"))
+    t["train s"] = summary["train_seconds"].map(lambda v: _num(v, ".0f"))
+    t["to vs acc: Mpx"] = [_num(p / 1e6, ".1f") + (f" ({r})" if r else "")
+                           for p, r in zip(summary["reach_pixels"], summary["reached"].fillna(""))]
+    t["to vs acc: s"] = summary["reach_seconds"].map(lambda v: _num(v, ".0f"))
     left = 2 + len(varying)
     align = ["left"] * left + ["right"] * (len(t.columns) - left)
     align[list(t.columns).index("verdict")] = "left"
@@ -212,12 +253,19 @@ def write_comparison(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Pa
 
 
 def epoch_curves(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch validation accuracy of every run, read back from the run folders' epochs.csv."""
+    """Per-epoch validation accuracy of every run, from the run folders' epochs.csv, with the compute spent up
+    to the end of each epoch: cum_pixels (training images x size^2) and cum_seconds (train phase)."""
     frames = []
     for _, r in rows.iterrows():
         path = Path(r["run_dir"]) / "epochs.csv"
-        if path.exists():
-            frames.append(pd.read_csv(path).assign(name=r["name"], config_id=r["config_id"], run_id=r["run_id"]))
+        if not path.exists():
+            continue
+        e = pd.read_csv(path)
+        if "images" not in e:  # logs from before the compute columns: images from the rate and the time
+            e["images"] = (e["images_per_second"] * e["train_seconds"]).round()
+            e["pixels"] = e["images"] * e["size"] ** 2
+        frames.append(e.assign(name=r["name"], config_id=r["config_id"], run_id=r["run_id"],
+                               cum_pixels=e["pixels"].cumsum(), cum_seconds=e["train_seconds"].cumsum()))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -226,18 +274,22 @@ VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.UNCLE
 
 
 def plot(rows: pd.DataFrame, summary: pd.DataFrame):
-    """Three panels: every seed's accuracy (mean and 95% CI), Δ vs the reference with its 95% CI and a line at
-    zero (a forest plot), and validation accuracy per epoch (mean over seeds)."""
+    """Four panels: every seed's accuracy (mean and 95% CI); Δ vs the reference with its 95% CI and a line at
+    zero (a forest plot); validation accuracy after each epoch against the pixels and against the training
+    seconds spent so far (means over seeds; seconds swing with the load on a shared machine, pixels do not)."""
     import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
     k = len(summary)
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, max(3.8, 0.42 * k + 1.8)),
-                                        gridspec_kw={"width_ratios": [1.1, 1.1, 1]})
+    fig, axes = plt.subplots(2, 2, figsize=(15, max(3.8, 0.42 * k + 1.8) + 4.5),
+                             gridspec_kw={"height_ratios": [max(3.8, 0.42 * k + 1.8), 4.5]})
     names, refs = labels(summary)
     ys = list(range(k))[::-1]  # first row at the top
-    _seeds_panel(ax1, rows, summary, names, ys)
-    _forest_panel(ax2, summary, names, refs, ys)
-    _epochs_panel(ax3, rows, summary, names)
+    _seeds_panel(axes[0, 0], rows, summary, names, ys)
+    _forest_panel(axes[0, 1], summary, names, refs, ys)
+    curves = epoch_curves(rows)
+    _compute_panel(axes[1, 0], curves, summary, names, "cum_pixels", 1e6,
+                   "training pixels seen (millions: images x size², summed over epochs)")
+    _compute_panel(axes[1, 1], curves, summary, names, "cum_seconds", 1, "training seconds (train phase)")
     head = context_line(summary)
     if head:
         fig.suptitle(head, fontsize=10)
@@ -281,17 +333,13 @@ def _forest_panel(ax, summary, names, refs, ys):
     ax.set_xlim(-span, span)  # zero in the middle: neither side looks bigger than it is
 
 
-def _epochs_panel(ax, rows, summary, names):
-    import matplotlib.pyplot as plt
-    curves = epoch_curves(rows)
+def _compute_panel(ax, curves, summary, names, x: str, unit: float, xlabel: str):
     if not curves.empty:
         for name, (_, s) in zip(names, summary.iterrows()):
             sel = curves[(curves["name"] == s["name"]) & (curves["config_id"] == s["config_id"])]
-            mean = sel.groupby("epoch")["accuracy"].mean()
-            ax.plot(mean.index + 1, 100 * mean.values, marker="o", ms=3, label=name)
+            mean = sel.groupby("epoch")[[x, "accuracy"]].mean()
+            ax.plot(mean[x] / unit, 100 * mean["accuracy"], marker="o", ms=3, label=name)
         ax.legend(fontsize=7)
-        if curves["epoch"].nunique() == 1:
-            ax.set_xlim(0.5, 1.5)
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch (mean over seeds)")
+    ax.set(xlabel=xlabel, ylabel="validation accuracy (%)",
+           title=f"Accuracy after each epoch against {'pixels' if x == 'cum_pixels' else 'seconds'} (mean over seeds)")
     ax.grid(alpha=0.3)

@@ -32,11 +32,12 @@ from .recipe import METADATA, Recipe, apply_overrides, changes, config_id
 TABLE = "runs.csv"
 RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
 METRICS = ["accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "train_seconds",
-           "images_per_second", "epochs_done", "n_train", "n_valid"]
+           "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "n_train",
+           "n_valid"]
 COLUMNS = ["run_id", "name", "config_id", "seed", "context", *METRICS, "finished_at", "run_dir", *RECIPE_FIELDS]
-NUMERIC = [*METRICS, "seed", "size", "epochs", "bs", "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
+NUMERIC = [*(m for m in METRICS if m != "device"), "seed", "size", "epochs", "bs", "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
            "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
-           "tta_n", "tta_beta"]
+           "tta_n", "tta_beta", "budget_pixels"]
 
 
 # --- run folders ---------------------------------------------------------------------------------------

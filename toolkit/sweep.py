@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import registry, runs
-from .data import canonical_name, load, resolve
+from . import data, registry, runs
+from .data import canonical_name, load
 from .errors import RecipeError, RegistryError, RunInterrupted, ToolkitError
-from .recipe import METADATA, Recipe, apply_overrides, changes, config_id, format_value, label, pairs, stage_plan
+from .recipe import (METADATA, Recipe, apply_overrides, changes, config_id, epoch_plan, format_value, label, pairs,
+                     plan_pixels, stage_plan)
 
-SHOWN = ("dataset", "size", "epochs", "arch", "loader")  # settings a table shows as columns, not in the labels
+# Settings a table shows as columns (or once above it), not in the labels; budget_pixels follows from the budget.
+SHOWN = ("dataset", "size", "epochs", "arch", "loader", "budget", "budget_pixels")
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,31 @@ def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     return replace(varied, name=label(recipe.name, items), parent=recipe.name)
 
 
+def resolve(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
+    """A recipe as it will run: its dataset and size (`data.resolve`), then, under budget=pixels, the pixels per
+    image its reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
+    r = data.resolve(recipe)
+    if r.budget == "pixels" and not r.budget_pixels:
+        ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
+        r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
+    return r
+
+
 def reference_recipe(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
     """The resolved recipe that `recipe` is compared with: its reference under the same context."""
     name = registry.reference_name(recipe, against)
-    return _reference(name, json.dumps(context, sort_keys=True))
+    return _reference(name, json.dumps(context, sort_keys=True), against)
 
 
 @functools.lru_cache(maxsize=None)
-def _reference(name: str, context_json: str) -> Recipe:
-    return resolve(apply_overrides(registry.get(name), json.loads(context_json)))
+def _reference(name: str, context_json: str, against: str | None) -> Recipe:
+    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against)
+
+
+@functools.lru_cache(maxsize=None)
+def _nominal(name: str, context_json: str) -> Recipe:
+    """The registered recipe `name` under a context, at its own epochs: what a pixel budget is taken from."""
+    return data.resolve(apply_overrides(registry.get(name), json.loads(context_json)))
 
 
 def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
@@ -101,7 +119,7 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
             recipes.append(variant(apply_overrides(r, context), vary))
     jobs: dict[tuple, Job] = {}
     for r in recipes:
-        r = resolve(r)
+        r = resolve(r, context, against)
         ref = reference_recipe(r, context, against) if reference else None
         for seed in range(r.seed, r.seed + seeds):
             if ref is not None and config_id(ref) != config_id(r) and (config_id(ref), seed) not in done:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import torch
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
 from fastai.callback.progress import ProgressCallback  # noqa: F401  (progress bars, Learner.no_bar)
@@ -30,34 +31,40 @@ from .recipe import Recipe
 
 
 class EpochLog(Callback):
-    """Append each finished epoch's metrics to a CSV, flushed at once, so an interrupted run keeps them.
+    """Append each finished epoch's metrics and compute to a CSV, flushed at once, so an interrupted run keeps them.
 
-    Hand-written because fastai's CSVLogger restarts per fit() and cannot add the stage and size columns.
+    Compute: the training images and pixels (images x size^2, what progressive resizing saves and what does not
+    depend on machine load) and the seconds of the train phase. Hand-written because fastai's CSVLogger restarts
+    per fit() and cannot add the stage, size and compute columns.
     """
     order = Recorder.order + 1  # after the Recorder has computed this epoch's values
 
     def __init__(self, path: Path | None):
         self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
-        self.train_seconds, self.train_images = 0.0, 0
+        self.train_seconds, self.train_images, self.train_pixels = 0.0, 0, 0
 
     def before_train(self):
-        self._t, self._n = time.perf_counter(), 0
+        self._t, self._n, self._px = time.perf_counter(), 0, 0
 
     def after_batch(self):
         if self.training:
-            self._n += len(self.learn.xb[0])
+            x = self.learn.xb[0]
+            self._n += len(x)
+            self._px += len(x) * x.shape[-2] * x.shape[-1]
 
     def after_train(self):
         self._epoch_seconds = time.perf_counter() - self._t
         self.train_seconds += self._epoch_seconds
         self.train_images += self._n
+        self.train_pixels += self._px
 
     def after_epoch(self):
         names = self.learn.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         row = {"epoch": self.epoch_done, "stage": self.stage, "size": self.size,
                **dict(zip(names, self.learn.recorder.values[-1])),
                "train_seconds": round(self._epoch_seconds, 3),
-               "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2)}
+               "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2),
+               "images": self._n, "pixels": self._px}
         self.epoch_done += 1
         if self.path is None:
             return
@@ -144,6 +151,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
             "train_seconds": round(epochs.train_seconds, 3),
             "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
+            "images_seen": epochs.train_images, "pixels_seen": epochs.train_pixels,
+            "threads": torch.get_num_threads(), "device": str(learn.dls.device),
             "epochs_done": epochs.epoch_done, "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
 
 
