@@ -1,13 +1,87 @@
 """Learning-rate schedules as recipe data, and the curve `toolkit show --plot` draws."""
-from dataclasses import replace
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
+import torch
+from fastai.callback.core import Callback, CancelBatchException, CancelValidException
+from fastai.callback.schedule import ParamScheduler
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.torch_core import TensorCategory
 
+from toolkit import schedule
 from toolkit.recipe import Recipe
 from toolkit.schedule import lr_curve, warmup_exp
+
+
+class Hypers(Callback):
+    """Every training batch's lr and mom of every parameter group, exactly as set; no batch really runs."""
+    order = 100
+
+    def __init__(self):
+        self.seen = []
+
+    def before_batch(self):
+        if self.training:
+            self.seen.append([(h["lr"], h.get("mom")) for h in self.opt.hypers])
+        raise CancelBatchException
+
+    def before_validate(self):
+        raise CancelValidException
+
+
+def stand_in(batches=7):
+    """A two-group Learner over fake batches (fine_tune freezes the first group)."""
+    xb, yb = torch.zeros(2, 4), TensorCategory(torch.zeros(2, dtype=torch.long))
+    dls = DataLoaders([(xb, yb)] * batches, [(xb, yb)])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    rec = Hypers()
+    learn = Learner(dls, model, loss_func=torch.nn.CrossEntropyLoss(), cbs=[rec],
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    return learn, rec
+
+
+def fastai_own(how, n, lr, recipe):
+    learn, rec = stand_in()
+    with learn.no_bar(), learn.no_logging():
+        if how == "one_cycle":
+            learn.fit_one_cycle(n, lr)
+        elif how == "flat_cos":
+            learn.fit_flat_cos(n, lr)
+        elif how == "fine_tune":
+            learn.fine_tune(n - 1, lr)
+        else:
+            sched = warmup_exp(lr, n, recipe.warmup_epochs, recipe.hold_epochs, recipe.lr_decay)
+            learn.fit(n, lr, cbs=ParamScheduler({"lr": sched}))
+    return rec.seen
+
+
+def ours(how, n, lr, recipe, start=0):
+    learn, rec = stand_in()
+    with learn.no_bar(), learn.no_logging():
+        schedule.fit(learn, n, lr, how, recipe, start=start)
+    return rec.seen
+
+
+@pytest.mark.parametrize("how", ["one_cycle", "flat_cos", "fine_tune", "warmup_exp"])
+def test_each_schedule_sets_what_fastais_own_method_sets(how):
+    recipe = Recipe(schedule=how)
+    theirs, mine = fastai_own(how, 5, 1e-2, recipe), ours(how, 5, 1e-2, recipe)
+    assert len(mine) == len(theirs) == 5 * 7
+    for a, b in zip(mine, theirs):  # fastai sums 1/(n_iter*n_epoch) per batch; here one division: rounding apart
+        assert [x for pair in a for x in pair if x is not None] == pytest.approx(
+            [x for pair in b for x in pair if x is not None], rel=1e-9)
+
+
+@pytest.mark.parametrize("how", ["one_cycle", "flat_cos", "fine_tune", "warmup_exp"])
+@pytest.mark.parametrize("start", [1, 2, 4])
+def test_a_stage_started_at_epoch_k_sets_exactly_what_the_whole_stage_sets_there(how, start):
+    recipe = Recipe(schedule=how)
+    whole, rest = ours(how, 5, 1e-2, recipe), ours(how, 5, 1e-2, recipe, start=start)
+    assert rest == whole[start * 7:]        # bit for bit: what a resumed run needs
 
 
 def test_warmup_then_hold_then_decay_every_epoch():

@@ -13,7 +13,6 @@ from dataclasses import dataclass, fields, replace
 
 from .errors import RecipeError
 from .autoaug_ops import POLICIES, parse_ops
-from .schedule import HOWS
 
 AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/autoaug.py
 
@@ -21,10 +20,10 @@ AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/autoaug.py
 #   size_scale  fraction of the recipe's `size` this stage trains at (0.5 = half size)
 #   epoch_share fraction of the recipe's `epochs` spent in this stage (shares are normalised)
 #   lr          peak learning rate of the stage
-#   how         the stage's learning-rate schedule, one of schedule.HOWS: "one_cycle" (fit_one_cycle),
+#   how         the stage's learning-rate schedule, one of HOWS (see toolkit/schedule.py): "one_cycle" (fit_one_cycle),
 #               "fine_tune" (Learner.fine_tune; its frozen epoch counts), "flat_cos" (fit_flat_cos), "warmup_exp"
 Stage = tuple[float, float, float, str]
-STAGE_HOWS = HOWS
+HOWS = ("one_cycle", "fine_tune", "flat_cos", "warmup_exp")
 NORMALIZE = ("none", "imagenet", "data")  # none | Normalize.from_stats(*imagenet_stats) | stats of the training set
 LOADERS = ("packed", "folder")  # packed image cache + batch augmentation | fastai's folder DataBlock (PIL per item)
 BUDGETS = ("epochs", "pixels")  # what a recipe and its reference spend alike (see `stage_plan`)
@@ -219,8 +218,8 @@ def _stage_problems(stages) -> list[str]:
             problems.append(f"stage {i}: epoch_share must be > 0 (got {share!r})")
         if not (isinstance(lr, (int, float)) and lr > 0):
             problems.append(f"stage {i}: lr must be > 0 (got {lr!r})")
-        if how not in STAGE_HOWS:
-            problems.append(f"stage {i}: how must be one of {', '.join(STAGE_HOWS)} (got {how!r})")
+        if how not in HOWS:
+            problems.append(f"stage {i}: how must be one of {', '.join(HOWS)} (got {how!r})")
     return problems
 
 

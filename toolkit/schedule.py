@@ -5,12 +5,18 @@
   flat_cos    fastai's fit_flat_cos: flat at lr for 75% of the stage, then cosine annealing
   warmup_exp  linear warm-up from lr/div over `warmup_epochs`, hold for `hold_epochs`, then multiply by
               `lr_decay` every epoch (the fine-tuning recipe of Keras' TPU flowers tutorials)
+
+The same schedules as fastai's methods (its `combined_cos` curves, its hyper-parameter handling), with one
+difference: a stage can start at any of its epochs and then sets exactly the values the whole stage would have
+set there. fastai's own `start_epoch` cannot do that: fit_flat_cos and fine_tune ignore it, and the skipped epochs
+still run every callback's after_epoch. So the position in a stage is counted here in whole iterations.
 """
 from __future__ import annotations
 
 import math
 
-HOWS = ("one_cycle", "fine_tune", "flat_cos", "warmup_exp")
+import numpy as np
+from fastai.callback.schedule import ParamScheduler, combined_cos
 
 
 def warmup_exp(lr: float, n_epoch: int, warmup: float = 1.0, hold: float = 0.0, decay: float = 0.8,
@@ -28,19 +34,75 @@ def warmup_exp(lr: float, n_epoch: int, warmup: float = 1.0, hold: float = 0.0, 
     return sched
 
 
-def fit(learn, n_epoch: int, lr: float, how: str, recipe) -> None:
-    """Fit `learn` for one stage of `n_epoch` epochs at peak `lr` with schedule `how`."""
-    from fastai.callback.schedule import ParamScheduler  # also adds fit_one_cycle, fit_flat_cos, fine_tune
+def fit(learn, n_epoch: int, lr: float, how: str, recipe, start: int = 0, on_start=None) -> None:
+    """Fit `learn` for one stage of `n_epoch` epochs at peak `lr` with schedule `how`, from epoch `start`.
 
+    `on_start()`, if given, runs once just before the first epoch is trained (after fine_tune's freezing):
+    where a resumed run puts back its optimizer and random states.
+    """
     if how == "fine_tune" and n_epoch >= 2:
-        learn.fine_tune(n_epoch - 1, lr)   # its frozen epoch is the stage's first
+        fine_tune(learn, n_epoch, lr, start, on_start)   # its frozen epoch is the stage's first
     elif how == "flat_cos":
-        learn.fit_flat_cos(n_epoch, lr)
+        _start(learn, on_start)
+        one_cycle(learn, n_epoch, lr, start, div=1.0, pct_start=0.75, moms=False)
     elif how == "warmup_exp":
         sched = warmup_exp(lr, n_epoch, recipe.warmup_epochs, recipe.hold_epochs, recipe.lr_decay)
-        learn.fit(n_epoch, lr, cbs=ParamScheduler({"lr": sched}))
+        _start(learn, on_start)
+        learn.fit(n_epoch - start, lr, cbs=StageScheduler({"lr": sched}, n_epoch, start))
     else:
-        learn.fit_one_cycle(n_epoch, lr)
+        _start(learn, on_start)
+        one_cycle(learn, n_epoch, lr, start)
+
+
+def _start(learn, on_start) -> None:
+    if learn.opt is None:
+        learn.create_opt()
+    if on_start is not None:
+        on_start()
+
+
+def one_cycle(learn, n_epoch: int, lr_max, start: int = 0, div: float = 25.0, div_final: float = 1e5,
+              pct_start: float = 0.25, moms=None) -> None:
+    """fastai's fit_one_cycle from epoch `start` of `n_epoch` (moms=False: leave momentum alone, as fit_flat_cos)."""
+    if learn.opt is None:
+        learn.create_opt()
+    learn.opt.set_hyper("lr", lr_max)
+    lr_max = np.array([h["lr"] for h in learn.opt.hypers])
+    scheds = {"lr": combined_cos(pct_start, lr_max / div, lr_max, lr_max / div_final)}
+    if moms is not False:
+        scheds["mom"] = combined_cos(pct_start, *(learn.moms if moms is None else moms))
+    learn.fit(n_epoch - start, cbs=StageScheduler(scheds, n_epoch, start))
+
+
+def fine_tune(learn, n_epoch: int, lr: float, start: int = 0, on_start=None) -> None:
+    """fastai's fine_tune(n_epoch - 1, lr): one frozen epoch (pct_start 0.99), then the rest unfrozen at lr / 2
+    with discriminative rates (lr / 200 to lr / 2, pct_start 0.3, div 5); from epoch `start` of the stage."""
+    if start == 0:
+        learn.freeze()
+        _start(learn, on_start)
+        one_cycle(learn, 1, slice(lr), 0, pct_start=0.99)
+        on_start = None
+    if start <= 1 and on_start is not None:  # resumed after the frozen epoch: unfreezing clears its optimizer
+        on_start()                           # state, as it did in the run that saved it
+        on_start = None
+    learn.unfreeze()
+    if on_start is not None:
+        on_start()
+    one_cycle(learn, n_epoch - 1, slice(lr / 2 / 100, lr / 2), max(0, start - 1), pct_start=0.3, div=5.0)
+
+
+class StageScheduler(ParamScheduler):
+    """fastai's ParamScheduler with the stage position counted in whole iterations from the stage's start.
+
+    A stage of `n_epoch` epochs fitted from epoch `start` sets, at every batch, exactly the values the whole stage
+    sets there: pct = (start * n_iter + train_iter) / (n_epoch * n_iter), integers until the division.
+    """
+    def __init__(self, scheds, n_epoch: int, start: int = 0):
+        super().__init__(scheds)
+        self.n_stage, self.start = n_epoch, start
+
+    def before_batch(self):
+        self._update_val((self.start * self.n_iter + self.train_iter) / (self.n_stage * self.n_iter))
 
 
 def lr_curve(recipe, batches_per_epoch: int = 20):
