@@ -20,10 +20,19 @@ def test_a_recipe_runs_after_its_reference_for_the_seeds_the_reference_lacks():
     jobs = sweep.plan(["mixup"], sweep.context_of(DIGITS), seeds=2)
     assert roles(jobs) == [("reference", "normalize", 42), ("recipe", "mixup", 42),
                            ("reference", "normalize", 43), ("recipe", "mixup", 43)]
-    normalize = config_id(jobs[0].recipe)
-    assert roles(sweep.plan(["mixup"], sweep.context_of(DIGITS), seeds=2, done={(normalize, 42)})) == [
-        ("recipe", "mixup", 42), ("reference", "normalize", 43), ("recipe", "mixup", 43)]
     assert roles(sweep.plan(["mixup"], sweep.context_of(DIGITS), reference=False)) == [("recipe", "mixup", 42)]
+
+
+def test_a_reference_already_run_with_a_seed_is_not_run_again(tmp_path):
+    ctx = sweep.context_of(DIGITS)
+    jobs = sweep.plan(["mixup"], ctx, seeds=2)
+    normalize = replace(jobs[0].recipe, name="normalize_under_another_name")  # the same settings and seed
+    runs.append_row(tmp_path, runs.result_row(normalize, ctx, tmp_path / "x", {"accuracy": 0.5}))
+    said = []
+    todo = sweep.triage(jobs, tmp_path, runs.load_table(tmp_path), log=said.append)
+    assert roles(j for j, _ in todo) == [("recipe", "mixup", 42), ("reference", "normalize", 43),
+                                         ("recipe", "mixup", 43)]
+    assert said == [f"skipped 1 finished run(s) already in {tmp_path / 'runs.csv'} (--rerun runs them again)"]
 
 
 def test_context_applies_to_the_reference_too():
@@ -94,7 +103,8 @@ def test_a_replayed_run_has_the_same_config_and_accuracy(tiny, results):
     row = first.rows.iloc[0]
     recipe, context = sweep.replay(f"{row['run_dir']}/recipe.json")
     assert context == ctx and recipe.seed == 42 and recipe.name == "normalize"
-    again = sweep.run([recipe], context, reference=False, results=results, quiet=True, log=lambda *a: None).rows
+    again = sweep.run([recipe], context, reference=False, rerun=True, results=results, quiet=True,
+                      log=lambda *a: None).rows
     assert again["config_id"].iloc[0] == row["config_id"] and again["accuracy"].iloc[0] == row["accuracy"]
     assert again["run_id"].iloc[0] != row["run_id"]
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 from . import registry
-from .errors import RunInterrupted, ToolkitError
+from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
 
 
@@ -75,10 +77,36 @@ def cmd_run(args) -> int:
         recipe, saved_context = sweep.replay(args.config)
         names, context, reference = [recipe], {**saved_context, **context}, False
     result = sweep.run(names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
-                       results=args.results, quiet=args.quiet, num_workers=args.workers)
+                       results=args.results, quiet=args.quiet, num_workers=args.workers,
+                       rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
+                       every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
     print()
     print(report.to_markdown(result.summary))
     print(f"\nWritten: {', '.join(map(str, result.written))}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from . import sweep
+    row = sweep.resume(args.run_dir, quiet=args.quiet, every=args.checkpoint_every,
+                       keep_checkpoints=args.keep_checkpoints)
+    print(f"accuracy {100 * row['accuracy']:.1f}% after {row['attempts']} attempt(s) -> {row['run_dir']}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from . import runs
+    if args.rebuild_table:
+        dest, n, skipped = runs.rebuild_table(args.results)
+        print(f"Wrote {n} row(s) to {dest}, from the finished run folders under {Path(args.results) / 'runs'} "
+              f"({skipped} other folder(s) left out). Check it, then put it in place: mv {dest} "
+              f"{Path(args.results) / runs.TABLE}")
+        return 0
+    listing = runs.list_runs(args.results)
+    if listing.empty:
+        print(f"No run folders under {Path(args.results) / 'runs'}.")
+        return 0
+    print(listing.to_markdown(index=False, disable_numparse=True))
     return 0
 
 
@@ -139,6 +167,14 @@ def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--against", metavar="NAME", help="compare every recipe with this one (default: each its parent)")
 
 
+def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write a checkpoint at an epoch end at most this often (default: often enough to cost under "
+                        "2%% of the time: 50 times what the last one took to write; always at a stage's end and "
+                        "on Ctrl-C or SIGTERM)")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep a run's checkpoint after it finishes")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="toolkit", description="Named, comparable fastai training recipes.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -162,11 +198,27 @@ def parser() -> argparse.ArgumentParser:
                    help="do not run the references for the seeds they lack (differences need them)")
     p.add_argument("--config", metavar="RUN_DIR/recipe.json",
                    help="replay a run: the same recipe, seed and context (its reference is not run again)")
+    p.add_argument("--rerun", action="store_true",
+                   help="run every job again in a new folder (by default finished runs are skipped and killed or "
+                        "interrupted ones resumed)")
+    _add_checkpoint_options(p)
     p.add_argument("--results", default="results", help="results folder (default: ./results)")
     p.add_argument("--workers", type=int,
                    help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch tables")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="resume one killed or interrupted run from its latest checkpoint")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="its folder, RESULTS/runs/<run>")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_checkpoint_options(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("runs", help="list run folders with their status, epochs, attempts and age")
+    p.add_argument("--results", default="results")
+    p.add_argument("--rebuild-table", action="store_true",
+                   help="write a fresh results table from the finished run folders, under a new name")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
@@ -222,17 +274,32 @@ def _warning_line(message, category, filename, lineno, line=None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    install_signal_handlers()
     warnings.formatwarning = _warning_line
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")  # raised inside fastai's imports
     _load_experiments()
     try:
         return args.func(args)
+    except RunInterrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 143 if e.terminated else 130
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 130 if isinstance(e, RunInterrupted) else 2
-    except KeyboardInterrupt:
-        print("Interrupted; nothing was left half-written.", file=sys.stderr)
-        return 130
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside a run: dataset checks, packing, comparing
+        print(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; every finished run is kept and "
+              f"nothing was left half-written.", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM (a scheduler, `kill`) is handled like Ctrl-C everywhere, with exit status 143."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 if __name__ == "__main__":

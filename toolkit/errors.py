@@ -21,4 +21,21 @@ class DatasetError(ToolkitError):
 
 
 class RunInterrupted(ToolkitError):
-    """Ctrl-C during a run: the finished epochs stay in the run folder, the results table is untouched."""
+    """Ctrl-C or SIGTERM during a run: its finished epochs and checkpoint stay in the run folder (it can resume),
+    the results table keeps every finished run."""
+
+    def __init__(self, message: str, terminated: bool = False):
+        super().__init__(message)
+        self.terminated = terminated
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (a scheduler stopping the job): finished work kept, exit status 143."""
+
+
+class CheckpointError(ToolkitError):
+    """A checkpoint cannot be read, or holds more than tensors and plain values."""
+
+
+class TableError(ToolkitError):
+    """The results table is damaged: named with its file and line; it is never written to while damaged."""

@@ -24,6 +24,9 @@ from .pack import Pack
 
 class PackedItems:
     """One split of a pack, seen as a dataset: (TensorImage uint8 3xSxS, TensorCategory) per index."""
+    # Stated, so that fastai never runs a hidden augmentation pass to find it out (TfmdDL.n_inp -> _one_pass):
+    # that pass draws random numbers on a DataLoader's first batch, which a resumed run would draw again.
+    n_inp = 1
 
     def __init__(self, pack: Pack, split: str, split_idx: int):
         self.pack, self.split, self.split_idx = pack, split, split_idx

@@ -76,18 +76,20 @@ def one_cycle(learn, n_epoch: int, lr_max, start: int = 0, div: float = 25.0, di
 
 def fine_tune(learn, n_epoch: int, lr: float, start: int = 0, on_start=None) -> None:
     """fastai's fine_tune(n_epoch - 1, lr): one frozen epoch (pct_start 0.99), then the rest unfrozen at lr / 2
-    with discriminative rates (lr / 200 to lr / 2, pct_start 0.3, div 5); from epoch `start` of the stage."""
+    with discriminative rates (lr / 200 to lr / 2, pct_start 0.3, div 5); from epoch `start` of the stage.
+
+    Freezing and unfreezing clear the optimizer's state, so a resumed run puts its state back before them
+    when the run it continues went through them after its checkpoint (start 0 and 1), and after otherwise.
+    """
     if start == 0:
-        learn.freeze()
         _start(learn, on_start)
+        learn.freeze()
         one_cycle(learn, 1, slice(lr), 0, pct_start=0.99)
-        on_start = None
-    if start <= 1 and on_start is not None:  # resumed after the frozen epoch: unfreezing clears its optimizer
-        on_start()                           # state, as it did in the run that saved it
-        on_start = None
+    elif start == 1:
+        _start(learn, on_start)
     learn.unfreeze()
-    if on_start is not None:
-        on_start()
+    if start > 1:
+        _start(learn, on_start)
     one_cycle(learn, n_epoch - 1, slice(lr / 2 / 100, lr / 2), max(0, start - 1), pct_start=0.3, div=5.0)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import data, registry, runs
 from .data import canonical_name, load
-from .errors import RecipeError, RegistryError, RunInterrupted, ToolkitError
+from .errors import RecipeError, RegistryError, RunInterrupted, Terminated, ToolkitError
 from .recipe import (METADATA, Recipe, apply_overrides, changes, config_id, epoch_plan, format_value, label, pairs,
                      plan_pixels, stage_plan)
 
@@ -102,11 +102,11 @@ def _nominal(name: str, context_json: str) -> Recipe:
 
 
 def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
-         reference: bool = True, done=frozenset()) -> list[Job]:
-    """The jobs of a sweep: every recipe x seed, each preceded by the reference runs it lacks.
+         reference: bool = True) -> list[Job]:
+    """The jobs of a sweep: every recipe x seed, each preceded by its reference's run with that seed.
 
     `names`: experiment names, wildcard patterns, suites, or Recipe objects (a notebook's own variants).
-    `done`: (config_id, seed) pairs already in the results table; a reference is not run again for those.
+    What the results already hold is skipped later (`triage`).
     """
     if seeds < 1:
         raise RecipeError(f"--seeds must be at least 1 (got {seeds}).")
@@ -122,7 +122,7 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
         r = resolve(r, context, against)
         ref = reference_recipe(r, context, against) if reference else None
         for seed in range(r.seed, r.seed + seeds):
-            if ref is not None and config_id(ref) != config_id(r) and (config_id(ref), seed) not in done:
+            if ref is not None and config_id(ref) != config_id(r):
                 job = Job(replace(ref, seed=seed), context, "reference")
                 jobs.setdefault(job.key, job)
             job = Job(replace(r, seed=seed), context)
@@ -157,41 +157,97 @@ def check(jobs: list[Job]) -> dict:
 # --- running -----------------------------------------------------------------------------------------
 
 def run_job(job: Job, results: str | Path, datasets: dict | None = None, quiet: bool = False,
-            num_workers: int | None = None, cbs=()) -> dict:
-    """Run one job in this process and record it; returns its row in the results table."""
+            num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
+            keep_checkpoint: bool = False) -> dict:
+    """Run one job in this process and record it; returns its row in the results table.
+
+    `run_dir`: an unfinished run's folder, to resume from its checkpoint (or from its start if it has none).
+    """
     from . import pipeline, train
     recipe = job.recipe
     data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), quiet=quiet)
-    run_dir = runs.new_run_dir(results, recipe)
-    runs.start(run_dir, recipe, job.context, data)
+    state, attempt = None, 1
+    if run_dir is None:
+        run_dir = runs.new_run_dir(results, recipe)
+    else:
+        state, attempt = runs.load_checkpoint(run_dir), runs.attempts(run_dir) + 1
+    runs.start(run_dir, recipe, job.context, data, attempt=attempt)
     try:
-        metrics = train.run(recipe, data, log=run_dir / "epochs.csv", quiet=quiet, num_workers=num_workers, cbs=cbs)
-    except KeyboardInterrupt:
+        metrics = train.run(recipe, data, log=run_dir / "epochs.csv", quiet=quiet, num_workers=num_workers, cbs=cbs,
+                            save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state)
+    except KeyboardInterrupt as e:
         done = runs.epochs_done(run_dir)
-        runs.mark(run_dir, "interrupted", epochs_done=done)
+        runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
         raise RunInterrupted(
-            f"Interrupted during {recipe.name!r} after {done} finished epoch(s). Their metrics are kept in "
-            f"{run_dir / 'epochs.csv'}; the results table keeps every finished run (this one is not in it).") from None
+            f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'} during {recipe.name!r} after {done} "
+            f"finished epoch(s), kept in {run_dir} with a checkpoint; the results table keeps every finished run. "
+            f"Run the same command again to resume, or `toolkit resume {run_dir}`.",
+            terminated=isinstance(e, Terminated)) from None
     except Exception as e:
-        runs.mark(run_dir, "failed", error=f"{type(e).__name__}: {e}")
+        runs.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
         raise
-    return runs.finish(results, run_dir, recipe, job.context, metrics)
+    metrics["attempts"] = attempt
+    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint)
+
+
+def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
+    """What to do with each job, given what the results hold: [(job, run_dir to resume or None)].
+
+    A job already in the table is skipped; an unfinished run folder of the same job is resumed (killed or
+    interrupted) or left alone (running now, or on another host); a failed one is started afresh. `rerun`:
+    every job runs again, in a new folder.
+    """
+    if rerun:
+        return [(j, None) for j in jobs]
+    finished = set(zip(table["name"], table["config_id"], table["seed"].astype(int))) if len(table) else set()
+    configs = {(c, s) for _, c, s in finished}  # a reference is any finished run of its settings and seed
+    folders = runs.find_runs(results)
+    todo, skipped = [], 0
+    for job in jobs:
+        if job.key in finished or (job.role == "reference" and job.key[1:] in configs):
+            skipped += 1
+            continue
+        last = folders.get(job.key, [None])[-1]
+        st = runs.read_status(last) if last else {"status": "none"}
+        what = f"{job.recipe.name} (seed {job.recipe.seed}) in {last}"
+        if st["status"] == "finished":   # its row never reached the table: record it now
+            runs.recover(results, last)
+            skipped += 1
+        elif st["status"] in ("killed", "interrupted"):
+            todo.append((job, last))
+        elif st["status"] == "failed":
+            log(f"note: {what} failed ({st.get('error', 'no error recorded')}); it starts afresh in a new folder. "
+                f"Its cause is yours to fix: the same input fails the same way.")
+            todo.append((job, None))
+        elif st["status"] in ("running", "unknown"):
+            log(f"note: {what} is {st['status']} ({st.get('why') or 'pid ' + str(st.get('pid'))}); left alone. "
+                f"`toolkit resume RUN_DIR` takes it over once you know it has stopped.")
+        else:
+            todo.append((job, None))
+    if skipped:
+        log(f"skipped {skipped} finished run(s) already in {Path(results) / runs.TABLE} (--rerun runs them again)")
+    return todo
 
 
 def run(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
         reference: bool = True, results: str | Path = "results", quiet: bool = False,
-        num_workers: int | None = None, out: str | Path | None = None, log=print) -> Sweep:
-    """Plan, check, run and record a sweep, then compare everything it involved; see the module docstring."""
+        num_workers: int | None = None, out: str | Path | None = None, rerun: bool = False,
+        every: float | None = None, keep_checkpoints: bool = False, log=print) -> Sweep:
+    """Plan, check, run and record a sweep, then compare everything it involved; see the module docstring.
+
+    Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`).
+    """
     table = runs.load_table(results)
-    done = frozenset(zip(table["config_id"], table["seed"].astype(int))) if len(table) else frozenset()
-    jobs = plan(names, context, vary, against, seeds, reference, done)
-    datasets = check(jobs)
+    jobs = plan(names, context, vary, against, seeds, reference)
+    todo = triage(jobs, results, table, rerun, log)
+    datasets = check([job for job, _ in todo])
     run_ids = []
-    for i, job in enumerate(jobs, 1):
+    for i, (job, run_dir) in enumerate(todo, 1):
         r = job.recipe
-        log(f"[{i}/{len(jobs)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
-            f"{Path(r.dataset).name} (seed {r.seed})")
-        row = run_job(job, results, datasets, quiet=quiet, num_workers=num_workers)
+        log(f"[{i}/{len(todo)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
+            f"{Path(r.dataset).name} (seed {r.seed})" + (f", resuming {run_dir}" if run_dir else ""))
+        row = run_job(job, results, datasets, quiet=quiet, num_workers=num_workers, run_dir=run_dir, every=every,
+                      keep_checkpoint=keep_checkpoints)
         tta = row.get("accuracy_tta")
         log(f"    accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta != "" else "")
             + f" in {row['wall_seconds']:.0f}s -> {row['run_dir']}")
@@ -201,6 +257,23 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
     rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
     summary, written = _summarize_and_write(rows, table, against, Path(out or Path(results) / "last_run"))
     return Sweep(jobs, table[table["run_id"].isin(run_ids)], summary, written)
+
+
+def resume(run_dir: str | Path, quiet: bool = False, every: float | None = None, keep_checkpoints: bool = False,
+           log=print) -> dict:
+    """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row."""
+    run_dir = Path(run_dir)
+    st = runs.read_status(run_dir)
+    if st["status"] == "finished":
+        raise ToolkitError(f"{run_dir} is finished; nothing to resume (`toolkit run ... --rerun` runs it again).")
+    if st["status"] == "running":
+        raise ToolkitError(f"{run_dir} is running now (pid {st.get('pid')}); stop that process first.")
+    recipe, context = replay(run_dir / "recipe.json")
+    results = run_dir.parent.parent
+    log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
+        f"{runs.epochs_done(run_dir)} epoch(s)")
+    return run_job(Job(recipe, context), results, quiet=quiet, run_dir=run_dir, every=every,
+                   keep_checkpoint=keep_checkpoints)
 
 
 # --- comparing ---------------------------------------------------------------------------------------
@@ -223,6 +296,13 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
     if rows.empty:
         raise ToolkitError("No finished run matches those experiment names / dataset; `toolkit compare` with no "
                            "arguments compares everything in the table.")
+    unfinished = runs.list_runs(results)
+    unfinished = unfinished[unfinished["status"] != "finished"] if len(unfinished) else unfinished
+    if len(unfinished):
+        counts = unfinished["status"].value_counts()
+        warnings.warn(f"{len(unfinished)} unfinished run folder(s) left out of the comparison "
+                      f"({', '.join(f'{n} {s}' for s, n in counts.items())}); `toolkit runs` lists them, and "
+                      f"running the same command again resumes the killed and interrupted ones.", stacklevel=2)
     return _summarize_and_write(rows, table, against, Path(out or Path(results) / "compare"))
 
 

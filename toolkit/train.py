@@ -22,8 +22,10 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 
-from . import schedule
+from . import checkpoint, schedule
+from .atomic import write_atomic
 from .data import resolve
+from .errors import Terminated
 from .mix import Mix
 from .models import check_arch, check_weights, create_model
 from .pipeline import Data, dataloaders, prepare
@@ -52,6 +54,16 @@ class EpochLog(Callback):
             self._n += len(x)
             self._px += len(x) * x.shape[-2] * x.shape[-1]
 
+    def counters(self) -> dict:
+        return {"train_seconds": self.train_seconds, "train_images": self.train_images,
+                "train_pixels": self.train_pixels, "epochs_done": self.epoch_done}
+
+    def restore(self, counters: dict, lost_seconds: float = 0.0) -> None:
+        """Go on from a checkpoint: its counters, plus the seconds of the epochs trained after it and lost."""
+        self.train_seconds = counters["train_seconds"] + lost_seconds
+        self.train_images, self.train_pixels = counters["train_images"], counters["train_pixels"]
+        self.epoch_done = counters["epochs_done"]
+
     def after_train(self):
         self._epoch_seconds = time.perf_counter() - self._t
         self.train_seconds += self._epoch_seconds
@@ -77,34 +89,81 @@ class EpochLog(Callback):
             fh.flush()
 
 
+class Checkpoints(Callback):
+    """At every epoch end, take the state training needs to go on from there (`checkpoint.capture`); write it
+    with `save(state)` at every stage end and whenever `every` seconds have passed since the last write.
+
+    `every` None: as often as keeps writing under 2% of the time (50 times the last write's own duration).
+    `flush()` writes the last epoch's state if it has not been written: what Ctrl-C and SIGTERM call.
+    """
+    order = EpochLog.order + 1  # after the epoch's row is logged
+
+    def __init__(self, save, log: EpochLog, every: float | None = None, resume: dict | None = None):
+        self.save, self.log, self.every, self.resume = save, log, every, resume
+        self.pending, self.cost, self.written_at = None, 0.0, None
+        self.stage, self.in_stage, self.n_stage = 0, 0, 1
+
+    def before_fit(self):
+        if self.resume is not None:  # resumed within a fit: its smoothed training loss goes on
+            checkpoint.restore_smooth_loss(self.learn, self.resume)
+        self.resume = None
+
+    def begin_stage(self, stage: int, start: int, n_epoch: int) -> None:
+        self.stage, self.in_stage, self.n_stage = stage, start, n_epoch
+
+    def after_epoch(self):
+        self.in_stage += 1
+        done = self.in_stage >= self.n_stage
+        position = {"stage": self.stage + 1 if done else self.stage, "epoch": 0 if done else self.in_stage,
+                    "epochs_done": self.log.epoch_done}
+        self.pending = checkpoint.capture(self.learn, position, self.log.counters())
+        interval = self.every if self.every is not None else 50 * self.cost
+        if done or self.written_at is None or time.monotonic() - self.written_at >= interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        t = time.perf_counter()
+        self.save(self.pending)
+        self.cost, self.written_at, self.pending = time.perf_counter() - t, time.monotonic(), None
+
+
 class DeferInterrupt(Callback):
-    """Turn Ctrl-C into KeyboardInterrupt at the next batch boundary; a second Ctrl-C interrupts at once.
+    """Turn Ctrl-C (and SIGTERM) into an interrupt at the next batch or epoch boundary; a second one acts at once.
 
     Hand-written because Python swallows a KeyboardInterrupt that lands inside a finaliser, and fastai's
     DataLoaders shut their workers down in one at the end of every epoch, just where a user tends to press it.
+    The check at an epoch's start comes after the last epoch's row and checkpoint were written.
     """
     order = -100
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def before_fit(self):
-        self.requested, self.old = False, None
+        self.requested, self.old = None, {}
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self._handler)
+            self.old = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
 
     def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+        if self.requested is not None:
+            self._raise(signum)
+        self.requested = signum
+
+    @staticmethod
+    def _raise(signum):
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     def before_batch(self):
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.requested is not None:
+            self._raise(self.requested)
 
-    after_epoch = before_validate = before_batch
+    before_epoch = before_validate = before_batch
 
     def after_fit(self):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-            self.old = None
+        for s, old in self.old.items():
+            signal.signal(s, old)
+        self.old = {}
+        self.before_batch()  # a request that came during the last epoch's validation
 
 
 def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
@@ -120,40 +179,82 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
 
 
 def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, quiet: bool = False,
-        num_workers: int | None = None, cbs=()) -> dict:
-    """Train and evaluate one recipe; returns its metrics. Ctrl-C raises KeyboardInterrupt at a batch boundary.
+        num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
+        resume: dict | None = None) -> dict:
+    """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
-    finished epoch, flushed at once, so an interrupted run keeps its finished epochs.
+    finished epoch, flushed at once, so an interrupted run keeps its finished epochs. `save(state)`: writes a
+    checkpoint (see `Checkpoints`; `every` seconds apart at most). `resume`: a checkpoint's state; training goes
+    on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
+    the log loses the epochs trained after it.
     """
     recipe = resolve(recipe)
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
     data = data or prepare(recipe, quiet=quiet)
+    plan = data.plan
+    stage0, start0 = (resume["position"]["stage"], resume["position"]["epoch"]) if resume else (0, 0)
     set_seed(recipe.seed, reproducible=True)
     epochs, interrupt = EpochLog(log), DeferInterrupt()
-    learn = build_learner(recipe, dataloaders(recipe, data, data.plan[0][0], num_workers=num_workers),
-                          cbs=[epochs, interrupt, *cbs])
+    # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
+    within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
+    saver = Checkpoints(save, epochs, every, resume if within_fit else None) if save else None
+    # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
+    first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
+    learn = build_learner(recipe, dataloaders(recipe, data, first, num_workers=num_workers),
+                          cbs=[epochs, interrupt, *([saver] if saver else []), *cbs])
+    lost = _trim_log(epochs.path, resume["log"]["epochs_done"] if resume else 0)  # epochs after the checkpoint
+    epochs.train_seconds = lost
+    if resume:
+        epochs.restore(resume["log"], lost_seconds=lost)
+        checkpoint.restore_model(learn, resume)
+        checkpoint.restore_rng(learn, resume)
     t0 = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
             if quiet:
                 stack.enter_context(learn.no_bar())
                 stack.enter_context(learn.no_logging())
-            for i, (size, n, lr, how) in enumerate(data.plan):
-                if i and size != data.plan[i - 1][0]:   # progressive resizing: swap the data only
+            for i, (size, n, lr, how) in enumerate(plan):
+                if i < stage0:
+                    continue
+                if i and size != plan[i - 1][0] and (i > stage0 or start0 == 0):  # progressive: swap the data
                     learn.dls = dataloaders(recipe, data, size, num_workers=num_workers)
+                start = start0 if i == stage0 else 0
                 epochs.stage, epochs.size = i, size
-                schedule.fit(learn, n, lr, how, recipe)
+                if saver:
+                    saver.begin_stage(i, start, n)
+                on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
+                schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
             metrics = evaluate(learn, recipe)
+    except KeyboardInterrupt:
+        if saver:
+            saver.flush()   # the last finished epoch, if its checkpoint was not written yet
+        raise
     finally:
-        interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore Ctrl-C here too
+        interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore the handlers here too
     return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
             "train_seconds": round(epochs.train_seconds, 3),
             "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
             "images_seen": epochs.train_images, "pixels_seen": epochs.train_pixels,
             "threads": torch.get_num_threads(), "device": str(learn.dls.device),
-            "epochs_done": epochs.epoch_done, "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
+            "epochs_done": epochs.epoch_done, "resumed_at_epoch": resume["log"]["epochs_done"] if resume else 0,
+            "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
+
+
+def _trim_log(path: Path | None, keep: int) -> float:
+    """Cut an epoch log back to its first `keep` epochs (atomically); returns the training seconds cut off."""
+    if path is None or not path.exists():
+        return 0.0
+    lines = path.read_text().splitlines(keepends=True)
+    cut = [line for line in lines[1 + keep:] if line.endswith("\n")]  # a line cut short by a kill is no epoch
+    lost = sum(float(row["train_seconds"]) for row in csv.DictReader([lines[0], *cut])) if cut else 0.0
+    if keep == 0:
+        path.unlink()
+    elif len(lines) > 1 + keep:
+        write_atomic(path, lambda p: Path(p).write_text("".join(lines[:1 + keep])))
+    return lost
 
 
 def evaluate(learn: Learner, recipe: Recipe) -> dict:
