@@ -79,6 +79,8 @@ def cmd_run(args) -> int:
     result = sweep.run(names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
                        results=args.results, quiet=args.quiet, num_workers=args.workers,
                        rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
+                       executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
+                       gpus_per_run=args.gpus_per_run,
                        every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
     print()
     print(report.to_markdown(result.summary))
@@ -198,6 +200,13 @@ def parser() -> argparse.ArgumentParser:
                    help="do not run the references for the seeds they lack (differences need them)")
     p.add_argument("--config", metavar="RUN_DIR/recipe.json",
                    help="replay a run: the same recipe, seed and context (its reference is not run again)")
+    g = p.add_argument_group("where the jobs run")
+    g.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                   help="serial: one job after another in this process (default); ray: every job a Ray task, "
+                        "on this machine or a cluster (needs the ray extra: pip install -e '.[ray]')")
+    g.add_argument("--address", help="join the Ray cluster at HOST:PORT (default: $RAY_ADDRESS, else a local Ray)")
+    g.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per job (default: 1, or a GPU's share)")
+    g.add_argument("--gpus-per-run", type=float, help="GPUs per job (default: 1 where the cluster has GPUs, else 0)")
     p.add_argument("--rerun", action="store_true",
                    help="run every job again in a new folder (by default finished runs are skipped and killed or "
                         "interrupted ones resumed)")

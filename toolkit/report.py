@@ -65,7 +65,11 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 def _compute(g: pd.DataFrame, curves: pd.DataFrame, ref_acc: pd.Series) -> dict:
     """Compute spent (means over seeds) and, per seed, the pixels and seconds it took to first reach the final
     accuracy of the reference's run with the same seed (averaged over the seeds that reached it)."""
-    out = {"epochs_run": g["epochs_done"].mean(), "pixels_seen": g["pixels_seen"].mean(),
+    pixels = g["pixels_seen"]
+    if pixels.isna().any() and not curves.empty:  # runs from before pixels were counted: from their epoch logs
+        last = curves.groupby("run_id")["cum_pixels"].last()
+        pixels = pixels.fillna(g["run_id"].map(last))
+    out = {"epochs_run": g["epochs_done"].mean(), "pixels_seen": pixels.mean(),
            "train_seconds": g["train_seconds"].mean(), "threads": _one(g["threads"]), "device": _one(g["device"])}
     reach = []
     for _, run in g.iterrows():

@@ -39,24 +39,36 @@ TABLE = "runs.csv"
 RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
 METRICS = ["accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "train_seconds",
            "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "attempts",
-           "n_train", "n_valid"]
+           "restarted", "started_at", "n_train", "n_valid"]
 COLUMNS = ["run_id", "name", "config_id", "seed", "context", *METRICS, "finished_at", "run_dir", *RECIPE_FIELDS]
-NUMERIC = [*(m for m in METRICS if m != "device"), "seed", "size", "epochs", "bs", "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
+NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
+           "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
            "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
            "tta_n", "tta_beta", "budget_pixels"]
 
 
 # --- run folders ---------------------------------------------------------------------------------------
 
-def new_run_dir(results: str | Path, recipe: Recipe) -> Path:
+def new_run_name(results: str | Path, recipe: Recipe) -> Path:
+    """A new run folder's path, not yet created: RESULTS/runs/<time>-<name>-<dataset>-s<seed>-<id>."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{recipe.name}-{Path(recipe.dataset).name}-s{recipe.seed}").strip("_")
-    run_dir = Path(results) / "runs" / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+    return Path(results) / "runs" / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def new_run_dir(results: str | Path, recipe: Recipe) -> Path:
+    run_dir = new_run_name(results, recipe)
     run_dir.mkdir(parents=True)
     return run_dir
 
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def now() -> str:
+    """A timestamp with milliseconds: runs' start and end times tell which ran at the same time."""
+    from datetime import datetime
+    return datetime.now().isoformat(timespec="milliseconds")
 
 
 def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int = 1) -> None:
@@ -157,6 +169,9 @@ def recover(results: str | Path, run_dir: Path) -> dict:
 
 
 def attempts(run_dir: Path) -> int:
+    """How many times the run in `run_dir` was started (0 for a folder that no run has started in yet)."""
+    if not (Path(run_dir) / "status.json").exists():
+        return 0
     return int(read_status(run_dir).get("attempt", 1))
 
 
@@ -166,12 +181,14 @@ def epochs_done(run_dir: Path) -> int:
 
 
 def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, metrics: dict,
-           keep_checkpoint: bool = False) -> dict:
-    """Record a finished run: metrics.json, status finished, its row in the results table; drop its checkpoint."""
+           keep_checkpoint: bool = False, append: bool = True) -> dict:
+    """Record a finished run: metrics.json, status finished, its row in the results table (unless not `append`:
+    a driver records it); drop its checkpoint."""
     write_json(run_dir / "metrics.json", metrics)
     row = result_row(recipe, context, run_dir, metrics)
     mark(run_dir, "finished", epochs_done=metrics.get("epochs_done"), attempt=metrics.get("attempts", 1))
-    append_row(results, row)
+    if append:
+        append_row(results, row)
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return row
@@ -238,7 +255,7 @@ def result_row(recipe: Recipe, context: dict, run_dir: Path, metrics: dict) -> d
     flat = {k: _cell(v) for k, v in recipe.to_dict().items() if k in RECIPE_FIELDS}
     return {"run_id": run_dir.name, "name": recipe.name, "config_id": config_id(recipe), "seed": recipe.seed,
             "context": json.dumps(context, sort_keys=True), **{k: metrics.get(k, "") for k in METRICS},
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "run_dir": str(run_dir), **flat}
+            "finished_at": now(), "run_dir": str(run_dir), **flat}
 
 
 def _cell(value):

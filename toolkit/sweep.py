@@ -158,19 +158,22 @@ def check(jobs: list[Job]) -> dict:
 
 def run_job(job: Job, results: str | Path, datasets: dict | None = None, quiet: bool = False,
             num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
-            keep_checkpoint: bool = False) -> dict:
-    """Run one job in this process and record it; returns its row in the results table.
+            keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None) -> dict:
+    """Run one job in this process; returns its row for the results table (appended there unless not `record`).
 
-    `run_dir`: an unfinished run's folder, to resume from its checkpoint (or from its start if it has none).
+    `run_dir`: the job's folder: an unfinished run's, to resume it from its checkpoint (or from its start if it
+    has none), or a new one assigned by a driver. `attempt`: how many times the job has been started, when a
+    driver counts them (a retry on another node starts afresh in a folder of its own).
     """
     from . import pipeline, train
     recipe = job.recipe
     data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), quiet=quiet)
-    state, attempt = None, 1
     if run_dir is None:
         run_dir = runs.new_run_dir(results, recipe)
-    else:
-        state, attempt = runs.load_checkpoint(run_dir), runs.attempts(run_dir) + 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = runs.load_checkpoint(run_dir)
+    attempt = attempt or runs.attempts(run_dir) + 1
+    started_at = runs.now()
     runs.start(run_dir, recipe, job.context, data, attempt=attempt)
     try:
         metrics = train.run(recipe, data, log=run_dir / "epochs.csv", quiet=quiet, num_workers=num_workers, cbs=cbs,
@@ -186,8 +189,10 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, quiet: 
     except Exception as e:
         runs.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
         raise
-    metrics["attempts"] = attempt
-    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint)
+    metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
+                   started_at=started_at)
+    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint,
+                       append=record)
 
 
 def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
@@ -232,31 +237,58 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
 def run(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
         reference: bool = True, results: str | Path = "results", quiet: bool = False,
         num_workers: int | None = None, out: str | Path | None = None, rerun: bool = False,
-        every: float | None = None, keep_checkpoints: bool = False, log=print) -> Sweep:
+        every: float | None = None, keep_checkpoints: bool = False, executor: str = "serial",
+        address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
+        log=print) -> Sweep:
     """Plan, check, run and record a sweep, then compare everything it involved; see the module docstring.
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`).
+    `executor`: "serial" runs the jobs one after another in this process; "ray" runs each as a Ray task, on
+    this machine or on the cluster at `address` (toolkit/distributed.py).
     """
+    if executor not in EXECUTORS:
+        raise ToolkitError(f"Unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}.")
+    if executor == "ray":
+        from .distributed import require_ray
+        require_ray()   # before any check or data work
     table = runs.load_table(results)
     jobs = plan(names, context, vary, against, seeds, reference)
     todo = triage(jobs, results, table, rerun, log)
     datasets = check([job for job, _ in todo])
-    run_ids = []
+    if executor == "ray":
+        from .distributed import run_jobs
+        rows = run_jobs(todo, results, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                        every=every, keep_checkpoints=keep_checkpoints, log=log)
+    else:
+        rows = _serial(todo, results, datasets, quiet, num_workers, every, keep_checkpoints, log)
+    run_ids = [row["run_id"] for row in rows]
+    table = runs.load_table(results)
+    involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
+    rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
+    summary, written = _summarize_and_write(rows, table, against, Path(out or Path(results) / "last_run"))
+    return Sweep(jobs, table[table["run_id"].isin(run_ids)], summary, written)
+
+
+EXECUTORS = ("serial", "ray")
+
+
+def _serial(todo, results, datasets, quiet, num_workers, every, keep_checkpoints, log):
+    """Run the jobs one after another in this process; yields each one's row as it is recorded."""
     for i, (job, run_dir) in enumerate(todo, 1):
         r = job.recipe
         log(f"[{i}/{len(todo)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
             f"{Path(r.dataset).name} (seed {r.seed})" + (f", resuming {run_dir}" if run_dir else ""))
         row = run_job(job, results, datasets, quiet=quiet, num_workers=num_workers, run_dir=run_dir, every=every,
                       keep_checkpoint=keep_checkpoints)
-        tta = row.get("accuracy_tta")
-        log(f"    accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta != "" else "")
+        log(f"    {outcome(row)}")
+        yield row
+
+
+def outcome(row: dict) -> str:
+    """One line for a finished job: its accuracy (and with TTA), time and folder."""
+    tta = row.get("accuracy_tta")
+    return (f"accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta not in ("", None) else "")
             + f" in {row['wall_seconds']:.0f}s -> {row['run_dir']}")
-        run_ids.append(row["run_id"])
-    table = runs.load_table(results)
-    involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
-    rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
-    summary, written = _summarize_and_write(rows, table, against, Path(out or Path(results) / "last_run"))
-    return Sweep(jobs, table[table["run_id"].isin(run_ids)], summary, written)
 
 
 def resume(run_dir: str | Path, quiet: bool = False, every: float | None = None, keep_checkpoints: bool = False,

@@ -1,0 +1,202 @@
+"""Sweeps over a Ray cluster: every (recipe, seed) job a Ray task; the driver plans, names folders and records.
+
+Ray is an optional extra (`pip install -e '.[ray]'`): the rest of the toolkit imports without it.
+
+- The driver assigns every job its run folder before submitting it, so a retried task finds its own checkpoint.
+- Shared disk: the driver writes a marker file into the results folder; a task that can read it there works in
+  the run folder in place (status, epoch log, checkpoints), so a task retried after its worker died resumes
+  from its checkpoint. Otherwise a task works in a local folder and returns the run's small files (never its
+  checkpoint) for the driver to write; a task retried on another node then starts afresh (`restarted`).
+- Only the driver appends to the results table (one writer, under its lock), when a task's result arrives.
+- Workers are quiet; the driver prints one line per finished job with the sweep's progress and time left.
+- Ctrl-C on the driver cancels the sweep: running tasks are interrupted (their runs marked `interrupted`,
+  with a checkpoint), finished runs are kept, and the same command again finishes only what is missing.
+- A Ray that the driver started is stopped at the end; one it joined (`--address`) is left running.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import runs
+from .errors import RunInterrupted, ToolkitError
+
+MARKER = ".shared-disk-marker"
+MAX_RETRIES = 3  # a task whose worker dies is run again this many times at most
+
+
+def require_ray():
+    """Ray, or a clear error that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ToolkitError("--executor ray needs Ray, an optional extra of the toolkit. Install it with "
+                           "`pip install -e '.[ray]'` (from the toolkit's folder), or `pip install 'ray>=2.9'`; "
+                           "without it, leave out --executor to run the sweep in this process.") from None
+    return ray
+
+
+def defaults(ray, cpus_per_run, gpus_per_run) -> tuple[int, float]:
+    """Per-job resources that fit the cluster: a GPU each where there are GPUs (and its share of the CPUs),
+    else one CPU each, so that as many jobs run at once as there are cores."""
+    total = ray.cluster_resources()
+    gpus = total.get("GPU", 0)
+    if gpus_per_run is None:
+        gpus_per_run = 1 if gpus else 0
+    if cpus_per_run is None:
+        cpus_per_run = max(1, int(total.get("CPU", 1) // gpus)) if gpus_per_run and gpus else 1
+    return int(cpus_per_run), float(gpus_per_run)
+
+
+def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None = None,
+             gpus_per_run: float | None = None, every: float | None = None, keep_checkpoints: bool = False,
+             log=print):
+    """Run [(job, run_dir or None)] as Ray tasks; yields each finished job's row once the driver recorded it."""
+    ray = require_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+        except ConnectionError as e:
+            raise ToolkitError(f"Could not join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')} ({e}). "
+                               f"Start it with `ray start --head` or leave out --address to use a local Ray.") \
+                from None
+    results = Path(results).resolve()
+    try:
+        cpus, gpus = defaults(ray, cpus_per_run, gpus_per_run)
+        token = _write_marker(results)
+        counter = _attempt_counter(ray)
+        task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES,
+                                         retry_exceptions=False)
+        pending = {}
+        for job, run_dir in todo:
+            run_dir = run_dir or runs.new_run_name(results, job.recipe)
+            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints, counter)
+            pending[ref] = (job, Path(run_dir))
+        log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
+        yield from _gather(ray, pending, results, log)
+    finally:
+        (results / MARKER).unlink(missing_ok=True)
+        if started_here:
+            ray.shutdown()
+
+
+def _gather(ray, pending: dict, results: Path, log):
+    """Record each job as it finishes; report failures once each; on Ctrl-C, cancel and wait for the rest."""
+    total, t0, done, failed = len(pending), time.monotonic(), 0, []
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job, run_dir = pending.pop(ready[0])
+            done += 1
+            try:
+                out = ray.get(ready[0])
+            except ray.exceptions.RayError as e:
+                failed.append((job, run_dir, e))
+                log(f"[{done}/{total}] FAILED {job.recipe.name} (seed {job.recipe.seed}) in {run_dir}: "
+                    f"{_cause(e)}")
+                continue
+            row = _record(results, run_dir, out)
+            elapsed = time.monotonic() - t0
+            left = elapsed / done * (total - done)
+            log(f"[{done}/{total}, {elapsed / 60:.1f} min, about {left / 60:.1f} min left] {job.recipe.name} "
+                f"(seed {job.recipe.seed}): {_outcome(row)}")
+            yield row
+    except KeyboardInterrupt:
+        _cancel(ray, pending, log)
+        raise RunInterrupted(f"Interrupted: {done} of {total} job(s) finished and recorded; "
+                             f"{len(pending)} cancelled (their runs are marked interrupted, with their checkpoints). "
+                             f"Run the same command again to finish only what is missing.") from None
+    if failed:
+        raise ToolkitError(f"{len(failed)} of {total} job(s) failed (each reported above); the other "
+                           f"{total - len(failed)} finished and are recorded. The first: {failed[0][0].recipe.name} "
+                           f"in {failed[0][1]}: {_cause(failed[0][2])}")
+
+
+def _cancel(ray, pending: dict, log) -> None:
+    """Interrupt the running tasks (KeyboardInterrupt in the task: the run is marked interrupted, checkpointed)
+    and drop the queued ones; then make sure no run folder is left marked running."""
+    log(f"Interrupted: cancelling {len(pending)} job(s)...")
+    for ref in pending:
+        ray.cancel(ref, force=False)
+    ray.wait(list(pending), num_returns=len(pending), timeout=60)
+    for _, run_dir in pending.values():
+        if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
+            runs.mark(run_dir, "interrupted", attempt=runs.attempts(run_dir), epochs_done=runs.epochs_done(run_dir))
+
+
+def _cause(e) -> str:
+    cause = getattr(e, "cause", None) or e
+    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+
+
+def _outcome(row: dict) -> str:
+    from .sweep import outcome
+    return outcome(row) + (f" (attempt {row['attempts']}{', restarted' if row.get('restarted') else ''})"
+                           if row.get("attempts", 1) > 1 else "")
+
+
+def _record(results: Path, run_dir: Path, out: dict) -> dict:
+    """Write what a task returned: its run's small files (when it worked in a local folder), then its row."""
+    row = out["row"]
+    if out.get("files"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in out["files"].items():
+            _write_bytes(run_dir / name, data)
+        row = {**row, "run_id": run_dir.name, "run_dir": str(run_dir)}
+    runs.append_row(results, row)
+    return row
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from .atomic import write_atomic
+    write_atomic(path, lambda p: Path(p).write_bytes(data))
+
+
+def _write_marker(results: Path) -> str:
+    token = secrets.token_hex(8)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / MARKER).write_text(token)
+    return token
+
+
+def _attempt_counter(ray):
+    """A small actor that counts how many times each job was started, wherever its tasks ran."""
+    @ray.remote(num_cpus=0)
+    class Attempts:
+        def __init__(self):
+            self.counts = {}
+
+        def start(self, key: str) -> int:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return self.counts[key]
+    return Attempts.remote()
+
+
+def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool, counter) -> dict:
+    """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally."""
+    import ray
+    import torch
+
+    from .sweep import run_job
+    torch.set_num_threads(threads)
+    attempt = ray.get(counter.start.remote(run_dir))
+    run_dir = Path(run_dir)
+    shared = Path(marker).exists() and Path(marker).read_text() == token
+    if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
+        attempt = max(attempt, runs.attempts(run_dir) + 1)
+        row = run_job(job, run_dir.parent.parent, quiet=True, run_dir=run_dir, every=every,
+                      keep_checkpoint=keep_checkpoints, record=False, attempt=attempt)
+        return {"row": row}
+    local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
+    try:
+        row = run_job(job, local.parent.parent, quiet=True, run_dir=local, every=every, record=False, attempt=attempt)
+        files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
+        return {"row": row, "files": files}
+    finally:
+        shutil.rmtree(local.parent.parent, ignore_errors=True)
