@@ -93,16 +93,18 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
 
 
 def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster, tiny, tmp_path):
-    # Passes every check on the driver; the model refuses 32 px images once training starts.
-    broken = registry.derive(registry.get("baseline"), "vit_at_32px", arch="timm:vit_tiny_patch16_224")
+    # Passes every check on the driver (the weights file exists); loading it fails once the job starts.
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    broken = registry.derive(registry.get("baseline"), "junk_weights", weights=str(junk))
     said = []
     with pytest.raises(ToolkitError, match="1 of 3 job"):
         sweep.run(["baseline", "normalize", broken], ctx(tiny, 1), reference=False, results=tmp_path,
                   executor="ray", address=cluster.address, log=said.append)
     assert sorted(runs.load_table(tmp_path)["name"]) == ["baseline", "normalize"]
     failures = [line for line in said if "FAILED" in line]
-    assert len(failures) == 1 and "vit_at_32px" in failures[0]
-    statuses = [runs.read_status(d)["status"] for d in (tmp_path / "runs").iterdir()]
+    assert len(failures) == 1 and "junk_weights" in failures[0] and "Could not read" in failures[0]
+    statuses = [runs.read_status(d)["status"] for d in (tmp_path / "runs").iterdir() if d.is_dir()]
     assert sorted(statuses) == ["failed", "finished", "finished"]
 
 

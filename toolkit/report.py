@@ -158,7 +158,7 @@ def context_line(summary: pd.DataFrame) -> str:
 
 def _shown(key: str, value) -> str:
     if key == "budget":  # the default goes without saying
-        return "" if value in ("epochs", "", None) or pd.isna(value) else "budget: the reference's pixels"
+        return "" if value in ("epochs", "", None) or pd.isna(value) else "pixels budget"
     if key == "dataset":
         return Path(str(value)).name
     if key in ("size", "epochs"):
@@ -287,6 +287,9 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame):
     fig, axes = plt.subplots(2, 2, figsize=(15, max(3.8, 0.42 * k + 1.8) + 4.5),
                              gridspec_kw={"height_ratios": [max(3.8, 0.42 * k + 1.8), 4.5]})
     names, refs = labels(summary)
+    varying = [c for c in SHOWN if summary[c].nunique() > 1]  # in the table they are columns; here, in the label
+    names = [f"{n} ({', '.join(_shown(c, s[c]) or 'epochs budget' for c in varying)})" if varying else n
+             for n, (_, s) in zip(names, summary.iterrows())]
     ys = list(range(k))[::-1]  # first row at the top
     _seeds_panel(axes[0, 0], rows, summary, names, ys)
     _forest_panel(axes[0, 1], summary, names, refs, ys)

@@ -103,9 +103,11 @@ def read_status(run_dir: Path) -> dict:
 
 
 def _process_start(pid: int) -> str:
-    """When process `pid` started (clock ticks since boot, /proc), so a recycled pid is not taken for it."""
+    """When process `pid` started (clock ticks since boot, /proc), so a recycled pid is not taken for it;
+    "dead" for a process that has exited but not been reaped yet (a zombie)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return "dead" if fields[0] in ("Z", "X") else fields[19]
     except (OSError, IndexError):
         return ""  # no /proc (macOS): the pid alone is checked
 
@@ -119,7 +121,8 @@ def _alive(pid, started) -> bool:
         return False
     except PermissionError:
         pass  # someone else's process: it exists
-    return not started or _process_start(int(pid)) == started
+    now = _process_start(int(pid))
+    return now != "dead" and (not started or now == started)
 
 
 def find_runs(results: str | Path) -> dict[tuple, list[Path]]:
