@@ -108,9 +108,9 @@ def _gather(ray, pending: dict, results: Path, log):
                 f"(seed {job.recipe.seed}): {_outcome(row)}")
             yield row
     except KeyboardInterrupt:
-        _cancel(ray, pending, log)
-        raise RunInterrupted(f"Interrupted: {done} of {total} job(s) finished and recorded; "
-                             f"{len(pending)} cancelled (their runs are marked interrupted, with their checkpoints). "
+        done += _cancel(ray, pending, results, log)
+        raise RunInterrupted(f"Interrupted: {done} of {total} job(s) finished and recorded; the others were "
+                             f"cancelled (their runs are marked interrupted, with their checkpoints). "
                              f"Run the same command again to finish only what is missing.") from None
     if failed:
         raise ToolkitError(f"{len(failed)} of {total} job(s) failed (each reported above); the other "
@@ -118,21 +118,29 @@ def _gather(ray, pending: dict, results: Path, log):
                            f"in {failed[0][1]}: {_cause(failed[0][2])}")
 
 
-def _cancel(ray, pending: dict, log) -> None:
-    """Interrupt the running tasks (KeyboardInterrupt in the task: the run is marked interrupted, checkpointed)
-    and drop the queued ones; then make sure no run folder is left marked running."""
+def _cancel(ray, pending: dict, results: Path, log) -> int:
+    """Interrupt the running tasks (KeyboardInterrupt in the task: the run is marked interrupted, checkpointed),
+    drop the queued ones, record those that finished meanwhile, and leave no run folder marked running.
+    Returns how many finished."""
     log(f"Interrupted: cancelling {len(pending)} job(s)...")
     for ref in pending:
         ray.cancel(ref, force=False)
     ray.wait(list(pending), num_returns=len(pending), timeout=60)
-    for _, run_dir in pending.values():
-        if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
-            runs.mark(run_dir, "interrupted", attempt=runs.attempts(run_dir), epochs_done=runs.epochs_done(run_dir))
+    finished = 0
+    for ref, (_, run_dir) in pending.items():
+        try:
+            _record(results, run_dir, ray.get(ref, timeout=0))
+            finished += 1
+        except Exception:  # cancelled, interrupted or failed: not a finished run
+            if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
+                runs.mark(run_dir, "interrupted", attempt=runs.attempts(run_dir),
+                          epochs_done=runs.epochs_done(run_dir))
+    return finished
 
 
 def _cause(e) -> str:
     cause = getattr(e, "cause", None) or e
-    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
 
 
 def _outcome(row: dict) -> str:

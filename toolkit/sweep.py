@@ -354,11 +354,12 @@ def annotate(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
     out, missing = {c: [] for c in cols}, {}
     for _, row in table.iterrows():
         recipe = runs.row_recipe(row)
-        items = label_changes(recipe)
+        context = json.loads(row["context"] or "{}")
+        items = label_changes(recipe, context)
         out["label"].append(label(recipe.name, items))
         out["changes"].append(json.dumps(items))
         try:
-            ref = reference_recipe(recipe, json.loads(row["context"] or "{}"), against)
+            ref = reference_recipe(recipe, context, against)
             ref_items = label_changes(ref)
             values = [label(ref.name, ref_items), ref.name, json.dumps(ref_items), config_id(ref)]
         except (ToolkitError, ValueError) as e:  # the reference is no longer registered, or its data is gone
@@ -376,14 +377,15 @@ def label_of(recipe: Recipe) -> str:
     return label(recipe.name, label_changes(recipe))
 
 
-def label_changes(recipe: Recipe) -> dict[str, str]:
+def label_changes(recipe: Recipe, context: dict | None = None) -> dict[str, str]:
     """The settings a recipe's label adds to its name: where it differs from the registered recipe it stands for
-    (for a variant `NAME [k=v]`: from NAME, beyond k). Settings shown as table columns are left out."""
+    (for a variant `NAME [k=v]`: from NAME, beyond k; for a recipe never registered: its `context`).
+    Settings shown as table columns are left out."""
     base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN}
     if base is None:
         bracket = re.fullmatch(rf"{re.escape(recipe.parent)} \[(.*)\]", recipe.name) if recipe.parent else None
         base = registry.registered(recipe.parent) if bracket else None
         if base is None:
-            return {}
+            return {k: format_value(getattr(recipe, k)) for k in sorted(context or {}) if k not in skip}
         skip |= set(re.findall(r"(?:^|, )(\w+)=", bracket.group(1)))
     return {k: format_value(v) for k, v in changes(recipe, base, skip=skip).items()}
