@@ -3,7 +3,7 @@
 Both run in one process on the same data, seed, size and epochs, alternating which goes first, and the
 script prints each pair, the per-pair ratio and the median ratio (target: at most 1.05x, same accuracy).
 
-    python bench/overhead.py [--dataset DIR_OR_NAME] [--size 64] [--epochs 2] [--repeats 3]
+    python bench/overhead.py [--dataset DIR_OR_NAME] [--size 64] [--epochs 2] [--repeats 3] [--checkpoint-every S]
 """
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--arch", default="xresnet18")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--checkpoint-every", type=float,
+                    help="the toolkit side's checkpoint interval in seconds (default: the toolkit's; 0: every epoch)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="toolkit-bench-"))
@@ -82,7 +84,8 @@ def main():
         for side in order:
             start = time.perf_counter()
             if side == "toolkit":
-                done = sweep.run([recipe], reference=False, results=work / "results", quiet=True, log=lambda *a: None)
+                done = sweep.run([recipe], reference=False, rerun=True, results=work / "results", quiet=True,
+                                 every=args.checkpoint_every, log=lambda *a: None)   # checkpoints on, as always
                 acc[side] = float(done.rows["accuracy"].iloc[0])
             else:
                 acc[side] = plain_fastai(ds.path, recipe, ds.aug)

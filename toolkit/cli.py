@@ -171,9 +171,9 @@ def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
-                   help="write a checkpoint at an epoch end at most this often (default: often enough to cost under "
-                        "2%% of the time: 50 times what the last one took to write; always at a stage's end and "
-                        "on Ctrl-C or SIGTERM)")
+                   help="write a checkpoint at an epoch end when this long has passed since the last (default: 60, "
+                        "or 50 times what the last one took to write if longer: under 2%% of the time); always at a "
+                        "stage's end and on Ctrl-C or SIGTERM")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep a run's checkpoint after it finishes")
 
 

@@ -177,7 +177,8 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, quiet: 
     runs.start(run_dir, recipe, job.context, data, attempt=attempt)
     try:
         metrics = train.run(recipe, data, log=run_dir / "epochs.csv", quiet=quiet, num_workers=num_workers, cbs=cbs,
-                            save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state)
+                            save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
+                            keep_last=keep_checkpoint)
     except KeyboardInterrupt as e:
         done = runs.epochs_done(run_dir)
         runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)

@@ -91,25 +91,29 @@ class EpochLog(Callback):
 
 class Checkpoints(Callback):
     """At every epoch end, take the state training needs to go on from there (`checkpoint.capture`); write it
-    with `save(state)` at every stage end and whenever `every` seconds have passed since the last write.
+    with `save(state)` at every stage's end and whenever `every` seconds have passed since the last write.
 
-    `every` None: as often as keeps writing under 2% of the time (50 times the last write's own duration).
-    `flush()` writes the last epoch's state if it has not been written: what Ctrl-C and SIGTERM call.
+    `every` None: EVERY seconds, or 50 times what the last write took if that is longer, so that writing costs
+    under 2% of the training time. The end of the last stage is written only with `keep_last` (the run is about to
+    finish, and its checkpoint would be removed). `flush()` writes the last finished epoch's state if it is not
+    written yet: what Ctrl-C and SIGTERM call.
     """
     order = EpochLog.order + 1  # after the epoch's row is logged
+    EVERY = 60.0  # seconds: xresnet18 with Adam is about 130 MiB, written in well under a second
 
-    def __init__(self, save, log: EpochLog, every: float | None = None, resume: dict | None = None):
-        self.save, self.log, self.every, self.resume = save, log, every, resume
-        self.pending, self.cost, self.written_at = None, 0.0, None
-        self.stage, self.in_stage, self.n_stage = 0, 0, 1
+    def __init__(self, save, log: EpochLog, every: float | None = None, resume: dict | None = None,
+                 keep_last: bool = False):
+        self.save, self.log, self.every, self.resume, self.keep_last = save, log, every, resume, keep_last
+        self.pending, self.cost, self.written_at = None, 0.0, time.monotonic()
+        self.stage, self.in_stage, self.n_stage, self.last = 0, 0, 1, True
 
     def before_fit(self):
         if self.resume is not None:  # resumed within a fit: its smoothed training loss goes on
             checkpoint.restore_smooth_loss(self.learn, self.resume)
         self.resume = None
 
-    def begin_stage(self, stage: int, start: int, n_epoch: int) -> None:
-        self.stage, self.in_stage, self.n_stage = stage, start, n_epoch
+    def begin_stage(self, stage: int, start: int, n_epoch: int, last: bool) -> None:
+        self.stage, self.in_stage, self.n_stage, self.last = stage, start, n_epoch, last
 
     def after_epoch(self):
         self.in_stage += 1
@@ -117,8 +121,8 @@ class Checkpoints(Callback):
         position = {"stage": self.stage + 1 if done else self.stage, "epoch": 0 if done else self.in_stage,
                     "epochs_done": self.log.epoch_done}
         self.pending = checkpoint.capture(self.learn, position, self.log.counters())
-        interval = self.every if self.every is not None else 50 * self.cost
-        if done or self.written_at is None or time.monotonic() - self.written_at >= interval:
+        interval = self.every if self.every is not None else max(self.EVERY, 50 * self.cost)
+        if (done and (self.keep_last or not self.last)) or time.monotonic() - self.written_at >= interval:
             self.flush()
 
     def flush(self) -> None:
@@ -180,7 +184,7 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
 
 def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, quiet: bool = False,
         num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
-        resume: dict | None = None) -> dict:
+        resume: dict | None = None, keep_last: bool = False) -> dict:
     """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
@@ -199,7 +203,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     epochs, interrupt = EpochLog(log), DeferInterrupt()
     # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
     within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
-    saver = Checkpoints(save, epochs, every, resume if within_fit else None) if save else None
+    saver = Checkpoints(save, epochs, every, resume if within_fit else None, keep_last) if save else None
     # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
     first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
     learn = build_learner(recipe, dataloaders(recipe, data, first, num_workers=num_workers),
@@ -224,7 +228,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
                 start = start0 if i == stage0 else 0
                 epochs.stage, epochs.size = i, size
                 if saver:
-                    saver.begin_stage(i, start, n)
+                    saver.begin_stage(i, start, n, last=i == len(plan) - 1)
                 on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
                 schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
             metrics = evaluate(learn, recipe)
