@@ -59,3 +59,31 @@ def packed_dls(ds, pack, size: int, bs: int, prefetch=None, **changes):
     from toolkit.recipe import Recipe
     recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, **changes)
     return dataloaders(recipe, Data(ds, [], pack), size, prefetch=prefetch)
+
+
+def signal_when(cmd, ready, sig, timeout=300, env=None):
+    """Start `cmd`, send it `sig` once `ready()` is true (or it has exited), and return (returncode, stderr).
+
+    The child gets SIGINT's default handler, as a terminal would give it (a shell starts background jobs
+    with SIGINT ignored).
+    """
+    import signal as _signal
+    import subprocess
+    import time
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, preexec_fn=lambda: _signal.signal(_signal.SIGINT, _signal.SIG_DFL))
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
+def epochs_logged(results: Path, at_least: int) -> bool:
+    """Whether an unfinished run under `results` has logged `at_least` epochs."""
+    logs = [p / "epochs.csv" for p in (Path(results) / "runs").glob("*/") if not (p / "metrics.json").exists()]
+    return any(f.exists() and len(f.read_text().splitlines()) > at_least for f in logs)

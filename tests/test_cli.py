@@ -3,10 +3,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+
+from conftest import epochs_logged, signal_when
 
 
 def toolkit(*args, timeout=300, **kw):
@@ -95,21 +96,9 @@ def test_ctrl_c_keeps_finished_epochs_and_table(tiny, tmp_path):
             "--results", res, "--quiet"]
     assert toolkit(*args, "--epochs", 1).returncode == 0
     table = (res / "runs.csv").read_bytes()
-    # A shell starts background jobs with SIGINT ignored; give the child the default, as a terminal would.
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", *map(str, args), "--epochs", "200"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline, logs = time.time() + 240, []
-        while time.time() < deadline and proc.poll() is None:
-            logs = [p / "epochs.csv" for p in (res / "runs").iterdir() if not (p / "metrics.json").exists()]
-            if logs and logs[0].exists() and len(logs[0].read_text().splitlines()) >= 3:  # header + 2 epochs
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130 and "Interrupted during 'baseline'" in err and "Traceback" not in err
+    code, err = signal_when([sys.executable, "-m", "toolkit", *args, "--epochs", 200],
+                            lambda: epochs_logged(res, 2), signal.SIGINT)
+    assert code == 130 and "Interrupted during 'baseline'" in err and "Traceback" not in err
     assert (res / "runs.csv").read_bytes() == table
-    assert len(pd.read_csv(logs[0])) >= 2
+    unfinished = [p for p in (res / "runs").iterdir() if not (p / "metrics.json").exists()]
+    assert len(unfinished) == 1 and len(pd.read_csv(unfinished[0] / "epochs.csv")) >= 2

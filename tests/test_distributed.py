@@ -5,13 +5,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from toolkit import registry, runs, sweep
 from toolkit.errors import ToolkitError
+
+from conftest import signal_when
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
 
@@ -87,6 +88,7 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
     assert len(pd.read_csv(killed / "epochs.csv")) == 6
     serial = subprocess.run(cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", tmp_path / "s"),
                             capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert serial.returncode == 0, serial.stderr
     one = runs.load_table(tmp_path / "s").set_index("seed")
     assert row["accuracy"] == one.loc[row["seed"], "accuracy"]
     assert row["valid_loss"] == one.loc[row["seed"], "valid_loss"]
@@ -112,17 +114,8 @@ def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_miss
     res = tmp_path / "r"
     args = cli(tiny, 3, "baseline", "normalize", "--seeds", 2, "--no-reference", "--results", res,
                "--executor", "ray", "--address", cluster.address)
-    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and driver.poll() is None and not (res / "runs.csv").exists():
-            time.sleep(0.05)
-        driver.send_signal(signal.SIGINT)
-        _, err = driver.communicate(timeout=180)
-    finally:
-        driver.kill()
-    assert driver.returncode == 130, err
+    code, err = signal_when(args, lambda: (res / "runs.csv").exists(), signal.SIGINT)
+    assert code == 130, err
     finished = len(runs.load_table(res))
     assert 1 <= finished < 4
     statuses = [json.loads(p.read_text())["status"] for p in res.glob("runs/*/status.json")]
@@ -142,3 +135,22 @@ def test_without_ray_the_executor_says_how_to_install_it(tiny, tmp_path):
                         "--executor", "ray", "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "pip install -e '.[ray]'" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(cluster, tiny, tmp_path):
+    """A worker that cannot see the results folder works locally; the driver writes the folder and the row."""
+    from toolkit import distributed
+    job = sweep.plan(["baseline"], ctx(tiny, 1), reference=False)[0]
+    run_dir = runs.new_run_name(tmp_path, job.recipe)
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        counter = distributed._attempt_counter(ray)
+        task = ray.remote(distributed._task).options(num_cpus=1)
+        out = ray.get(task.remote(job, str(run_dir), str(tmp_path / "no-such-marker"), "token", 1, 0, False, counter))
+    finally:
+        ray.shutdown()
+    assert set(out["files"]) >= {"recipe.json", "metrics.json", "epochs.csv", "status.json", "env.json"}
+    assert "checkpoint.pt" not in out["files"] and str(tmp_path) not in out["row"]["run_dir"]  # worked elsewhere
+    row = distributed._record(tmp_path, run_dir, out)
+    assert row["run_dir"] == str(run_dir) and runs.read_status(run_dir)["status"] == "finished"
+    assert runs.load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]

@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,8 @@ import torch
 
 from toolkit import runs, sweep
 from toolkit.errors import CheckpointError, TableError
+
+from conftest import epochs_logged, signal_when
 
 # Runs the launcher and SIGKILLs it right after its k-th checkpoint is on disk.
 KILLER = """
@@ -89,21 +90,9 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
 
 def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path):
     res = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "run", "baseline", *map(str, context(tiny, 12)),
-                             "--results", str(res), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            logs = list(res.glob("runs/*/epochs.csv"))
-            if logs and len(logs[0].read_text().splitlines()) >= 2:   # one epoch done
-                break
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, err
+    code, err = signal_when([sys.executable, "-m", "toolkit", "run", "baseline", *context(tiny, 12), "--results", res,
+                             "--quiet"], lambda: epochs_logged(res, 1), signal.SIGTERM)
+    assert code == 143, err
     assert "Terminated during 'baseline'" in err and "Traceback" not in err
     run_dir = next((res / "runs").iterdir())
     st = runs.read_status(run_dir)

@@ -192,6 +192,23 @@ def parser() -> argparse.ArgumentParser:
     _add_recipe_overrides(p)
     p.set_defaults(func=cmd_show)
 
+    _run_parser(sub)
+    _runs_parsers(sub)
+
+    p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
+    p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--against", metavar="NAME", help="compare every row with this recipe (default: each its parent)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
+    p.set_defaults(func=cmd_compare)
+
+    _data_parsers(sub)
+    _bench_parsers(sub)
+    return ap
+
+
+def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="run experiments, patterns or suites and print their comparison table")
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     _add_recipe_overrides(p)
@@ -217,6 +234,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch tables")
     p.set_defaults(func=cmd_run)
 
+
+def _runs_parsers(sub) -> None:
     p = sub.add_parser("resume", help="resume one killed or interrupted run from its latest checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR", help="its folder, RESULTS/runs/<run>")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -229,14 +248,8 @@ def parser() -> argparse.ArgumentParser:
                    help="write a fresh results table from the finished run folders, under a new name")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
-    p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
-    p.add_argument("--dataset", help="only runs on this dataset")
-    p.add_argument("--against", metavar="NAME", help="compare every row with this recipe (default: each its parent)")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
-    p.set_defaults(func=cmd_compare)
 
+def _data_parsers(sub) -> None:
     p = sub.add_parser("data", help="datasets: list the named ones, build a proxy")
     dsub = p.add_subparsers(dest="data_command", required=True)
     d = dsub.add_parser("list", help="dataset names the toolkit knows")
@@ -258,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_data_pack)
 
+
+def _bench_parsers(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks that print tables")
     bsub = p.add_subparsers(dest="bench_command", required=True)
     b = bsub.add_parser("data", help="images/s and epoch time of each data pipeline, against the no-loading limit")
@@ -274,7 +289,6 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_data)
-    return ap
 
 
 def _warning_line(message, category, filename, lineno, line=None):

@@ -308,8 +308,8 @@ def check_table(path: Path, data: bytes | None = None) -> list[str]:
         data = path.read_bytes() if path.exists() else b""
     if not data:
         return []
-    fix = (f" The file was not changed. `toolkit runs --rebuild-table` writes a fresh table from the run folders "
-           f"(under a new name) for you to check and put in its place.")
+    fix = (" The file was not changed. `toolkit runs --rebuild-table` writes a fresh table from the run folders "
+           "(under a new name) for you to check and put in its place.")
     text = data.decode("utf-8", errors="replace")
     if not text.endswith("\n"):
         raise TableError(f"The results table {path} is damaged: its last line (line {text.count(chr(10)) + 1}) is "

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import data, registry, runs
 from .data import canonical_name, load
-from .errors import RecipeError, RegistryError, RunInterrupted, Terminated, ToolkitError
+from .errors import RecipeError, RunInterrupted, Terminated, ToolkitError
 from .recipe import (METADATA, Recipe, apply_overrides, changes, config_id, epoch_plan, format_value, label, pairs,
                      plan_pixels, stage_plan)
 

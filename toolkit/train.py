@@ -16,7 +16,6 @@ import torch
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
 from fastai.callback.progress import ProgressCallback  # noqa: F401  (progress bars, Learner.no_bar)
-from fastai.callback.schedule import fit_one_cycle  # noqa: F401  (Learner.fit_one_cycle, fit_flat_cos, fine_tune)
 from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
@@ -198,7 +197,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     check_weights(recipe.arch, recipe.weights)
     data = data or prepare(recipe, quiet=quiet)
     plan = data.plan
-    stage0, start0 = (resume["position"]["stage"], resume["position"]["epoch"]) if resume else (0, 0)
+    stage0, start0 = _position(resume)
     set_seed(recipe.seed, reproducible=True)
     epochs, interrupt = EpochLog(log), DeferInterrupt()
     # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
@@ -220,17 +219,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
             if quiet:
                 stack.enter_context(learn.no_bar())
                 stack.enter_context(learn.no_logging())
-            for i, (size, n, lr, how) in enumerate(plan):
-                if i < stage0:
-                    continue
-                if i and size != plan[i - 1][0] and (i > stage0 or start0 == 0):  # progressive: swap the data
-                    learn.dls = dataloaders(recipe, data, size, num_workers=num_workers)
-                start = start0 if i == stage0 else 0
-                epochs.stage, epochs.size = i, size
-                if saver:
-                    saver.begin_stage(i, start, n, last=i == len(plan) - 1)
-                on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
-                schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
+            _fit_stages(learn, recipe, data, epochs, saver, resume, num_workers)
             metrics = evaluate(learn, recipe)
     except KeyboardInterrupt:
         if saver:
@@ -245,6 +234,28 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
             "threads": torch.get_num_threads(), "device": str(learn.dls.device),
             "epochs_done": epochs.epoch_done, "resumed_at_epoch": resume["log"]["epochs_done"] if resume else 0,
             "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
+
+
+def _fit_stages(learn, recipe: Recipe, data: Data, epochs: EpochLog, saver, resume, num_workers) -> None:
+    """Fit the stage plan, from the start or from a checkpoint's position (its optimizer put back at the start)."""
+    plan = data.plan
+    stage0, start0 = _position(resume)
+    for i, (size, n, lr, how) in enumerate(plan):
+        if i < stage0:
+            continue
+        if i and size != plan[i - 1][0] and (i > stage0 or start0 == 0):  # progressive resizing: swap the data
+            learn.dls = dataloaders(recipe, data, size, num_workers=num_workers)
+        start = start0 if i == stage0 else 0
+        epochs.stage, epochs.size = i, size
+        if saver:
+            saver.begin_stage(i, start, n, last=i == len(plan) - 1)
+        on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
+        schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
+
+
+def _position(resume: dict | None) -> tuple[int, int]:
+    """(stage, epoch within it) where training goes on: a checkpoint's, or the very start."""
+    return (resume["position"]["stage"], resume["position"]["epoch"]) if resume else (0, 0)
 
 
 def _trim_log(path: Path | None, keep: int) -> float:
