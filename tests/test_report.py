@@ -100,6 +100,9 @@ def test_markdown_files_and_plot(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "mixup", [0.69, 0.81, 0.88])
     table = sweep.annotate(runs.load_table(results))
+    assert "not corrected" not in report.to_markdown(report.summarize(table, table))  # one difference only
+    add(results, "label_smoothing", [0.71, 0.80, 0.91])
+    table = sweep.annotate(runs.load_table(results))
     summary = report.summarize(table, table)
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
@@ -108,5 +111,5 @@ def test_markdown_files_and_plot(results, tmp_path):
     outs = report.write_comparison(table, summary, tmp_path / "cmp")
     assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)
     assert outs[2].read_bytes()[:4] == b"\x89PNG"
-    assert pd.read_csv(outs[1])["label"].tolist() == ["normalize", "mixup"]
+    assert pd.read_csv(outs[1])["label"].tolist() == ["normalize", "mixup", "label_smoothing"]
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind

@@ -226,8 +226,10 @@ def footnotes(summary: pd.DataFrame) -> str:
         notes.append(f"Noise floor: an accuracy near {100 * p:.1f}% measured on {int(n_valid):,} validation images "
                      f"has a binomial standard error of {100 * stats.binomial_se(p, int(n_valid)):.1f} points "
                      f"(one image = {100 / n_valid:.2f} points).")
-    notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
-                 f"{len(summary)} rows at once: across many rows, expect an occasional verdict by chance.")
+    compared = int(summary["delta_mean"].notna().sum())
+    if compared > 1:
+        notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
+                     f"{compared} rows at once: across many rows, expect an occasional verdict by chance.")
     return "\n".join(f"- {n}" for n in notes)
 
 
