@@ -107,7 +107,8 @@ def test_markdown_files_and_plot(results, tmp_path):
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
     assert "| mixup " in md and "no clear difference" in md and "[-" in md
-    assert "359 validation images" in md and "not corrected for comparing 2 rows" in md
+    assert "359 validation images has a binomial standard error of 2.1 points" in md
+    assert "not corrected for comparing 2 rows" in md
     outs = report.write_comparison(table, summary, tmp_path / "cmp")
     assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)
     assert outs[2].read_bytes()[:4] == b"\x89PNG"

@@ -221,11 +221,12 @@ def footnotes(summary: pd.DataFrame) -> str:
     if summary["accuracy_tta_mean"].notna().any():
         notes.append("Δ TTA: accuracy with TTA minus the reference's accuracy with TTA when it has TTA, else its "
                      "plain accuracy (what TTA buys).")
-    for n_valid, group in summary.dropna(subset=["n_valid"]).groupby("n_valid"):
-        p = float(group["accuracy_mean"].mean())
-        notes.append(f"Noise floor: an accuracy near {100 * p:.1f}% measured on {int(n_valid):,} validation images "
-                     f"has a binomial standard error of {100 * stats.binomial_se(p, int(n_valid)):.1f} points "
-                     f"(one image = {100 / n_valid:.2f} points).")
+    for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
+        se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
+        spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"
+        notes.append(f"Noise floor: an accuracy measured on {int(n_valid):,} validation images has a binomial "
+                     f"standard error of {spread} at the accuracies in this table (one image = "
+                     f"{100 / n_valid:.2f} points).")
     compared = int(summary["delta_mean"].notna().sum())
     if compared > 1:
         notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
