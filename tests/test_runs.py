@@ -32,6 +32,15 @@ def test_rows_carry_config_id_context_and_the_whole_recipe(results):
     assert json.loads(table["context"].iloc[0]) == {"epochs": "4"} and table["accuracy"].tolist() == [0.9, 0.8]
 
 
+def test_run_folders_recorded_relative_to_another_folder_are_found_from_here(results, monkeypatch):
+    (results / "runs" / "r1").mkdir(parents=True)
+    runs.append_row(results, runs.result_row(_recipe(), {}, Path("elsewhere/runs/r1"), {"accuracy": 0.9}))
+    runs.append_row(results, runs.result_row(_recipe(), {}, Path("elsewhere/runs/gone"), {"accuracy": 0.8}))
+    monkeypatch.chdir(results.parent)
+    assert runs.load_table(results)["run_dir"].tolist() == [str(results / "runs" / "r1"), "elsewhere/runs/gone"]
+    assert "elsewhere/runs/r1" in (results / "runs.csv").read_text()   # the file itself is left as it was
+
+
 def test_a_table_from_before_config_ids_is_upgraded_in_place(results, tmp_path):
     results.mkdir(parents=True)
     old = [dict(run_id="x", experiment="mixup", dataset="digits", size=16, epochs=4, arch="xresnet18", bs=64,

@@ -341,7 +341,14 @@ def load_table(results: str | Path) -> pd.DataFrame:
     table = raw if list(raw.columns) == COLUMNS else upgrade(raw)
     for col in NUMERIC:
         table[col] = pd.to_numeric(table[col].replace("", None), errors="coerce")
+    table["run_dir"] = [_located(results, d) for d in table["run_dir"]]
     return table
+
+
+def _located(results: str | Path, run_dir: str) -> str:
+    """A run folder as seen from here: the table may hold a path relative to where the run was started."""
+    here = Path(results) / "runs" / Path(run_dir).name
+    return str(here) if run_dir and not Path(run_dir).exists() and here.exists() else run_dir
 
 
 def rebuild_table(results: str | Path) -> tuple[Path, int, int]:
