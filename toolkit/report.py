@@ -311,13 +311,15 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame):
 def _seeds_panel(ax, rows, summary, names, ys):
     for y, (_, s) in zip(ys, summary.iterrows()):
         g = rows[(rows["name"] == s["name"]) & (rows["config_id"] == s["config_id"])]
-        ax.scatter(100 * g["accuracy"], [y] * len(g), s=22, color="tab:blue", alpha=0.7, zorder=3)
+        acc = (100 * g["accuracy"]).round(6)
+        lift = acc.groupby(acc).cumcount() * 0.12  # equal accuracies (same images right) stack upwards
+        ax.scatter(acc, y + lift, s=22, color="tab:blue", alpha=0.7, zorder=3)
         if pd.notna(s["accuracy_low"]):
             ax.plot([100 * s["accuracy_low"], 100 * s["accuracy_high"]], [y, y], color="black", lw=1.5, zorder=2)
         ax.scatter([100 * s["accuracy_mean"]], [y], marker="|", s=250, color="black", zorder=4)
-    ax.set_yticks(ys, names, fontsize=8)
+    ax.set_yticks(ys, [f"{name} (n={int(n)})" for name, n in zip(names, summary["n"])], fontsize=8)
     ax.set_ylim(-0.7, len(ys) - 0.3)
-    ax.set(xlabel="validation accuracy (%)", title="Every seed (dots), mean and 95% CI (black)")
+    ax.set(xlabel="validation accuracy (%)", title="Every seed (dots; equal ones stacked), mean and 95% CI (black)")
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -350,6 +352,9 @@ def _compute_panel(ax, curves, summary, names, x: str, unit: float, xlabel: str)
             mean = sel.groupby("epoch")[[x, "accuracy"]].mean()
             ax.plot(mean[x] / unit, 100 * mean["accuracy"], marker="o", ms=3, label=name)
         ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no epoch logs found in the run folders", ha="center", va="center",
+                transform=ax.transAxes, color="gray")
     ax.set(xlabel=xlabel, ylabel="validation accuracy (%)",
            title=f"Accuracy after each epoch against {'pixels' if x == 'cum_pixels' else 'seconds'} (mean over seeds)")
     ax.grid(alpha=0.3)
