@@ -114,3 +114,14 @@ def test_markdown_files_and_plot(results, tmp_path):
     assert outs[2].read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(outs[1])["label"].tolist() == ["normalize", "mixup", "label_smoothing"]
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_compare_keeps_the_two_budgets_apart_and_can_show_one(results):
+    add(results, "progressive", [0.70, 0.80, 0.90])
+    add(results, "progressive", [0.75, 0.85, 0.95], budget="pixels", budget_pixels=1280)
+    summary, _ = sweep.compare(results, ["progressive"], out=results / "both")
+    assert sorted(summary["budget"]) == ["epochs", "pixels"] and summary["n"].tolist() == [3, 3]
+    summary, _ = sweep.compare(results, ["progressive"], budget="pixels", out=results / "pixels")
+    assert summary["budget"].tolist() == ["pixels"] and summary["accuracy_mean"].iloc[0] == pytest.approx(0.85)
+    with pytest.raises(sweep.ToolkitError, match="budget"):
+        sweep.compare(results, ["normalize"], budget="pixels")

@@ -115,7 +115,7 @@ def cmd_runs(args) -> int:
 def cmd_compare(args) -> int:
     from . import report, sweep
     summary, written = sweep.compare(args.results, args.names, dataset=args.dataset, against=args.against,
-                                     out=args.out)
+                                     out=args.out, budget=args.budget)
     print(report.to_markdown(summary))
     print(f"\nWritten: {', '.join(map(str, written))}")
     return 0
@@ -198,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare finished runs: markdown table, CSV and plot")
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--budget", choices=BUDGETS, help="only runs under this compute budget")
     p.add_argument("--against", metavar="NAME", help="compare every row with this recipe (default: each its parent)")
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")

@@ -334,7 +334,7 @@ def _forest_panel(ax, summary, names, refs, ys):
             ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
         ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
         ax.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
-                ha="center", color=color)
+                ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
     ax.set_ylim(-0.7, len(ys) - 0.3)

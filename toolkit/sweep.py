@@ -312,8 +312,8 @@ def resume(run_dir: str | Path, quiet: bool = False, every: float | None = None,
 # --- comparing ---------------------------------------------------------------------------------------
 
 def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
-            out: str | Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
-    """Compare finished runs in the results table (all, or those matching `names` / `dataset`)."""
+            out: str | Path | None = None, budget: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`)."""
     table = runs.load_table(results)
     if table.empty:
         raise ToolkitError(f"No finished runs in {Path(results) / runs.TABLE}; `toolkit run NAME` makes some.")
@@ -326,8 +326,10 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
         rows = rows[[any(fnmatch.fnmatchcase(e, p) for p in patterns) for e in rows["name"]]]
     if dataset:  # a name, a path, or just the folder's name
         rows = rows[[d == dataset or Path(d).name == Path(dataset).name for d in rows["dataset"]]]
+    if budget:
+        rows = rows[rows["budget"] == budget]
     if rows.empty:
-        raise ToolkitError("No finished run matches those experiment names / dataset; `toolkit compare` with no "
+        raise ToolkitError("No finished run matches those experiment names / dataset / budget; `toolkit compare` with no "
                            "arguments compares everything in the table.")
     unfinished = runs.list_runs(results)
     unfinished = unfinished[unfinished["status"] != "finished"] if len(unfinished) else unfinished
