@@ -55,6 +55,7 @@ def uninterrupted(name, tiny, epochs, results):
     ("progressive", 4, 3, (1, 1)),     # inside the second stage (fine_tune, after its frozen epoch)
     ("progressive", 4, 2, (1, 0)),     # at the stage boundary
     ("mixup", 3, 1, (0, 1)),           # with MixUp's draws
+    ("baseline", 2, 2, (1, 0)),        # after the last epoch, before the evaluation: nothing left to train
 ])
 def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(name, epochs, k, where, tiny,
                                                                                  tmp_path):

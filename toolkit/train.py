@@ -142,6 +142,10 @@ class DeferInterrupt(Callback):
     order = -100
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+    def __init__(self):
+        super().__init__()
+        self.requested, self.old = None, {}  # set here too: a run resumed after its last epoch fits nothing
+
     def before_fit(self):
         self.requested, self.old = None, {}
         if threading.current_thread() is threading.main_thread():
@@ -274,8 +278,13 @@ def _trim_log(path: Path | None, keep: int) -> float:
 
 def evaluate(learn: Learner, recipe: Recipe) -> dict:
     """Final validation accuracy and loss (from the last epoch), and with `recipe.tta` the accuracy under TTA."""
-    values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
-    metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
+    if getattr(learn.recorder, "values", None):
+        values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+        metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
+    else:  # resumed after its last epoch: nothing was fit here, so validate the restored model (logging no epoch)
+        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, (EpochLog, Checkpoints))]):
+            valid_loss, acc = learn.validate()[:2]
+        metrics = {"accuracy": float(acc), "valid_loss": float(valid_loss)}
     if recipe.tta:
         t = time.perf_counter()
         preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
