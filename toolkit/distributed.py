@@ -10,15 +10,20 @@ Ray is an optional extra (`pip install -e '.[ray]'`): the rest of the toolkit im
 - Only the driver appends to the results table (one writer, under its lock), when a task's result arrives.
 - Workers are quiet; the driver prints one line per finished job with the sweep's progress and time left.
 - Ctrl-C on the driver cancels the sweep: running tasks are interrupted (their runs marked `interrupted`,
-  with a checkpoint), finished runs are kept, and the same command again finishes only what is missing.
+  with a checkpoint), finished runs are kept, and the same command again finishes only what is missing. The
+  tasks are asked to stop through a small actor rather than with `ray.cancel`, whose cancel races with a task
+  finishing at that moment and can abort the driver inside Ray (seen with Ray 2.60).
 - A Ray that the driver started is stopped at the end; one it joined (`--address`) is left running.
 """
 from __future__ import annotations
 
+import _thread
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from .errors import RunInterrupted, ToolkitError
 
 MARKER = ".shared-disk-marker"
 MAX_RETRIES = 3  # a task whose worker dies is run again this many times at most
+POLL = 0.5       # seconds between a task's looks at whether the sweep was cancelled
 
 
 def require_ray():
@@ -70,23 +76,24 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
     try:
         cpus, gpus = defaults(ray, cpus_per_run, gpus_per_run)
         token = _write_marker(results)
-        counter = _attempt_counter(ray)
+        coordinator = _coordinator(ray)
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES,
                                          retry_exceptions=False)
         pending = {}
         for job, run_dir in todo:
             run_dir = run_dir or runs.new_run_name(results, job.recipe)
-            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints, counter)
+            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints,
+                              coordinator)
             pending[ref] = (job, Path(run_dir))
         log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
-        yield from _gather(ray, pending, results, log)
+        yield from _gather(ray, pending, results, log, coordinator)
     finally:
         (results / MARKER).unlink(missing_ok=True)
         if started_here:
             ray.shutdown()
 
 
-def _gather(ray, pending: dict, results: Path, log):
+def _gather(ray, pending: dict, results: Path, log, coordinator):
     """Record each job as it finishes; report failures once each; on Ctrl-C, cancel and wait for the rest."""
     total, t0, done, failed = len(pending), time.monotonic(), 0, []
     try:
@@ -96,7 +103,9 @@ def _gather(ray, pending: dict, results: Path, log):
             done += 1
             try:
                 out = ray.get(ready[0])
-            except ray.exceptions.RayError as e:
+                if "row" not in out:
+                    raise RunInterrupted(out["interrupted"])  # a task stopped by a signal of its own
+            except (ray.exceptions.RayError, RunInterrupted) as e:
                 failed.append((job, run_dir, e))
                 log(f"[{done}/{total}] FAILED {job.recipe.name} (seed {job.recipe.seed}) in {run_dir}: "
                     f"{_cause(e)}")
@@ -108,7 +117,7 @@ def _gather(ray, pending: dict, results: Path, log):
                 f"(seed {job.recipe.seed}): {_outcome(row)}")
             yield row
     except KeyboardInterrupt:
-        done += _cancel(ray, pending, results, log)
+        done += _cancel(ray, pending, results, log, coordinator)
         raise RunInterrupted(f"Interrupted: {done} of {total} job(s) finished and recorded; the others were "
                              f"cancelled (their runs are marked interrupted, with their checkpoints). "
                              f"Run the same command again to finish only what is missing.") from None
@@ -118,20 +127,22 @@ def _gather(ray, pending: dict, results: Path, log):
                            f"in {failed[0][1]}: {_cause(failed[0][2])}")
 
 
-def _cancel(ray, pending: dict, results: Path, log) -> int:
-    """Interrupt the running tasks (KeyboardInterrupt in the task: the run is marked interrupted, checkpointed),
-    drop the queued ones, record those that finished meanwhile, and leave no run folder marked running.
-    Returns how many finished."""
+def _cancel(ray, pending: dict, results: Path, log, coordinator) -> int:
+    """Ask every task to stop (a running one is interrupted at its next batch: its run is marked interrupted,
+    checkpointed; a queued one returns at once), record those that finished meanwhile, and leave no run folder
+    marked running. Returns how many finished."""
     log(f"Interrupted: cancelling {len(pending)} job(s)...")
-    for ref in pending:
-        ray.cancel(ref, force=False)
+    ray.get(coordinator.stop.remote())
     ray.wait(list(pending), num_returns=len(pending), timeout=60)
     finished = 0
     for ref, (_, run_dir) in pending.items():
         try:
-            _record(results, run_dir, ray.get(ref, timeout=0))
+            out = ray.get(ref, timeout=0)
+            if "row" not in out:
+                continue  # stopped before it finished
+            _record(results, run_dir, out)
             finished += 1
-        except Exception:  # cancelled, interrupted or failed: not a finished run
+        except Exception:  # failed, or still running after the wait: not a finished run
             if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
                 runs.mark(run_dir, "interrupted", attempt=runs.attempts(run_dir),
                           epochs_done=runs.epochs_done(run_dir))
@@ -173,38 +184,72 @@ def _write_marker(results: Path) -> str:
     return token
 
 
-def _attempt_counter(ray):
-    """A small actor that counts how many times each job was started, wherever its tasks ran."""
+def _coordinator(ray):
+    """A small actor the tasks share: how many times each job was started (wherever its tasks ran), and whether
+    the driver asked the sweep to stop."""
     @ray.remote(num_cpus=0)
-    class Attempts:
+    class Coordinator:
         def __init__(self):
-            self.counts = {}
+            self.counts, self.stopping = {}, False
 
         def start(self, key: str) -> int:
             self.counts[key] = self.counts.get(key, 0) + 1
             return self.counts[key]
-    return Attempts.remote()
+
+        def stop(self) -> None:
+            self.stopping = True
+
+        def stopped(self) -> bool:
+            return self.stopping
+    return Coordinator.remote()
 
 
-def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool, counter) -> dict:
+def _watch(ray, coordinator, done: threading.Event) -> None:
+    """In a task's thread: once the driver asks the sweep to stop, interrupt the task's training as Ctrl-C would
+    (it stops at its next batch, with a checkpoint). Only while training's own handler is in place, so that the
+    interrupt never lands in Ray's code; a task asked to stop outside training stops at its first batch, or
+    finishes its evaluation and is recorded."""
+    from .train import DeferInterrupt
+    while not done.wait(POLL):
+        try:
+            stopping = ray.get(coordinator.stopped.remote())
+        except Exception:  # the driver and its actor are gone: the task is cancelled anyway
+            return
+        if stopping and isinstance(getattr(signal.getsignal(signal.SIGINT), "__self__", None), DeferInterrupt):
+            _thread.interrupt_main(signal.SIGINT)
+            return
+
+
+def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool,
+          coordinator) -> dict:
     """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally."""
     import ray
     import torch
 
     from .sweep import run_job
     torch.set_num_threads(threads)
-    attempt = ray.get(counter.start.remote(run_dir))
+    if ray.get(coordinator.stopped.remote()):
+        return {"interrupted": "the sweep was cancelled before this job started"}
+    attempt = ray.get(coordinator.start.remote(run_dir))
     run_dir = Path(run_dir)
     shared = Path(marker).exists() and Path(marker).read_text() == token
-    if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
-        attempt = max(attempt, runs.attempts(run_dir) + 1)
-        row = run_job(job, run_dir.parent.parent, quiet=True, run_dir=run_dir, every=every,
-                      keep_checkpoint=keep_checkpoints, record=False, attempt=attempt)
-        return {"row": row}
-    local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
+    done = threading.Event()
+    threading.Thread(target=_watch, args=(ray, coordinator, done), daemon=True).start()
     try:
-        row = run_job(job, local.parent.parent, quiet=True, run_dir=local, every=every, record=False, attempt=attempt)
-        files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
-        return {"row": row, "files": files}
+        if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
+            attempt = max(attempt, runs.attempts(run_dir) + 1)
+            row = run_job(job, run_dir.parent.parent, quiet=True, run_dir=run_dir, every=every,
+                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt)
+            return {"row": row}
+        local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
+        try:
+            row = run_job(job, local.parent.parent, quiet=True, run_dir=local, every=every, record=False,
+                          attempt=attempt)
+            files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
+            return {"row": row, "files": files}
+        finally:
+            shutil.rmtree(local.parent.parent, ignore_errors=True)
+    except (RunInterrupted, KeyboardInterrupt) as e:  # stopped by the driver, or by a signal to this worker
+        return {"interrupted": str(e)}
     finally:
-        shutil.rmtree(local.parent.parent, ignore_errors=True)
+        done.set()
