@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,10 +108,25 @@ def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny
     assert runs.load_table(res)["attempts"].tolist() == [2] and not (run_dir / "checkpoint.pt").exists()
 
 
-def test_the_same_sweep_twice_trains_nothing_the_second_time(tiny, tmp_path):
-    res = tmp_path / "r"
+@pytest.fixture(scope="module")
+def swept(tiny, tmp_path_factory) -> Path:
+    """A results folder from one real sweep: `label_smoothing` and its reference `normalize`, 1 epoch each."""
+    res = tmp_path_factory.mktemp("swept") / "r"
+    p = toolkit("run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet")
+    assert p.returncode == 0, p.stderr
+    return res
+
+
+@pytest.fixture
+def swept_copy(swept, tmp_path) -> Path:
+    """A copy of that results folder for a test to change."""
+    shutil.copytree(swept, tmp_path / "r")
+    return tmp_path / "r"
+
+
+def test_the_same_sweep_twice_trains_nothing_the_second_time(tiny, swept_copy):
+    res = swept_copy
     args = ["run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet"]
-    assert toolkit(*args).returncode == 0
     table, folders = (res / "runs.csv").read_bytes(), sorted((res / "runs").iterdir())
     p = toolkit(*args)
     assert p.returncode == 0, p.stderr
@@ -153,9 +169,8 @@ def _set_cell(text: str, row: int, column: str, value: str) -> str:
     (lambda text: _set_cell(text, 0, "accuracy", "oops"),                                 # not a number
      r"line 2, column 'accuracy' holds 'oops', not a number"),
 ])
-def test_a_damaged_table_is_a_clear_error_never_written_and_rebuilt(damage, message, tiny, tmp_path):
-    res = tmp_path / "r"
-    assert toolkit("run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet").returncode == 0
+def test_a_damaged_table_is_a_clear_error_never_written_and_rebuilt(damage, message, tiny, swept_copy):
+    res = swept_copy
     path = res / "runs.csv"
     path.write_text(damage(path.read_text()))
     damaged = path.read_bytes()

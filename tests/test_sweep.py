@@ -84,7 +84,7 @@ def too_small_lr():
 
 def test_a_learning_rate_far_too_small_is_judged_worse(too_small_lr, results):
     """Real runs on digits, 3 seeds each: the verdict is `worse`, from the parent and with --against alike."""
-    ctx = sweep.context_of({"epochs": 2, **DIGITS})
+    ctx = sweep.context_of({"epochs": 1, **DIGITS})
     done = sweep.run(["lr_far_too_small"], ctx, seeds=3, results=results, quiet=True, log=lambda *a: None)
     assert roles(done.jobs)[:2] == [("reference", "baseline", 42), ("recipe", "lr_far_too_small", 42)]
     assert len(runs.load_table(results)) == 6
