@@ -211,12 +211,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
     learn = build_learner(recipe, dataloaders(recipe, data, first, num_workers=num_workers),
                           cbs=[epochs, interrupt, *([saver] if saver else []), *cbs])
-    lost = _trim_log(epochs.path, resume["log"]["epochs_done"] if resume else 0)  # epochs after the checkpoint
-    epochs.train_seconds = lost
-    if resume:
-        epochs.restore(resume["log"], lost_seconds=lost)
-        checkpoint.restore_model(learn, resume)
-        checkpoint.restore_rng(learn, resume)
+    _go_back_to(learn, epochs, resume)
     t0 = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
@@ -255,6 +250,17 @@ def _fit_stages(learn, recipe: Recipe, data: Data, epochs: EpochLog, saver, resu
             saver.begin_stage(i, start, n, last=i == len(plan) - 1)
         on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
         schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
+
+
+def _go_back_to(learn, epochs: EpochLog, resume: dict | None) -> None:
+    """Put the learner and the epoch log where the checkpoint `resume` left them (or at the start, with None).
+    The log loses the epochs after it; their training seconds still count (work spent, then lost)."""
+    lost = _trim_log(epochs.path, resume["log"]["epochs_done"] if resume else 0)
+    epochs.train_seconds = lost
+    if resume:
+        epochs.restore(resume["log"], lost_seconds=lost)
+        checkpoint.restore_model(learn, resume)
+        checkpoint.restore_rng(learn, resume)
 
 
 def _position(resume: dict | None) -> tuple[int, int]:
