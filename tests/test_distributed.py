@@ -100,14 +100,14 @@ def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster,
     junk.write_bytes(b"not a checkpoint")
     broken = registry.derive(registry.get("baseline"), "junk_weights", weights=str(junk))
     said = []
-    with pytest.raises(ToolkitError, match="1 of 3 job"):
+    with pytest.raises(ToolkitError, match=r"1 of 3 job\(s\) failed"):
         sweep.run(["baseline", "normalize", broken], ctx(tiny, 1), reference=False, results=tmp_path,
                   executor="ray", address=cluster.address, log=said.append)
-    assert sorted(runs.load_table(tmp_path)["name"]) == ["baseline", "normalize"]
+    assert sorted(runs.load_table(tmp_path)["name"]) == ["baseline", "normalize"], said
     failures = [line for line in said if "FAILED" in line]
-    assert len(failures) == 1 and "junk_weights" in failures[0] and "Could not read" in failures[0]
+    assert len(failures) == 1 and "junk_weights" in failures[0] and "Could not read" in failures[0], said
     statuses = [runs.read_status(d)["status"] for d in (tmp_path / "runs").iterdir() if d.is_dir()]
-    assert sorted(statuses) == ["failed", "finished", "finished"]
+    assert sorted(statuses) == ["failed", "finished", "finished"], (said, statuses)
 
 
 def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_missing(cluster, tiny, tmp_path):

@@ -95,36 +95,43 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
 
 def _gather(ray, pending: dict, results: Path, log, coordinator):
     """Record each job as it finishes; report failures once each; on Ctrl-C, cancel and wait for the rest."""
-    total, t0, done, failed = len(pending), time.monotonic(), 0, []
+    total, t0, done, recorded, failed, stopped = len(pending), time.monotonic(), 0, 0, [], 0
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             job, run_dir = pending.pop(ready[0])
             done += 1
+            what = f"{job.recipe.name} (seed {job.recipe.seed}) in {run_dir}"
             try:
                 out = ray.get(ready[0])
-                if "row" not in out:
-                    raise RunInterrupted(out["interrupted"])  # a task stopped by a signal of its own
-            except (ray.exceptions.RayError, RunInterrupted) as e:
+            except ray.exceptions.RayError as e:
                 failed.append((job, run_dir, e))
-                log(f"[{done}/{total}] FAILED {job.recipe.name} (seed {job.recipe.seed}) in {run_dir}: "
-                    f"{_cause(e)}")
+                log(f"[{done}/{total}] FAILED {what}: {_cause(e)}")
+                continue
+            if "row" not in out:  # a worker stopped by a signal of its own: resumable, not failed
+                stopped += 1
+                log(f"[{done}/{total}] INTERRUPTED {what}: {out['interrupted']}")
                 continue
             row = _record(results, run_dir, out)
+            recorded += 1
             elapsed = time.monotonic() - t0
             left = elapsed / done * (total - done)
             log(f"[{done}/{total}, {elapsed / 60:.1f} min, about {left / 60:.1f} min left] {job.recipe.name} "
                 f"(seed {job.recipe.seed}): {_outcome(row)}")
             yield row
     except KeyboardInterrupt:
-        done += _cancel(ray, pending, results, log, coordinator)
-        raise RunInterrupted(f"Interrupted: {done} of {total} job(s) finished and recorded; the others were "
+        recorded += _cancel(ray, pending, results, log, coordinator)
+        raise RunInterrupted(f"Interrupted: {recorded} of {total} job(s) finished and recorded; the others were "
                              f"cancelled (their runs are marked interrupted, with their checkpoints). "
                              f"Run the same command again to finish only what is missing.") from None
     if failed:
         raise ToolkitError(f"{len(failed)} of {total} job(s) failed (each reported above); the other "
-                           f"{total - len(failed)} finished and are recorded. The first: {failed[0][0].recipe.name} "
+                           f"{recorded} finished and are recorded. The first: {failed[0][0].recipe.name} "
                            f"in {failed[0][1]}: {_cause(failed[0][2])}")
+    if stopped:
+        raise RunInterrupted(f"{stopped} of {total} job(s) were interrupted on their workers (each reported above); "
+                             f"the other {recorded} finished and are recorded. Run the same command again to "
+                             f"resume them.")
 
 
 def _cancel(ray, pending: dict, results: Path, log, coordinator) -> int:
