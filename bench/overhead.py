@@ -30,8 +30,10 @@ from fastai.vision.models import xresnet  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import experiments  # noqa: E402,F401
-from toolkit import data, registry, sweep  # noqa: E402
-from toolkit.recipe import apply_overrides  # noqa: E402
+from toolkit import api  # noqa: E402
+from toolkit.data import datasets as data  # noqa: E402
+from toolkit.recipes import registry  # noqa: E402
+from toolkit.recipes.recipe import apply_overrides  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-sq224"
 
@@ -66,9 +68,9 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="toolkit-bench-"))
     dataset = args.dataset
     if dataset is None and (SHARED / "train").is_dir():
-        from toolkit.proxy import make_proxy
+        from toolkit.data.proxy import make_proxy
         dataset = str(work / "imagenette-p100-80")
-        make_proxy(str(SHARED), dataset, per_class=100, size=80, seed=0, quiet=True)
+        make_proxy(str(SHARED), dataset, per_class=100, size=80, seed=0, progress="none")
     dataset = dataset or "digits"
     ds = data.load(dataset)  # the toolkit's one-time image check is cached; done here so both sides start warm
     recipe = apply_overrides(registry.get("baseline"), dict(dataset=dataset, size=str(args.size),
@@ -84,9 +86,10 @@ def main():
         for side in order:
             start = time.perf_counter()
             if side == "toolkit":
-                done = sweep.run([recipe], reference=False, rerun=True, results=work / "results", quiet=True,
-                                 every=args.checkpoint_every, log=lambda *a: None)   # checkpoints on, as always
-                acc[side] = float(done.rows["accuracy"].iloc[0])
+                done = api.sweep_and_compare([recipe], {}, reference=False, rerun=True, results=work / "results",
+                                             quiet=True, checkpoint_every=args.checkpoint_every,
+                                             log=lambda *a: None)   # checkpoints on, as always
+                acc[side] = float(done.sweep.rows["accuracy"].iloc[0])
             else:
                 acc[side] = plain_fastai(ds.path, recipe, ds.aug)
             t[side] = time.perf_counter() - start

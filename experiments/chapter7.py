@@ -1,6 +1,6 @@
 """Fastbook chapter 7 ("Training a state-of-the-art model") on Imagenette, each recipe stating only its difference."""
-from toolkit.recipe import Recipe
-from toolkit.registry import derive, register, register_suite
+from toolkit.recipes.recipe import Recipe
+from toolkit.recipes.registry import derive, register, register_suite
 
 # xresnet50 from scratch, Resize(2x size) then aug_transforms(size, min_scale=0.75), fit_one_cycle(5, 3e-3).
 BASELINE = register(Recipe(name="baseline", notes="fastbook ch. 7: xresnet50 from scratch, one-cycle, no normalization"))

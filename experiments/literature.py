@@ -1,8 +1,8 @@
 """Recipes from beyond the book, each derived from the chapter-7 recipe it is compared with."""
 from experiments.chapter7 import BASELINE, NORMALIZE
-from toolkit.registry import derive, register, register_suite
+from toolkit.recipes.registry import derive, register, register_suite
 
-# Automatic augmentation drawn per sample on whole batches (toolkit/autoaug.py), on top of the baseline.
+# Automatic augmentation drawn per sample on whole batches (toolkit/data/autoaug.py), on top of the baseline.
 RANDAUGMENT = register(derive(BASELINE, "randaugment", autoaug="randaugment", autoaug_n=2, autoaug_m=9,
                               notes="RandAugment: 2 ops per sample at magnitude 9/30, arXiv:1909.13719"))
 TRIVIALAUGMENT = register(derive(BASELINE, "trivialaugment", autoaug="trivialaugment",
@@ -10,13 +10,13 @@ TRIVIALAUGMENT = register(derive(BASELINE, "trivialaugment", autoaug="trivialaug
 AUTOAUGMENT = register(derive(BASELINE, "autoaugment", autoaug="autoaugment",
                               notes="AutoAugment's ImageNet policy, a sub-policy per sample, arXiv:1805.09501"))
 
-# Learning-rate schedules (toolkit/schedule.py; `toolkit show NAME --plot` draws them).
+# Learning-rate schedules (toolkit/train/schedule.py; `toolkit show NAME --plot` draws them).
 FLAT_COS = register(derive(NORMALIZE, "flat_cos", schedule="flat_cos",
                            notes="fit_flat_cos: flat, then cosine for the last 25% (Imagenette leaderboard)"))
 WARMUP_EXP = register(derive(NORMALIZE, "warmup_exp", schedule="warmup_exp",
                              notes="linear warm-up over 1 epoch, then x0.8 every epoch (Keras TPU flowers)"))
 
-# MixUp on part of the batch, CutMix, and the switch between them (toolkit/mix.py).
+# MixUp on part of the batch, CutMix, and the switch between them (toolkit/train/mix.py).
 MIXUP_FRAC = register(derive(NORMALIZE, "mixup_frac", mixup=0.4, mix_frac=0.2,
                              notes="MixUp(0.4) on the first 20% of each batch only"))
 CUTMIX = register(derive(NORMALIZE, "cutmix", cutmix=1.0, notes="CutMix(1.0), arXiv:1905.04899"))

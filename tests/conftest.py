@@ -27,9 +27,9 @@ def toolkit_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory, toolkit_home) -> Path:
     """4 training images per class of the embedded digits, 32 px: every recipe trains on it in seconds."""
-    from toolkit.proxy import make_proxy
+    from toolkit.data.proxy import make_proxy
     dst = tmp_path_factory.mktemp("tiny") / "digits-4"
-    make_proxy("digits", dst, per_class=4, size=32, seed=0, quiet=True)
+    make_proxy("digits", dst, per_class=4, size=32, seed=0, progress="none")
     return dst
 
 
@@ -47,16 +47,16 @@ def imagenette() -> Path:
 
 def folder_dls(ds, size: int, bs: int, **changes):
     """fastai's folder DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
-    from toolkit.pipeline import Data, dataloaders
-    from toolkit.recipe import Recipe
+    from toolkit.data.pipeline import Data, dataloaders
+    from toolkit.recipes.recipe import Recipe
     recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, loader="folder", **changes)
     return dataloaders(recipe, Data(ds, [], None), size, num_workers=0)
 
 
 def packed_dls(ds, pack, size: int, bs: int, prefetch=None, **changes):
     """Packed DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
-    from toolkit.pipeline import Data, dataloaders
-    from toolkit.recipe import Recipe
+    from toolkit.data.pipeline import Data, dataloaders
+    from toolkit.recipes.recipe import Recipe
     recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, **changes)
     return dataloaders(recipe, Data(ds, [], pack), size, prefetch=prefetch)
 

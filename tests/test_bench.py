@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from toolkit.bench import ROWS, bench_data
+from toolkit.bench.data import ROWS, bench_data
 from toolkit.errors import ToolkitError
 
 

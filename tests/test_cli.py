@@ -3,9 +3,15 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
+
+from toolkit.data.datasets import resolve
+from toolkit.recipes import registry
+from toolkit.sweep import plan, runs
 
 from conftest import epochs_logged, signal_when
 
@@ -50,6 +56,15 @@ def test_show_plans_at_the_size_a_run_uses():
     (["run", "--config", "/no/such/recipe.json"], "Cannot replay /no/such/recipe.json"),
     (["run"], "Give experiment names"),
     (["show", "baseline", "--dataset", "/no/such/folder"], "is neither a known dataset name"),
+    (["run", "baseline", "--set", "lr=inf"], "lr must be a finite number (got inf)"),
+    (["run", "baseline", "--set", "mixup=nan"], "mixup must be a finite number (got nan)"),
+    (["run", "baseline", "--set", "stages=((0.5, 1, 1e999, 'one_cycle'),)"], "must be finite numbers"),
+    (["run", "baseline", "--executor", "ray", "--cpus-per-run", "0"], "--cpus-per-run must be a number of at least 1"),
+    (["run", "baseline", "--executor", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be a number of at least 0"),
+    (["run", "baseline", "--checkpoint-every", "-5"], "--checkpoint-every must be a number of at least 0"),
+    (["run", "baseline", "--workers", "-1"], "--workers must be a number of at least 0"),
+    (["run", "baseline", "--executor", "ray", "--address", "localhost"], "is not of the form HOST:PORT"),
+    (["run", "baseline", "--progress", "lines", "--seeds", "0"], "--seeds must be at least 1"),
 ])
 def test_bad_input_is_one_clear_error(args, message):
     p = toolkit(*args)
@@ -57,11 +72,57 @@ def test_bad_input_is_one_clear_error(args, message):
     assert message in p.stderr and p.stderr.startswith("error: ") and "Traceback" not in p.stderr
 
 
+def test_bad_paths_are_one_clear_error(tmp_path):
+    """A file where a folder belongs, a replayed file that is no run's recipe, and a cluster nobody listens on: each
+    a clear error within seconds, before anything trains."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    (tmp_path / "array.json").write_text("[1, 2]")
+    finished = tmp_path / "finished"   # a table with one finished run, written directly
+    recipe = resolve(replace(registry.get("baseline"), dataset="digits"))
+    runs.append_row(finished, runs.result_row(recipe, {}, finished / "runs" / "x", {"accuracy": 0.5, "n_valid": 359}))
+    for args, message in [
+        (["run", "baseline", "--results", a_file], f"--results {a_file} cannot be used: {a_file} is a file"),
+        (["run", "baseline", "--results", a_file / "deeper"], f"{a_file} is a file, not a folder"),
+        (["compare", "--results", a_file], "is a file, not a folder"),
+        (["runs", "--results", a_file], "is a file, not a folder"),
+        (["compare", "--results", finished, "--out", a_file / "cmp"], f"--out {a_file} cannot be used"),
+        (["data", "proxy", "digits", a_file / "proxy", "--per-class", 2, "--size", 16], f"{a_file} is a file"),
+        (["data", "pack", "digits", "--size", 4], "--size must be at least 8"),
+        (["run", "--config", tmp_path / "array.json"], "holds a JSON list, not a run's recipe"),
+        (["run", "--config", tmp_path], "Cannot replay"),
+        (["run", "baseline", "--executor", "ray", "--address", "127.0.0.1:1"], "cannot be reached"),
+    ]:
+        t0 = time.monotonic()
+        p = toolkit(*args, timeout=120)
+        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+        assert time.monotonic() - t0 < 60, args
+
+
+def test_a_sweep_whose_runs_are_all_running_elsewhere_says_so(tmp_path):
+    """Its only run is running in another (live) process: it is left alone, and there is nothing to compare yet."""
+    res = tmp_path / "results"
+    job, = plan.plan(["baseline"], plan.context_of(dataset="digits", epochs=1), reference=False)
+    runs.start(runs.new_run_dir(res, job.recipe), job.recipe, job.context)   # this test's own pid: alive
+    p = toolkit("run", "baseline", "--dataset", "digits", "--epochs", 1, "--no-reference", "--results", res)
+    assert p.returncode == 2 and "left alone" in p.stdout, p.stdout + p.stderr
+    assert "Nothing to compare: none of these runs has finished" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_run_then_compare(tiny, tmp_path):
+    """A run whose output goes to a file: one plain line per epoch, no carriage return (no bar is ever drawn)."""
     res = tmp_path / "results"
     ctx = ["--dataset", tiny, "--size", 32, "--epochs", 1, "--set", "arch=xresnet18", "--set", "bs=16"]
-    p = toolkit("run", "label_smoothing", *ctx, "--seeds", 2, "--results", res, "--quiet")
+    with (tmp_path / "out.txt").open("w") as out:
+        p = subprocess.run([sys.executable, "-m", "toolkit", "run", "label_smoothing", *map(str, ctx), "--seeds", "2",
+                            "--results", str(res)], stdout=out, stderr=subprocess.PIPE, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
+    p.stdout = (tmp_path / "out.txt").read_text()
+    assert "\r" not in p.stdout and "\r" not in p.stderr
+    epochs = [line for line in p.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 4 and all(re.fullmatch(r"epoch 1/1  stage 1  32px  train_loss \d+\.\d{4}  valid_loss "
+                                                 r"\d+\.\d{4}  accuracy \d+\.\d%  \d+\.\ds", e) for e in epochs)
+    assert len(re.findall(r"^    accuracy \d+\.\d% in \d+s -> ", p.stdout, re.M)) == 4
     assert "[1/4] normalize (reference)" in p.stdout and "[4/4] label_smoothing" in p.stdout
     assert "| label_smoothing | normalize " in p.stdout and "need more seeds" in p.stdout
     table = pd.read_csv(res / "runs.csv", dtype={"config_id": str})

@@ -1,10 +1,43 @@
 """toolkit: named, comparable fastai training recipes for image classification on small proxy datasets.
 
-Notebook and launcher share this API:
+The face a notebook or a script touches; the launcher (`toolkit run`, `toolkit compare`) does the same:
 
-    import experiments                      # registers the named experiments
-    from toolkit import report, sweep
-    done = sweep.run(["mixup"], sweep.context_of(dataset="digits"), seeds=3)   # and its reference, normalize
-    print(report.to_markdown(done.summary))
+    import toolkit
+    toolkit.list_experiments("mixup*")
+    done = toolkit.run("mixup", dataset="digits", epochs=4, seeds=3)     # with its reference, normalize
+    done                                                                # the comparison, as a table
+    learn = toolkit.learner("mixup", dataset="digits")                  # a plain fastai Learner of the recipe
+    learn.lr_find(); learn.fit_one_cycle(1)
+
+Attributes load on first use, so `import toolkit` loads no torch or fastai. The package is grouped by stage, in
+the order data flows (each may use the ones before it): recipes -> data -> train -> sweep -> report.
 """
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
 __version__ = "0.1.0"
+
+_FACE = {
+    "get": "toolkit.recipes.registry", "derive": "toolkit.recipes.registry", "register": "toolkit.recipes.registry",
+    "register_suite": "toolkit.recipes.registry", "list_experiments": "toolkit.recipes.registry",
+    "list_suites": "toolkit.recipes.registry", "Recipe": "toolkit.recipes.recipe",
+    "run": "toolkit.api", "compare": "toolkit.api", "dls": "toolkit.api", "learner": "toolkit.api",
+    "context": "toolkit.api", "Comparison": "toolkit.api",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name not in _FACE:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    if importlib.util.find_spec("experiments") is not None:
+        importlib.import_module("experiments")  # registers the named experiments, as the launcher does
+    value = getattr(importlib.import_module(_FACE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_FACE])

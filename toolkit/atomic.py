@@ -11,6 +11,21 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .errors import ToolkitError
+
+
+def check_folder(folder: str | Path, what: str) -> Path:
+    """`folder` as a place to write into (it may not exist yet: it is created), or a clear error that says which
+    part of it is a file; `what` names the option, e.g. "--results"."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ToolkitError(f"{what} {folder} cannot be used: {p} is a file, not a folder. Give a folder "
+                                   f"(created if missing).")
+            break
+    return folder
+
 
 def write_atomic(dest: str | Path, write) -> Path:
     """Call `write(tmp_path)` on a temporary file next to `dest`, then rename it over `dest`."""

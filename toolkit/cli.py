@@ -9,9 +9,11 @@ import threading
 import warnings
 from pathlib import Path
 
-from . import registry
+from . import api
+from . import progress as show
 from .errors import RunInterrupted, Terminated, ToolkitError
-from .recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
+from .recipes import registry
+from .recipes.recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
 
 
 def _load_experiments():
@@ -20,8 +22,7 @@ def _load_experiments():
 
 def _context(args) -> dict:
     """--dataset/--size/--epochs and --set key=value: settings for a recipe and its reference alike."""
-    from .sweep import context_of
-    return context_of(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs, budget=args.budget)
+    return api.context(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs, budget=args.budget)
 
 
 def cmd_list(args) -> int:
@@ -39,7 +40,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .sweep import reference_recipe, resolve, variant
+    from .sweep.plan import reference_recipe, resolve, variant
     context = _context(args)
     recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary), context, args.against)
     reference = reference_recipe(recipe, context, args.against)
@@ -56,8 +57,8 @@ def cmd_show(args) -> int:
     for key, value in info.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
     if args.plot is not None:
-        from . import schedule
         from .atomic import write_atomic
+        from .train import schedule
         dest = Path(args.plot or Path("results") / f"schedule-{recipe.name}.png")
         curve = schedule.lr_curve(recipe)
         fig = schedule.plot(curve, f"{recipe.name}: learning rate per batch ({recipe.epochs} epochs)")
@@ -67,37 +68,40 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import report, sweep
+    from .sweep.plan import replay
     if bool(args.names) == bool(args.config):
         raise ToolkitError("Give experiment names (or patterns, or suites) to run, or --config RUN_DIR/recipe.json "
                            "to replay a run, not both.")
     context = _context(args)
     names, reference = args.names, not args.no_reference
     if args.config:
-        recipe, saved_context = sweep.replay(args.config)
+        recipe, saved_context = replay(args.config)
         names, context, reference = [recipe], {**saved_context, **context}, False
-    result = sweep.run(names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
-                       results=args.results, quiet=args.quiet, num_workers=args.workers,
-                       rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
-                       executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
-                       gpus_per_run=args.gpus_per_run,
-                       every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
+    result = api.sweep_and_compare(
+        names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
+        results=args.results, quiet=args.quiet, progress=args.progress, workers=args.workers,
+        rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
+        executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        log=lambda m: print(m, flush=True))
     print()
-    print(report.to_markdown(result.summary))
+    print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
 
 
 def cmd_resume(args) -> int:
-    from . import sweep
-    row = sweep.resume(args.run_dir, quiet=args.quiet, every=args.checkpoint_every,
+    from .sweep.jobs import resume
+    row = resume(args.run_dir, progress=show.of(args.quiet, args.progress), every=args.checkpoint_every,
                        keep_checkpoints=args.keep_checkpoints)
     print(f"accuracy {100 * row['accuracy']:.1f}% after {row['attempts']} attempt(s) -> {row['run_dir']}")
     return 0
 
 
 def cmd_runs(args) -> int:
-    from . import runs
+    from .atomic import check_folder
+    from .sweep import runs
+    check_folder(args.results, "--results")
     if args.rebuild_table:
         dest, n, skipped = runs.rebuild_table(args.results)
         print(f"Wrote {n} row(s) to {dest}, from the finished run folders under {Path(args.results) / 'runs'} "
@@ -113,16 +117,15 @@ def cmd_runs(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import report, sweep
-    summary, written = sweep.compare(args.results, args.names, dataset=args.dataset, against=args.against,
-                                     out=args.out, budget=args.budget)
-    print(report.to_markdown(summary))
-    print(f"\nWritten: {', '.join(map(str, written))}")
+    result = api.compare(args.names, args.results, dataset=args.dataset, against=args.against, out=args.out,
+                         budget=args.budget)
+    print(result.markdown)
+    print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
 
 
 def cmd_data_list(args) -> int:
-    from .data import DOWNLOADS, EMBEDDED
+    from .data.datasets import DOWNLOADS, EMBEDDED
     for name in EMBEDDED:
         print(f"{name:<16} embedded (scikit-learn's handwritten digits, no download)")
     for name, (url, size) in DOWNLOADS.items():
@@ -131,23 +134,25 @@ def cmd_data_list(args) -> int:
 
 
 def cmd_data_proxy(args) -> int:
-    from .proxy import make_proxy
-    info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed, quiet=args.quiet)
+    from .data.proxy import make_proxy
+    info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
+                      progress=show.of(args.quiet, args.progress))
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
 
 
 def cmd_data_pack(args) -> int:
-    from .pack import pack
+    from .data.pack import pack
     if args.presize < 1:
         raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
-    pack(args.src, size=args.size, presize=args.presize, workers=args.workers, quiet=args.quiet)
+    pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
+         progress=show.of(args.quiet, args.progress))
     return 0
 
 
 def cmd_bench_data(args) -> int:
-    from .bench import bench_data
+    from .bench.data import bench_data
     bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
                loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet,
                policies=not args.no_policies, train=not args.loader_only)
@@ -167,6 +172,13 @@ def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vary", action="append", metavar="KEY=VALUE",
                    help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself (repeatable)")
     g.add_argument("--against", metavar="NAME", help="compare every recipe with this one (default: each its parent)")
+
+
+def _add_progress_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=show.MODES,
+                   help="bars: fastai's progress bars; lines: one plain line per epoch and per phase, for a log file; "
+                        "none (default: bars on a terminal or in a notebook, else lines)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress at all (--progress none)")
 
 
 def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
@@ -232,14 +244,14 @@ def _run_parser(sub) -> None:
     p.add_argument("--results", default="results", help="results folder (default: ./results)")
     p.add_argument("--workers", type=int,
                    help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch tables")
+    _add_progress_options(p)
     p.set_defaults(func=cmd_run)
 
 
 def _runs_parsers(sub) -> None:
     p = sub.add_parser("resume", help="resume one killed or interrupted run from its latest checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR", help="its folder, RESULTS/runs/<run>")
-    p.add_argument("-q", "--quiet", action="store_true")
+    _add_progress_options(p)
     _add_checkpoint_options(p)
     p.set_defaults(func=cmd_resume)
 
@@ -261,7 +273,7 @@ def _data_parsers(sub) -> None:
     d.add_argument("--per-class", type=int, required=True, help="training images per class")
     d.add_argument("--size", type=int, required=True, help="shorter side of the written images, px")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("-q", "--quiet", action="store_true")
+    _add_progress_options(d)
     d.set_defaults(func=cmd_data_proxy)
     d = dsub.add_parser("pack", help="decode a dataset once into a memory-mapped pack (runs do this when needed)")
     d.add_argument("src", help="dataset name or folder in Imagenette's layout")
@@ -269,7 +281,7 @@ def _data_parsers(sub) -> None:
     d.add_argument("--presize", type=float, default=Recipe.presize,
                    help="stored size = presize x size, as the recipes' item Resize (default: %(default)s)")
     d.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
-    d.add_argument("-q", "--quiet", action="store_true")
+    _add_progress_options(d)
     d.set_defaults(func=cmd_data_pack)
 
 

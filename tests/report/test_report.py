@@ -1,0 +1,132 @@
+"""Comparison tables from fixed numbers: pooling, paired differences, intervals, verdicts, files and plots."""
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from toolkit.data.datasets import resolve
+from toolkit.errors import ToolkitError
+from toolkit.recipes import registry
+from toolkit.report import compare
+from toolkit.report import tables as report
+from toolkit.sweep import runs
+from toolkit.sweep.plan import variant
+
+CONTEXT = {"arch": "xresnet18", "dataset": "digits"}
+
+
+def add(results, name, accuracies, seed0=42, tta=None, **changes):
+    """Rows for `name` under CONTEXT, one per seed, with the given accuracies (and TTA accuracies)."""
+    recipe = resolve(replace(registry.get(name), arch="xresnet18", dataset="digits", **changes))
+    for i, acc in enumerate(accuracies):
+        r = replace(recipe, seed=seed0 + i)
+        metrics = {"accuracy": acc, "valid_loss": 1.0, "wall_seconds": 10.0, "n_valid": 359,
+                   **({"accuracy_tta": tta[i]} if tta else {})}
+        ctx = {**CONTEXT, **{k: str(v) for k, v in changes.items()}}
+        runs.append_row(results, runs.result_row(r, ctx, Path(f"/nowhere/{name}-{i}-{len(changes)}"), metrics))
+
+
+def summary_of(results, against=None):
+    table = compare.annotate(runs.load_table(results), against)
+    return report.summarize(table, table).set_index("label")
+
+
+def test_paired_analysis_is_used_where_it_disagrees_with_the_unpaired_one(results):
+    ref, treat = [0.70, 0.80, 0.90], [0.711, 0.812, 0.910]  # seeds differ a lot; every pair moves up by ~1 point
+    add(results, "normalize", ref)
+    add(results, "mixup", treat)
+    s = summary_of(results).loc["mixup"]
+    paired = sps.ttest_rel(treat, ref).confidence_interval(0.95)
+    unpaired = sps.ttest_ind(treat, ref).confidence_interval(0.95)
+    assert unpaired.low < 0 < unpaired.high                     # unpaired: no clear difference
+    assert s["delta_low"] == pytest.approx(paired.low) and s["delta_high"] == pytest.approx(paired.high)
+    assert s["delta_mean"] == pytest.approx(0.011) and s["delta_pairs"] == 3
+    assert s["reference"] == "normalize" and s["delta_verdict"] == "better"
+
+
+def test_seeds_pool_only_within_a_config_and_settings_show_in_the_label(results):
+    add(results, "baseline", [0.70, 0.72, 0.74])
+    add(results, "baseline", [0.80], lr=1e-2)                  # another setting: its own row, not a fourth seed
+    s = summary_of(results)
+    assert list(s.index) == ["baseline", "baseline [lr=0.01]"]
+    assert s.loc["baseline", "n"] == 3 and s.loc["baseline [lr=0.01]", "n"] == 1
+    assert s.loc["baseline", "accuracy_mean"] == pytest.approx(0.72)
+    assert math.isnan(s.loc["baseline [lr=0.01]", "accuracy_std"])   # one seed: no spread is claimed
+    assert s.loc["baseline", "delta_verdict"] == report.SELF        # the root is its own reference
+    low, high = sps.t.interval(0.95, 2, loc=0.72, scale=sps.sem([0.70, 0.72, 0.74]))
+    assert (s.loc["baseline", "accuracy_low"], s.loc["baseline", "accuracy_high"]) == (pytest.approx(low),
+                                                                                       pytest.approx(high))
+    md = report.to_markdown(s.reset_index())
+    assert "| baseline [lr=0.01] " in md and "80.0 ± 0.0" not in md
+
+
+def test_the_reference_is_the_parent_and_against_overrides_it(results):
+    add(results, "baseline", [0.60, 0.62, 0.64])
+    add(results, "normalize", [0.70, 0.70, 0.70])
+    add(results, "mixup", [0.71, 0.72, 0.73])
+    s = summary_of(results)
+    assert s.loc["mixup", "reference"] == "normalize" and s.loc["mixup", "delta_mean"] == pytest.approx(0.02)
+    assert s.loc["normalize", "reference"] == "baseline"
+    s = summary_of(results, against="baseline")
+    assert s.loc["mixup", "reference"] == "baseline" and s.loc["mixup", "delta_mean"] == pytest.approx(0.10)
+    assert s.loc["mixup", "delta_verdict"] == "better"
+
+
+def test_too_few_pairs_and_equal_differences_have_defined_answers(results):
+    add(results, "normalize", [0.70, 0.80, 0.90, 0.60])
+    add(results, "label_smoothing", [0.72, 0.82])              # two pairs: a difference, but no verdict
+    add(results, "tta", [0.70, 0.80, 0.90], tta=[0.72, 0.82, 0.92])  # the same model, evaluated twice
+    s = summary_of(results)
+    assert s.loc["label_smoothing", "delta_pairs"] == 2 and s.loc["label_smoothing", "delta_verdict"] == "need more seeds"
+    t = s.loc["tta"]
+    assert t["delta_mean"] == 0 and t["delta_low"] == t["delta_high"] == 0 and t["delta_verdict"] == "no clear difference"
+    assert t["tta_vs"] == "plain" and t["delta_tta_mean"] == pytest.approx(0.02)    # what TTA buys
+    assert t["delta_tta_low"] == pytest.approx(0.02) and t["delta_tta_verdict"] == "better"
+    md = report.to_markdown(s.reset_index())
+    assert "no spread to build an interval from" in md and "what TTA buys" in md
+    assert "nan" not in md.lower()
+
+
+def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
+    add(results, "tta", [0.70, 0.80, 0.90], tta=[0.72, 0.82, 0.92])
+    more = variant(resolve(replace(registry.get("tta"), arch="xresnet18", dataset="digits")), {"tta_n": "8"})
+    for i, (acc, tta) in enumerate(zip([0.70, 0.80, 0.90], [0.73, 0.84, 0.93])):
+        runs.append_row(results, runs.result_row(replace(more, seed=42 + i), CONTEXT, Path(f"/nowhere/v{i}"),
+                                                 {"accuracy": acc, "accuracy_tta": tta, "n_valid": 359}))
+    s = summary_of(results).loc["tta [tta_n=8]"]
+    assert s["reference"] == "tta" and s["tta_vs"] == "TTA"
+    assert s["delta_tta_mean"] == pytest.approx((0.01 + 0.02 + 0.01) / 3)
+
+
+def test_markdown_files_and_plot(results, tmp_path):
+    add(results, "normalize", [0.70, 0.80, 0.90])
+    add(results, "mixup", [0.69, 0.81, 0.88])
+    table = compare.annotate(runs.load_table(results))
+    assert "not corrected" not in report.to_markdown(report.summarize(table, table))  # one difference only
+    add(results, "label_smoothing", [0.71, 0.80, 0.91])
+    table = compare.annotate(runs.load_table(results))
+    summary = report.summarize(table, table)
+    md = report.to_markdown(summary)
+    assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
+    assert "| mixup " in md and "no clear difference" in md and "[-" in md
+    assert "359 validation images has a binomial standard error of 2.1 points" in md
+    assert "not corrected for comparing 2 rows" in md
+    outs = compare.write_comparison(table, summary, tmp_path / "cmp")
+    assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)
+    assert outs[2].read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(outs[1])["label"].tolist() == ["normalize", "mixup", "label_smoothing"]
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_compare_keeps_the_two_budgets_apart_and_can_show_one(results):
+    add(results, "progressive", [0.70, 0.80, 0.90])
+    add(results, "progressive", [0.75, 0.85, 0.95], budget="pixels", budget_pixels=1280)
+    summary, _ = compare.compare(results, ["progressive"], out=results / "both")
+    assert sorted(summary["budget"]) == ["epochs", "pixels"] and summary["n"].tolist() == [3, 3]
+    summary, _ = compare.compare(results, ["progressive"], budget="pixels", out=results / "pixels")
+    assert summary["budget"].tolist() == ["pixels"] and summary["accuracy_mean"].iloc[0] == pytest.approx(0.85)
+    with pytest.raises(ToolkitError, match="budget"):
+        compare.compare(results, ["normalize"], budget="pixels")

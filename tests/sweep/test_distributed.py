@@ -1,0 +1,159 @@
+"""Sweeps on a real Ray cluster of two one-CPU nodes on this machine (one cluster for the whole test session)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from toolkit.recipes import registry
+from toolkit.sweep import runs
+from toolkit.sweep import plan
+from toolkit.api import sweep_and_compare
+from toolkit.errors import ToolkitError
+
+from conftest import signal_when
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a worker node, one CPU each: two one-CPU workers, joined with --address like a real cluster."""
+    from ray.cluster_utils import Cluster
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()   # stops this cluster's own processes only (never `ray stop`)
+
+
+def ctx(tiny, epochs=2):
+    return plan.context_of({"dataset": str(tiny), "size": 32, "epochs": epochs, "bs": 16, "arch": "xresnet18"})
+
+
+def cli(tiny, epochs, *args):
+    return [sys.executable, "-m", "toolkit", "run", *map(str, args), "--dataset", str(tiny), "--size", "32",
+            "--epochs", str(epochs), "--set", "arch=xresnet18", "--set", "bs=16", "--quiet"]
+
+
+def overlapped(rows: pd.DataFrame) -> bool:
+    spans = sorted(zip(rows["started_at"], rows["finished_at"]))
+    return any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_a_sweep_on_two_workers_equals_the_serial_one_thread_sweep(cluster, tiny, tmp_path):
+    names = ["baseline", "label_smoothing", "mixup"]
+    done = sweep_and_compare(names, ctx(tiny), seeds=2, reference=False, results=tmp_path / "ray", executor="ray",
+                     address=cluster.address, log=lambda *a: None)
+    table = runs.load_table(tmp_path / "ray")
+    assert sorted(zip(table["name"], table["seed"])) == sorted((n, s) for n in names for s in (42, 43))  # once each
+    assert (table["threads"] == 1).all() and overlapped(table)
+    serial = subprocess.run(cli(tiny, 2, *names, "--seeds", 2, "--no-reference", "--results", tmp_path / "serial"),
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert serial.returncode == 0, serial.stderr
+    one = runs.load_table(tmp_path / "serial")
+    key = lambda t: dict(zip(zip(t["name"], t["seed"]), t["accuracy"]))  # noqa: E731
+    assert key(table) == key(one) and (one["threads"] == 1).all()
+    assert set(done.summary["name"]) == set(names)
+
+
+def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(cluster, tiny, tmp_path):
+    res = tmp_path / "r"
+    driver = subprocess.Popen([*cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", res,
+                                    "--executor", "ray", "--address", cluster.address, "--checkpoint-every", 0)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while killed is None and time.time() < deadline and driver.poll() is None:
+            for st in res.glob("runs/*/status.json"):
+                status = json.loads(st.read_text())
+                if status["status"] == "running" and (st.parent / "checkpoint.pt").exists():
+                    k = runs.load_checkpoint(st.parent)["log"]["epochs_done"]
+                    os.kill(status["pid"], signal.SIGKILL)       # the Ray worker running this job
+                    killed = st.parent
+                    break
+            time.sleep(0.05)
+        out, err = driver.communicate(timeout=600)
+    finally:
+        driver.kill()
+    assert killed is not None and driver.returncode == 0, err
+    table = runs.load_table(res)
+    assert sorted(table["seed"]) == [42, 43]                     # every row once
+    row = table[table["run_dir"] == str(killed)].iloc[0]
+    metrics = json.loads((killed / "metrics.json").read_text())
+    # It went on from its checkpoint (or from the next one, written between our read and the kill).
+    assert row["attempts"] == 2 and metrics["resumed_at_epoch"] in (k, k + 1) and row["restarted"] != "yes"
+    assert len(pd.read_csv(killed / "epochs.csv")) == 6
+    serial = subprocess.run(cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", tmp_path / "s"),
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert serial.returncode == 0, serial.stderr
+    one = runs.load_table(tmp_path / "s").set_index("seed")
+    assert row["accuracy"] == one.loc[row["seed"], "accuracy"]
+    assert row["valid_loss"] == one.loc[row["seed"], "valid_loss"]
+
+
+def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster, tiny, tmp_path):
+    # Passes every check on the driver (the weights file exists); loading it fails once the job starts.
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    broken = registry.derive(registry.get("baseline"), "junk_weights", weights=str(junk))
+    said = []
+    with pytest.raises(ToolkitError, match=r"1 of 3 job\(s\) failed"):
+        sweep_and_compare(["baseline", "normalize", broken], ctx(tiny, 1), reference=False, results=tmp_path,
+                  executor="ray", address=cluster.address, log=said.append)
+    assert sorted(runs.load_table(tmp_path)["name"]) == ["baseline", "normalize"], said
+    failures = [line for line in said if "FAILED" in line]
+    assert len(failures) == 1 and "junk_weights" in failures[0] and "Could not read" in failures[0], said
+    statuses = [runs.read_status(d)["status"] for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+    assert sorted(statuses) == ["failed", "finished", "finished"], (said, statuses)
+
+
+def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_missing(cluster, tiny, tmp_path):
+    res = tmp_path / "r"
+    args = cli(tiny, 3, "baseline", "normalize", "--seeds", 2, "--no-reference", "--results", res,
+               "--executor", "ray", "--address", cluster.address)
+    code, err = signal_when(args, lambda: (res / "runs.csv").exists(), signal.SIGINT)
+    assert code == 130, err
+    finished = len(runs.load_table(res))
+    assert 1 <= finished < 4
+    statuses = [json.loads(p.read_text())["status"] for p in res.glob("runs/*/status.json")]
+    assert set(statuses) <= {"finished", "interrupted"}   # no run left marked running
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {finished} finished run(s)" in again.stdout
+    table = runs.load_table(res)
+    assert sorted(zip(table["name"], table["seed"])) == [("baseline", 42), ("baseline", 43),
+                                                          ("normalize", 42), ("normalize", 43)]
+
+
+def test_without_ray_the_executor_says_how_to_install_it(tiny, tmp_path):
+    hide = ("import sys; sys.modules['ray'] = None; from toolkit.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    p = subprocess.run([sys.executable, "-c", hide, "run", "baseline", "--dataset", str(tiny), "--epochs", "1",
+                        "--executor", "ray", "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "pip install -e '.[ray]'" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(cluster, tiny, tmp_path):
+    """A worker that cannot see the results folder works locally; the driver writes the folder and the row."""
+    from toolkit.sweep import ray_executor as distributed
+    job = plan.plan(["baseline"], ctx(tiny, 1), reference=False)[0]
+    run_dir = runs.new_run_name(tmp_path, job.recipe)
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        coordinator = distributed._coordinator(ray)
+        task = ray.remote(distributed._task).options(num_cpus=1)
+        out = ray.get(task.remote(job, str(run_dir), str(tmp_path / "no-such-marker"), "token", 1, 0, False, coordinator))
+    finally:
+        ray.shutdown()
+    assert set(out["files"]) >= {"recipe.json", "metrics.json", "epochs.csv", "status.json", "env.json"}
+    assert "checkpoint.pt" not in out["files"] and str(tmp_path) not in out["row"]["run_dir"]  # worked elsewhere
+    row = distributed._record(tmp_path, run_dir, out)
+    assert row["run_dir"] == str(run_dir) and runs.read_status(run_dir)["status"] == "finished"
+    assert runs.load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables: the data path against the no-loading limit (`toolkit bench data`)."""

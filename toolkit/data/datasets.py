@@ -1,0 +1,254 @@
+"""Datasets by name or folder -> checked file lists; a recipe's dataset and size resolved in one place.
+
+fastai is imported inside the functions that need it, so that resolving a recipe (`toolkit show`, the checks
+before a sweep) stays quick.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..atomic import write_json
+from ..errors import DatasetError
+
+# Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
+# The book trains Imagenette at 224; the 160 px downloads at 128.
+DOWNLOADS = {
+    "imagenette": ("IMAGENETTE", 224),
+    "imagenette-320": ("IMAGENETTE_320", 224),
+    "imagenette-160": ("IMAGENETTE_160", 128),
+    "imagewoof-320": ("IMAGEWOOF_320", 224),
+    "imagewoof-160": ("IMAGEWOOF_160", 128),
+}
+EMBEDDED = {"digits": 16}  # written from data shipped inside installed packages (no download): default size
+# digits: the 8x8 images at heart; 16 px keeps every detail and costs a quarter of 32 px.
+MAX_DEFAULT_SIZE = 224  # a folder trains at its images' own size, up to this
+
+# ImageNet wnids of Imagenette and Imagewoof, mapped to readable class names.
+WNID_NAMES = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888257": "parachute",
+    "n02086240": "Shih-Tzu", "n02087394": "Rhodesian ridgeback", "n02088364": "beagle",
+    "n02089973": "English foxhound", "n02093754": "Border terrier", "n02096294": "Australian terrier",
+    "n02099601": "golden retriever", "n02105641": "Old English sheepdog", "n02111889": "Samoyed",
+    "n02115641": "dingo",
+}
+
+SPLITS = ("train", "val")
+
+
+def toolkit_home() -> Path:
+    """Where the toolkit caches what it derives (embedded datasets, image checks, stats): $TOOLKIT_HOME."""
+    return Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".cache" / "toolkit")).expanduser()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A checked image folder in Imagenette's layout, with its augmentation defaults."""
+    name: str
+    path: Path
+    files: dict[str, tuple[Path, ...]]  # split -> usable image files (bad ones removed)
+    classes: tuple[str, ...]            # folder names, sorted
+    default_size: int
+    aug: dict = field(default_factory=dict)  # aug_transforms kwargs this dataset needs (digits: no flips)
+    bad_files: tuple[str, ...] = ()
+    fingerprint: str = ""
+
+    @property
+    def n_train(self) -> int:
+        return len(self.files["train"])
+
+
+def readable(folder: str) -> str:
+    """A class folder's display name: ImageNet wnids become words, anything else stays as it is."""
+    return WNID_NAMES.get(folder, folder)
+
+
+class FolderLabel:
+    """Label = the parent folder's readable name (a class so worker processes can pickle it)."""
+    def __call__(self, path) -> str:
+        return readable(Path(path).parent.name)
+
+
+# --- finding a dataset ------------------------------------------------------------------------------
+
+def load(spec: str | os.PathLike) -> Dataset:
+    """A dataset by name (`digits`, `imagenette-160`, ...) or by folder path, checked and ready to use."""
+    spec = str(spec)
+    aug = {}
+    if spec in EMBEDDED:
+        from .digits import ensure_digits
+        path, aug = ensure_digits(toolkit_home() / "data"), {"do_flip": False, "max_rotate": 10.0}  # a flipped 2 is no digit
+    elif spec in DOWNLOADS:
+        path = _download(spec, DOWNLOADS[spec][0])
+    else:
+        path = _folder(spec)
+    files, classes = scan_folder(path)
+    fp = fingerprint(path, files)
+    bad = check_images(path, files, fp)
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        warnings.warn(f"Skipping {len(bad)} unreadable or truncated image file(s) in {path} "
+                      f"(the run goes on without them; delete or replace them to silence this):\n  {shown}",
+                      stacklevel=2)
+        bad_set = {path / b for b in bad}
+        files = {s: tuple(f for f in fs if f not in bad_set) for s, fs in files.items()}
+        _check_splits(path, files, classes)
+    return Dataset(name=spec, path=path, files=files, classes=classes, default_size=default_size(spec),
+                   aug=aug, bad_files=tuple(bad), fingerprint=fp)
+
+
+def _folder(spec: str) -> Path:
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DatasetError(
+            f"Dataset {spec!r} is neither a known dataset name ({', '.join([*EMBEDDED, *DOWNLOADS])}) "
+            f"nor an existing folder. Pass a folder in Imagenette's layout (train/ and val/, one sub-folder "
+            f"per class) or one of those names.")
+    return path.resolve()
+
+
+def canonical_name(spec: str | os.PathLike) -> str:
+    """A dataset as a run records it: its registered name, or the absolute path of its folder."""
+    spec = str(spec)
+    return spec if spec in EMBEDDED or spec in DOWNLOADS else str(_folder(spec))
+
+
+def default_size(spec: str | os.PathLike) -> int:
+    """The training size of a recipe that leaves `size` unset, decided here only.
+
+    A named dataset has its own (digits 16 px, Imagenette 224 px as in the book, its 160 px downloads 128 px);
+    a folder trains at its first training image's shorter side, up to MAX_DEFAULT_SIZE. No download needed.
+    """
+    spec = str(spec)
+    if spec in EMBEDDED:
+        return EMBEDDED[spec]
+    if spec in DOWNLOADS:
+        return DOWNLOADS[spec][1]
+    return _native_size(_folder(spec))
+
+
+def resolve(recipe):
+    """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`)."""
+    return replace(recipe, dataset=canonical_name(recipe.dataset),
+                   size=recipe.size or default_size(recipe.dataset))
+
+
+def _download(name: str, attr: str) -> Path:
+    """fastai's untar_data, with the usual offline failure turned into advice on where the data goes."""
+    from fastai.data.external import URLs, fastai_path, untar_data
+    url = getattr(URLs, attr)
+    try:
+        return Path(untar_data(url))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # requests, urllib and socket errors all mean the same thing to the user
+        folder = url.rstrip("/").split("/")[-1].removesuffix(".tgz")
+        dest = fastai_path("data") / folder
+        raise DatasetError(
+            f"Could not download dataset {name!r} from {url} ({type(e).__name__}: {e}). Without network access, "
+            f"put the extracted folder at {dest} (fastai's data folder; set FASTAI_HOME to move it) or pass the "
+            f"folder's path instead of the name, e.g. --dataset /path/to/{folder}.") from None
+
+
+def scan_folder(path: Path) -> tuple[dict[str, tuple[Path, ...]], tuple[str, ...]]:
+    """Image files per split of a folder in Imagenette's layout; a clear error for anything else."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"Dataset folder {path} does not exist or is not a folder.")
+    missing = [s for s in SPLITS if not (path / s).is_dir()]
+    if missing:
+        raise DatasetError(
+            f"Dataset folder {path} has no {' or '.join(s + '/' for s in missing)} sub-folder. Expected Imagenette's "
+            f"layout: {path}/train/<class>/<image> and {path}/val/<class>/<image>.")
+    exts = image_exts()
+    files, classes = {}, {}
+    for split in SPLITS:
+        per_class = {}
+        for d in sorted(p for p in (path / split).iterdir() if p.is_dir()):
+            imgs = sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file())
+            if imgs:
+                per_class[d.name] = imgs
+        classes[split] = tuple(per_class)
+        files[split] = tuple(f for fs in per_class.values() for f in fs)
+    vocab = classes["train"]
+    _check_splits(path, files, vocab)
+    extra = sorted(set(classes["val"]) - set(vocab))
+    if extra:
+        raise DatasetError(f"Dataset folder {path}: val/ has classes that train/ lacks ({', '.join(extra)}); "
+                           f"a model cannot learn them. Add training images for them or remove them from val/.")
+    return files, vocab
+
+
+def _check_splits(path: Path, files: dict, classes: tuple) -> None:
+    for split in SPLITS:
+        if not files[split]:
+            raise DatasetError(f"Dataset folder {path}: {split}/ holds no readable images (expected "
+                               f"{split}/<class>/<image>, with extensions such as .jpg, .jpeg, .png).")
+    n_classes = len({f.parent.name for f in files["train"]})
+    if n_classes < 2:
+        raise DatasetError(f"Dataset folder {path}: train/ has {n_classes} class with images ({', '.join(classes)}); "
+                           f"classification needs at least two class sub-folders.")
+
+
+def fingerprint(path: Path, files: dict) -> str:
+    """A hash of the listing (relative path, size, mtime) that changes whenever the source does."""
+    h = hashlib.sha1()
+    for split in SPLITS:
+        for f in files[split]:
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_json(kind: str, key: str, compute):
+    """Read toolkit_home()/kind/key.json, or compute it and write it atomically (temporary name, then rename)."""
+    dest = toolkit_home() / kind / f"{key}.json"
+    if dest.exists():
+        try:
+            return json.loads(dest.read_text())
+        except json.JSONDecodeError:
+            pass  # a damaged cache entry is recomputed
+    value = compute()
+    write_json(dest, value)
+    return value
+
+
+def check_images(path: Path, files: dict, fp: str) -> list[str]:
+    """Relative paths of files PIL cannot decode, found once per source listing (fastai's verify_images) and cached."""
+    def compute():
+        from fastai.vision.utils import verify_images
+        all_files = [f for s in SPLITS for f in files[s]]
+        bad_idx = verify_images(all_files)
+        return sorted(str(f.relative_to(path)) for f in bad_idx)
+    return cache_json("checks", fp, compute)
+
+
+def image_exts() -> set[str]:
+    """fastai's `image_extensions` (every extension with an image/* mime type), without importing fastai here."""
+    import mimetypes
+    return {k.lower() for k, v in mimetypes.types_map.items() if v.startswith("image/")}
+
+
+def _native_size(path: Path) -> int:
+    """The shorter side of the first readable training image (sorted order), capped at MAX_DEFAULT_SIZE."""
+    from PIL import Image
+    exts = image_exts()
+    train = Path(path) / "train"
+    if not train.is_dir():
+        scan_folder(path)  # raises the layout error
+    for d in sorted(p for p in train.iterdir() if p.is_dir()):
+        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file()):
+            try:
+                with Image.open(f) as im:
+                    return min(MAX_DEFAULT_SIZE, min(im.size))
+            except OSError:
+                continue
+    scan_folder(path)  # no readable image: raises the clear "holds no readable images" error
+    raise DatasetError(f"Dataset folder {path}: train/ holds no readable images.")

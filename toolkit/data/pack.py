@@ -1,0 +1,275 @@
+"""Packed image cache: every image decoded once, resized, and stored as one uint8 array file per split.
+
+A pack is a folder under $TOOLKIT_HOME/packs holding `train.u8` and `val.u8` (N x S x S x 3, read through a
+memory map) and `meta.json` (shapes, labels, vocab, file list, resize method, the source's fingerprint, skipped
+files, disk sizes). It is built under a temporary name and renamed into place only when complete, so a killed or
+failed build is never read; a pack whose source listing changed is detected by its fingerprint and rebuilt.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import progress as show
+from ..atomic import atomic_dir, lock, tmp_prefix, write_json
+from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, toolkit_home
+from ..errors import DatasetError
+
+FORMAT = 1
+RESIZE = "center crop to a square, then PIL bilinear resize to S x S (JPEGs decoded with PIL draft at >= S px)"
+CHUNK = 64  # images per decode task: large enough to amortise process overhead, small enough for a smooth bar
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A finished pack: memory-mapped uint8 images and their labels, per split."""
+    path: Path
+    meta: dict
+
+    @property
+    def size(self) -> int:
+        return self.meta["stored_size"]
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.meta["vocab"]
+
+    def images(self, split: str) -> np.memmap:
+        info = self.meta["splits"][split]
+        return np.memmap(self.path / info["file"], dtype=np.uint8, mode="r", shape=tuple(info["shape"]))
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.asarray(self.meta["splits"][split]["labels"], dtype=np.int64)
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(s["bytes"] for s in self.meta["splits"].values())
+
+
+def stored_size(size: int, presize: float = 2.0) -> int:
+    """The side a pack stores for training at `size`: presize x size, what fastai's item Resize would give."""
+    return max(int(size), round(size * presize))
+
+
+def pack_dir(ds: Dataset, side: int) -> Path:
+    """Where the pack of `ds` at `side` px lives: one folder per dataset and stored size."""
+    if ds.name in EMBEDDED or ds.name in DOWNLOADS:
+        slug = ds.name
+    else:  # a folder: its name plus a hash of its absolute path, so two folders called `data` never collide
+        slug = f"{ds.path.name}-{hashlib.sha1(str(ds.path.resolve()).encode()).hexdigest()[:8]}"
+    return toolkit_home() / "packs" / f"{slug}-{side}px"
+
+
+def open_pack(path: Path, ds: Dataset | None = None, side: int | None = None) -> Pack | None:
+    """The pack at `path` if it is complete and (given `ds`, `side`) built from this very source listing."""
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("format") != FORMAT:
+        return None
+    if ds is not None and (meta.get("fingerprint") != ds.fingerprint or meta.get("source") != str(ds.path)):
+        return None
+    if side is not None and meta.get("stored_size") != side:
+        return None
+    for info in meta.get("splits", {}).values():
+        f = Path(path) / info["file"]
+        if not f.exists() or f.stat().st_size != info["bytes"]:
+            return None
+    return Pack(Path(path), meta)
+
+
+def ensure_pack(ds: Dataset, side: int, workers: int | None = None, progress: str | None = None) -> Pack:
+    """The pack of `ds` at `side` px: reused when it matches the source listing, built (or rebuilt) otherwise.
+    `progress`: see toolkit/progress.py (a line per packed split, or a bar)."""
+    mode = show.resolve(progress)
+    log = functools.partial(show.line, mode=mode)
+    dest = pack_dir(ds, side)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with lock(dest.with_name(dest.name + ".lock")):   # two runs starting together build it once
+        pack = open_pack(dest, ds, side)
+        if pack is not None:
+            return pack
+        if dest.exists():
+            old = open_pack(dest)
+            why = ("its source listing changed since it was built (files added, removed or modified)"
+                   if old is not None else "it is incomplete or from another toolkit version")
+            log(f"Pack {dest} is stale: {why}; rebuilding it.")
+        else:
+            log(f"Packing {ds.path} at {side} px into {dest} (each image is decoded once; later runs reuse it).")
+        pack = build_pack(ds, side, dest, workers=workers, progress=mode)
+        log(describe(pack))
+        return pack
+
+
+def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, progress: str | None = None) -> Pack:
+    """Decode, resize and write every image of `ds`; the pack appears at `dest` only once it is complete."""
+    for leftover in dest.parent.glob(f"{tmp_prefix(dest)}*"):  # from a killed build (we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
+    row = side * side * 3
+    need = sum(len(ds.files[s]) for s in SPLITS) * row
+    t0 = time.perf_counter()
+    try:
+        with atomic_dir(dest, replace=True) as tmp:   # a stale pack at `dest` is replaced only once this one is whole
+            _check_space(tmp, need)
+            splits, skipped = {}, []
+            for split in SPLITS:
+                splits[split], bad = _write_split(ds, split, side, tmp / f"{split}.u8", workers,
+                                                    show.resolve(progress))
+                skipped += bad
+            source_bytes = sum(f.stat().st_size for s in SPLITS for f in ds.files[s])
+            meta = {
+                "format": FORMAT, "source": str(ds.path), "dataset": ds.name, "fingerprint": ds.fingerprint,
+                "stored_size": side, "resize": RESIZE, "dtype": "uint8", "layout": "N x H x W x 3",
+                "classes": list(ds.classes), "vocab": [readable(c) for c in ds.classes],
+                "splits": splits,
+                "skipped": [*({"file": f, "reason": "unreadable (found by the image check)"} for f in ds.bad_files),
+                            *skipped],
+                "source_bytes": source_bytes, "pack_bytes": sum(s["bytes"] for s in splits.values()),
+                "build_seconds": round(time.perf_counter() - t0, 2),
+            }
+            meta["n_skipped"] = len(meta["skipped"])
+            write_json(tmp / "meta.json", meta)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DatasetError(
+                f"Ran out of disk space while packing {ds.path} at {side} px into {dest.parent} (the pack needs "
+                f"about {_mb(need)}; {_mb(shutil.disk_usage(dest.parent).free)} free now). Nothing was kept. "
+                f"Free some space, point TOOLKIT_HOME at a larger disk, lower the stored size (--set presize=...), "
+                f"or train from the folder with --set loader=folder.") from None
+        raise
+    pack = Pack(dest, meta)
+    if skipped:
+        warnings.warn(f"Packing skipped {len(skipped)} image(s) that could not be decoded: "
+                      + ", ".join(s["file"] for s in skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
+                      stacklevel=2)
+    return pack
+
+
+def describe(pack: Pack) -> str:
+    m = pack.meta
+    n = {s: i["shape"][0] for s, i in m["splits"].items()}
+    return (f"Pack {pack.path}: {sum(n.values()):,} images at {m['stored_size']} px "
+            f"({', '.join(f'{s} {k:,}' for s, k in n.items())}; {m['n_skipped']} skipped), "
+            f"{_mb(m['pack_bytes'])} on disk vs {_mb(m['source_bytes'])} of source files "
+            f"({m['pack_bytes'] / max(m['source_bytes'], 1):.1f}x), built in {m['build_seconds']:.0f} s.")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"
+
+
+def _check_space(tmp: Path, need: int) -> None:
+    free = shutil.disk_usage(tmp).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"{need} bytes needed, {free} free")
+
+
+def _write_split(ds: Dataset, split: str, side: int, out: Path, workers: int | None, mode: str):
+    """Decode one split in parallel, in order, straight into `out`; returns its metadata and skipped files."""
+    t0 = time.perf_counter()
+    files = ds.files[split]
+    labels_all = [ds.classes.index(f.parent.name) for f in files]
+    row = side * side * 3
+    chunks = [(tuple(str(f) for f in files[i:i + CHUNK]), side) for i in range(0, len(files), CHUNK)]
+    kept_labels, kept_files, skipped = [], [], []
+    with out.open("wb") as fh:
+        _reserve(fh.fileno(), len(files) * row)  # reserve the space now: a full disk fails before any decoding
+        n_workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+        with ProcessPoolExecutor(n_workers) if n_workers > 1 else contextlib.nullcontext() as pool:
+            results = pool.map(_decode_chunk, chunks) if pool else map(_decode_chunk, chunks)
+            for ci, (arr, bad) in enumerate(show.bar(results, mode, total=len(chunks),
+                                                     comment=f"packing {split} at {side} px")):
+                base = ci * CHUNK
+                for j in range(len(chunks[ci][0])):
+                    if j in bad:
+                        skipped.append({"file": str(files[base + j].relative_to(ds.path)), "reason": bad[j]})
+                    else:
+                        kept_labels.append(labels_all[base + j])
+                        kept_files.append(str(files[base + j].relative_to(ds.path)))
+                fh.write(arr.tobytes())
+            if mode == "bars":
+                print(flush=True)  # the console bar leaves the cursor on its line
+        fh.truncate(len(kept_labels) * row)  # drop the reserve of any skipped image
+        fh.flush()
+        os.fsync(fh.fileno())
+    n = len(kept_labels)
+    if mode == "lines":
+        show.line(f"packed {split}: {n:,} images at {side} px in {time.perf_counter() - t0:.1f}s"
+                  + (f" ({len(skipped)} skipped)" if skipped else ""), mode)
+    return {"file": out.name, "shape": [n, side, side, 3], "bytes": n * row,
+            "labels": kept_labels, "files": kept_files}, skipped
+
+
+def _reserve(fd: int, nbytes: int) -> None:
+    if not hasattr(os, "posix_fallocate"):  # macOS: writing reports a full disk just the same
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # file systems without fallocate (EOPNOTSUPP, EINVAL): writing reports a full disk just the same
+
+
+def decode(path: str | os.PathLike, side: int) -> np.ndarray:
+    """One image as a side x side x 3 uint8 array: center crop to a square, bilinear resize (see RESIZE)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        im.draft("RGB", (side, side))  # JPEG: let libjpeg decode at a reduced scale that is still >= side
+        im = im.convert("RGB")
+        w, h = im.size
+        m = min(w, h)
+        left, top = (w - m) // 2, (h - m) // 2
+        if w != h:
+            im = im.crop((left, top, left + m, top + m))
+        im = im.resize((side, side), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode a chunk of files (in a worker process); undecodable ones are reported, not fatal."""
+    paths, side = task
+    out, bad = [], {}
+    for j, p in enumerate(paths):
+        try:
+            out.append(decode(p, side))
+        except Exception as e:  # PIL raises many types for damaged files; any of them means "skip this one"
+            bad[j] = f"{type(e).__name__}: {e}"
+    arr = np.stack(out) if out else np.zeros((0, side, side, 3), np.uint8)
+    return arr, bad
+
+
+def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int | None = None,
+         progress: str | None = None) -> Pack:
+    """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size).
+
+    `size` defaults to the dataset's default training size, the one a recipe without --size uses.
+    """
+    from .datasets import default_size, load
+    if size is not None and size < 8:
+        raise DatasetError(f"--size must be at least 8 px (got {size}), as a recipe's.")
+    if workers is not None and workers < 1:
+        raise DatasetError(f"--workers must be at least 1 (got {workers}).")
+    ds = load(spec)
+    side = stored_size(size or default_size(spec), presize)
+    existing = open_pack(pack_dir(ds, side), ds, side)
+    if existing is not None:
+        print("Up to date. " + describe(existing))   # the command's result: shown even with --quiet
+        return existing
+    built = ensure_pack(ds, side, workers=workers, progress=progress)
+    if show.resolve(progress) == "none":   # ensure_pack described it otherwise
+        print(describe(built))
+    return built

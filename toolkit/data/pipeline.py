@@ -1,0 +1,139 @@
+"""The data pipeline of a recipe: one choice of loader (packed or folder) and one builder of batch transforms.
+
+Training, the data benchmark and the statistics for `normalize=data` all build their DataLoaders here, so a
+recipe's flags turn into the same transforms wherever it runs.
+
+  packed  the packed image cache (toolkit/data/pack.py), read by the batch (toolkit/data/loader.py), augmented per sample
+          on the device by `BatchAugment` (toolkit/data/augment.py)
+  folder  fastai's DataBlock as in fastbook chapter 7: PIL per item, item Resize(presize x size), then
+          batch `aug_transforms(size, min_scale)`
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastai.data.block import CategoryBlock, DataBlock
+from fastai.data.transforms import GrandparentSplitter, Normalize
+from fastai.vision.augment import Resize, aug_transforms
+from fastai.vision.core import imagenet_stats
+from fastai.vision.data import ImageBlock
+
+from .augment import BatchAugment
+from .datasets import Dataset, FolderLabel, cache_json, load, readable
+from .loader import PackedDL, PackedItems, packed_dataloaders
+from .pack import Pack, ensure_pack, stored_size
+from ..recipes.recipe import Recipe, stage_plan
+
+
+@dataclass(frozen=True)
+class Data:
+    """What a resolved recipe trains on: the checked dataset, its stage plan and (loader=packed) its pack."""
+    ds: Dataset
+    plan: list          # [(size_px, epochs, lr, how)] per stage
+    pack: Pack | None
+
+
+def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> Data:
+    """Load (or take) the dataset of a resolved recipe, plan its stages and build its pack if it needs one."""
+    ds = ds or load(recipe.dataset)
+    plan = stage_plan(recipe, recipe.size)
+    pack = None
+    if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give
+        pack = ensure_pack(ds, stored_size(max(p[0] for p in plan), recipe.presize), progress=progress)
+    return Data(ds, plan, pack)
+
+
+def dataloaders(recipe: Recipe, data: Data, size: int, num_workers: int | None = None, prefetch: int | None = None,
+                augment: bool = True):
+    """The recipe's DataLoaders at `size` px, from its pack (loader=packed) or its image folder (loader=folder)."""
+    stats = normalize_stats(recipe, data, size)
+    tfms = batch_tfms(recipe, data.ds, size, stats, augment=augment)
+    if recipe.loader == "folder":
+        return folder_dataloaders(data.ds, size, recipe.bs, tfms, presize=recipe.presize if augment else 1.0,
+                                  num_workers=num_workers)
+    return packed_dataloaders(data.pack, recipe.bs, tfms, prefetch=prefetch)
+
+
+def batch_tfms(recipe: Recipe, ds: Dataset, size: int, stats=None, augment: bool = True) -> list:
+    """The recipe's flags as a list of batch transforms: augmentation, the automatic policy, then Normalize.
+
+    `augment=False`: resize only (validation-style) on every split, for statistics and the benchmark's reads.
+    """
+    policy = [auto_policy(recipe, ds)] if recipe.autoaug and augment else []
+    if recipe.loader == "folder":
+        tfms = [*aug_transforms(size=size, min_scale=recipe.min_scale, **ds.aug)] if augment else []
+    else:
+        aug = dict(ds.aug)
+        if not augment:
+            aug.update(do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)
+        tfms = [BatchAugment(size, min_scale=recipe.min_scale if augment else 1.0, presize=recipe.presize, **aug)]
+    tfms += policy
+    if stats is not None:
+        tfms.append(Normalize.from_stats(*stats))
+    return tfms
+
+
+def auto_policy(recipe: Recipe, ds: Dataset):
+    """The recipe's automatic-augmentation policy, within the dataset's limits (digits: small rotations only)."""
+    from ..recipes.vocabulary import parse_ops
+    from .autoaug import BatchPolicy
+    return BatchPolicy(recipe.autoaug, recipe.autoaug_n, recipe.autoaug_m,
+                       parse_ops(recipe.autoaug_ops, recipe.autoaug_add), max_rotate=ds.aug.get("max_rotate"))
+
+
+def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = 2.0,
+                       num_workers: int | None = None):
+    """fastai's DataBlock over the image folder: item Resize(presize x size), then `tfms` on each batch."""
+    vocab = [readable(c) for c in ds.classes]
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
+                      get_y=FolderLabel(), splitter=GrandparentSplitter(train_name="train", valid_name="val"),
+                      item_tfms=Resize(round(size * presize)), batch_tfms=tfms)
+    items = [*ds.files["train"], *ds.files["val"]]
+    kw = {} if num_workers is None else {"num_workers": num_workers}
+    return block.dataloaders(items, bs=bs, **kw)
+
+
+# --- normalization statistics ------------------------------------------------------------------------
+
+def normalize_stats(recipe: Recipe, data: Data, size: int):
+    """(mean, std) for the recipe's Normalize, or None: ImageNet's, or the training set's own at `size`."""
+    if recipe.normalize == "imagenet":
+        return imagenet_stats
+    if recipe.normalize == "data":
+        return pack_stats(data.pack, size) if recipe.loader == "packed" else dataset_stats(data.ds, size)
+    return None
+
+
+def dataset_stats(ds: Dataset, size: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images read from the folder at `size` (in [0, 1]), cached."""
+    def compute():
+        dls = folder_dataloaders(ds, size, bs=128, tfms=[], presize=1.0)
+        return channel_stats(xb for xb, _ in dls.train.new(shuffle=False, drop_last=False))
+    stats = cache_json("stats", f"{ds.fingerprint}-{size}", compute)
+    return stats["mean"], stats["std"]
+
+
+def pack_stats(pack: Pack, size: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of a pack's training images resized to `size`, cached."""
+    def compute():
+        items = PackedItems(pack, "train", 1)  # split 1: resize only, no random draws
+        tfms = [BatchAugment(size, min_scale=1.0, do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0,
+                             max_lighting=0.0)]
+        dl = PackedDL(items, bs=256, shuffle=False, prefetch=0, after_batch=tfms)
+        return channel_stats(xb for xb, _ in dl)
+    stats = cache_json("stats", f"{pack.meta['fingerprint']}-{size}-pack{pack.size}", compute)
+    return stats["mean"], stats["std"]
+
+
+def channel_stats(batches) -> dict:
+    """Mean and std per channel over batches of N x 3 x H x W images, accumulated in float64."""
+    import torch
+    n, s, s2 = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for xb in batches:
+        x = xb.double()
+        n += x.numel() // 3
+        s += x.sum(dim=(0, 2, 3))
+        s2 += (x * x).sum(dim=(0, 2, 3))
+    mean = s / n
+    std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
+    return {"mean": mean.tolist(), "std": std.tolist()}

@@ -1,0 +1,71 @@
+"""Small, deterministic proxies of any folder dataset: N images per class, resized, same layout and split ratio."""
+from __future__ import annotations
+
+import random
+import time
+import warnings
+from pathlib import Path
+
+from .. import progress as show
+from ..atomic import atomic_dir, check_folder
+from .datasets import SPLITS, load
+from ..errors import DatasetError
+
+
+def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int = 0,
+               progress: str | None = None) -> dict:
+    """Copy `per_class` random training images per class from dataset `src` to `dst`, shorter side resized to `size`.
+
+    Validation keeps the source's val/train ratio per class (at least one image). The same arguments always
+    pick the same files. `dst` appears only once complete (built under a temporary name, then renamed).
+    `progress`: see toolkit/progress.py (a bar, or a line per split written).
+    """
+    from PIL import Image
+
+    dst = Path(dst)
+    if per_class < 1:
+        raise DatasetError(f"--per-class must be at least 1 (got {per_class}).")
+    if size < 8:
+        raise DatasetError(f"--size must be at least 8 px (got {size}).")
+    check_folder(dst.parent, "The proxy's destination")
+    if dst.exists():
+        raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
+    files = load(src).files  # a name or a folder; unreadable images are skipped there, with a warning
+    rng = random.Random(seed)
+    chosen = {}
+    for cls in sorted({f.parent.name for f in files["train"]}):
+        train = [f for f in files["train"] if f.parent.name == cls]
+        val = [f for f in files["val"] if f.parent.name == cls]
+        n_train = min(per_class, len(train))
+        n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
+        chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
+
+    skipped, written = [], {s: 0 for s in SPLITS}
+    todo = [(split, f) for per in chosen.values() for split in SPLITS for f in per[split]]
+    with atomic_dir(dst) as tmp:
+        mode, t0 = show.resolve(progress), time.perf_counter()
+        for split, f in show.bar(todo, mode, comment=f"proxy of {src}"):
+            out = tmp / split / f.parent.name / f.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
+                    w, h = im.size
+                    scale = size / min(w, h)  # shorter side to `size`, as fastai's imagenette2-160/-320 are made
+                    im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+                    im.save(out, quality=90) if out.suffix.lower() in (".jpg", ".jpeg") else im.save(out)
+                written[split] += 1
+            except OSError as e:
+                skipped.append(f"{f} ({e})")
+        if mode == "lines":
+            for split in SPLITS:
+                show.line(f"proxy {split}: {written[split]:,} images at {size} px", mode)
+            show.line(f"proxy written in {time.perf_counter() - t0:.1f}s", mode)
+        if skipped:
+            warnings.warn(f"Skipped {len(skipped)} unreadable source image(s):\n  " + "\n  ".join(skipped[:20]),
+                          stacklevel=2)
+        if not written["train"] or not written["val"]:
+            raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
+                               f"val: {written['val']} images); nothing was written.")
+    return {"path": str(dst), "classes": len(chosen), **written, "skipped": len(skipped)}

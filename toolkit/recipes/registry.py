@@ -1,0 +1,94 @@
+"""Named experiments and suites: register, get, list with wildcards, resolve names on a command line."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import replace
+
+from ..errors import RegistryError
+from .recipe import Recipe
+
+ROOT = "baseline"  # the reference of every recipe that names no parent
+
+_experiments: dict[str, Recipe] = {}
+_suites: dict[str, tuple[str, ...]] = {}
+
+
+def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
+    """Add `recipe` under its own name and return it; a name already taken, or an unknown parent, is an error.
+
+    `parent` (a recipe or a name) sets the recipe it is compared with; `derive` sets it for you.
+    """
+    if parent is not None:
+        recipe = replace(recipe, parent=parent if isinstance(parent, str) else parent.name)
+    if recipe.name in _experiments or recipe.name in _suites:
+        raise RegistryError(f"An experiment or suite named {recipe.name!r} is already registered; pick another name.")
+    if recipe.parent and recipe.parent not in _experiments:
+        raise RegistryError(f"Experiment {recipe.name!r} names the parent {recipe.parent!r}, which is not registered; "
+                            f"register the parent first.")
+    _experiments[recipe.name] = recipe
+    return recipe
+
+
+def derive(parent: Recipe, name: str, notes: str = "", **differences) -> Recipe:
+    """A new recipe: `parent` with `differences`, compared with `parent` (its reference) in every table."""
+    return replace(parent, name=name, parent=parent.name, notes=notes, **differences)
+
+
+def reference_name(recipe: Recipe, against: str | None = None) -> str:
+    """The name of the recipe `recipe` is compared with: `against` if given, else its parent, else the baseline."""
+    return against or recipe.parent or ROOT
+
+
+def register_suite(name: str, *members: str) -> str:
+    """A suite is a name for a group of experiments (names or wildcard patterns), run in the order given."""
+    if name in _experiments or name in _suites:
+        raise RegistryError(f"An experiment or suite named {name!r} is already registered; pick another name.")
+    _suites[name] = tuple(members)
+    return name
+
+
+def _unknown(name: str, kind: str = "experiment") -> RegistryError:
+    close = difflib.get_close_matches(name, [*_experiments, *_suites], n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return RegistryError(f"Unknown {kind} {name!r}.{hint} `toolkit list` shows every experiment and suite.")
+
+
+def get(name: str) -> Recipe:
+    """The registered recipe called `name`; an unknown name raises with close matches suggested."""
+    try:
+        return _experiments[name]
+    except KeyError:
+        raise _unknown(name) from None
+
+
+def registered(name: str) -> Recipe | None:
+    """The registered recipe called `name`, or None (a run of a recipe that was never registered, or no longer is)."""
+    return _experiments.get(name)
+
+
+def list_experiments(pattern: str = "*") -> list[str]:
+    """Registered experiment names matching a shell-style wildcard (`mixup*`), sorted."""
+    return sorted(n for n in _experiments if fnmatch.fnmatchcase(n, pattern))
+
+
+def list_suites(pattern: str = "*") -> dict[str, tuple[str, ...]]:
+    return {n: m for n, m in sorted(_suites.items()) if fnmatch.fnmatchcase(n, pattern)}
+
+
+def resolve(names: list[str] | str) -> list[Recipe]:
+    """Expand experiment names, wildcard patterns and suite names into recipes, each once, in order."""
+    out: dict[str, Recipe] = {}
+    for name in [names] if isinstance(names, str) else names:
+        if name in _suites:
+            recipes = resolve(list(_suites[name]))
+        elif any(c in name for c in "*?["):
+            matched = list_experiments(name)
+            if not matched:
+                raise RegistryError(f"No experiment matches the pattern {name!r}. `toolkit list` shows them all.")
+            recipes = [_experiments[n] for n in matched]
+        else:
+            recipes = [get(name)]
+        for r in recipes:
+            out.setdefault(r.name, r)
+    return list(out.values())

@@ -1,0 +1,92 @@
+"""The comparison plot: every seed with its mean and interval, the paired differences as a forest plot around zero,
+and accuracy per epoch against pixels and against seconds."""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import stats
+from .tables import SHOWN, _shown, context_line, epoch_curves, labels
+
+
+VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.UNCLEAR: "tab:gray",
+                  stats.MORE_SEEDS: "tab:orange"}
+
+
+def plot(rows: pd.DataFrame, summary: pd.DataFrame):
+    """Four panels: every seed's accuracy (mean and 95% CI); Δ vs the reference with its 95% CI and a line at
+    zero (a forest plot); validation accuracy after each epoch against the pixels and against the training
+    seconds spent so far (means over seeds; seconds swing with the load on a shared machine, pixels do not)."""
+    import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
+
+    k = len(summary)
+    fig, axes = plt.subplots(2, 2, figsize=(15, max(3.8, 0.42 * k + 1.8) + 4.5),
+                             gridspec_kw={"height_ratios": [max(3.8, 0.42 * k + 1.8), 4.5]})
+    names, refs = labels(summary)
+    varying = [c for c in SHOWN if summary[c].nunique() > 1]  # in the table they are columns; here, in the label
+    names = [f"{n} ({', '.join(_shown(c, s[c]) or 'epochs budget' for c in varying)})" if varying else n
+             for n, (_, s) in zip(names, summary.iterrows())]
+    ys = list(range(k))[::-1]  # first row at the top
+    _seeds_panel(axes[0, 0], rows, summary, names, ys)
+    _forest_panel(axes[0, 1], summary, names, refs, ys)
+    curves = epoch_curves(rows)
+    _compute_panel(axes[1, 0], curves, summary, names, "cum_pixels", 1e6,
+                   "training pixels seen (millions: images x size², summed over epochs)")
+    _compute_panel(axes[1, 1], curves, summary, names, "cum_seconds", 1, "training seconds (train phase)")
+    head = context_line(summary)
+    if head:
+        fig.suptitle(head, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)  # the caller saves or displays it; closing avoids a second copy in notebooks
+    return fig
+
+
+def _seeds_panel(ax, rows, summary, names, ys):
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        g = rows[(rows["name"] == s["name"]) & (rows["config_id"] == s["config_id"])]
+        acc = (100 * g["accuracy"]).round(6)
+        lift = acc.groupby(acc).cumcount() * 0.12  # equal accuracies (same images right) stack upwards
+        ax.scatter(acc, y + lift, s=22, color="tab:blue", alpha=0.7, zorder=3)
+        if pd.notna(s["accuracy_low"]):
+            ax.plot([100 * s["accuracy_low"], 100 * s["accuracy_high"]], [y, y], color="black", lw=1.5, zorder=2)
+        ax.scatter([100 * s["accuracy_mean"]], [y], marker="|", s=250, color="black", zorder=4)
+    ax.set_yticks(ys, [f"{name} (n={int(n)})" for name, n in zip(names, summary["n"])], fontsize=8)
+    ax.set_ylim(-0.7, len(ys) - 0.3)
+    ax.set(xlabel="validation accuracy (%)", title="Every seed (dots; equal ones stacked), mean and 95% CI (black)")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _forest_panel(ax, summary, names, refs, ys):
+    for y, (_, s) in zip(ys, summary.iterrows()):
+        mean = s["delta_mean"]
+        if pd.isna(mean):
+            ax.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
+            continue
+        color = VERDICT_COLORS.get(s["delta_verdict"], "black")
+        if pd.notna(s["delta_low"]):
+            ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
+        ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
+        ax.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
+                ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
+    ax.set_ylim(-0.7, len(ys) - 0.3)
+    ax.set(xlabel="Δ accuracy vs reference (percentage points)", title="Paired difference with its reference, 95% CI")
+    ax.grid(axis="x", alpha=0.3)
+    lo, hi = ax.get_xlim()
+    span = max(abs(lo), abs(hi), 0.5)
+    ax.set_xlim(-span, span)  # zero in the middle: neither side looks bigger than it is
+
+
+def _compute_panel(ax, curves, summary, names, x: str, unit: float, xlabel: str):
+    if not curves.empty:
+        for name, (_, s) in zip(names, summary.iterrows()):
+            sel = curves[(curves["name"] == s["name"]) & (curves["config_id"] == s["config_id"])]
+            mean = sel.groupby("epoch")[[x, "accuracy"]].mean()
+            ax.plot(mean[x] / unit, 100 * mean["accuracy"], marker="o", ms=3, label=name)
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no epoch logs found in the run folders", ha="center", va="center",
+                transform=ax.transAxes, color="gray")
+    ax.set(xlabel=xlabel, ylabel="validation accuracy (%)",
+           title=f"Accuracy after each epoch against {'pixels' if x == 'cum_pixels' else 'seconds'} (mean over seeds)")
+    ax.grid(alpha=0.3)

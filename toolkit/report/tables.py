@@ -1,0 +1,262 @@
+"""Comparison tables and plots, from the results table: read records, nothing else.
+
+`summarize` expects the table as `sweep.annotate` returns it: every row with its label settings and its
+reference's config_id. One summary line per (name, config_id): runs are pooled as seeds only when both are equal.
+Settings that every row of a table shares are said once, above it, rather than in every label.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from . import stats
+from ..recipes.recipe import label
+
+GROUP = ["name", "config_id"]
+SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget"]  # said once above the table, or as columns
+SELF = "(reference)"
+_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict"]
+COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
+           "reference_changes", *SHOWN, "seeds", "n",
+           "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
+           *(f"delta_{k}" for k in _STATS), "accuracy_tta_mean", "tta_vs", *(f"delta_tta_{k}" for k in _STATS),
+           "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
+           "wall_seconds", "n_valid"]
+
+
+def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
+    its reference (looked up in the whole `table`), its 95% interval and a verdict; the same with TTA; and the
+    compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy."""
+    if rows.empty:
+        return pd.DataFrame()
+    curves = epoch_curves(rows)
+    lines = []
+    for (name, cid), g in rows.groupby(GROUP, sort=False):
+        first = g.iloc[0]
+        acc = g.groupby("seed")["accuracy"].mean()
+        ref_id = first["reference_config_id"]
+        refs = table[table["config_id"] == ref_id] if ref_id and ref_id != cid else table.iloc[:0]
+        ref_acc = refs.groupby("seed")["accuracy"].mean()
+        line = {"label": first["label"], "name": name, "config_id": cid, **{k: first[k] for k in SHOWN},
+                **{k: first[k] for k in ("reference", "reference_name", "changes", "reference_changes")},
+                "reference_config_id": ref_id,
+                "seeds": ",".join(str(int(s)) for s in acc.index), "wall_seconds": g["wall_seconds"].mean(),
+                "n_valid": g["n_valid"].max()}
+        line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
+        line.update(_compute(g, curves, ref_acc))
+        line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id)))
+        tta = g.groupby("seed")["accuracy_tta"].mean().dropna()
+        if len(tta):
+            ref_tta = refs.groupby("seed")["accuracy_tta"].mean().dropna()
+            line["accuracy_tta_mean"] = tta.mean()
+            line["tta_vs"] = "TTA" if len(ref_tta) else "plain"
+            line.update(_paired("delta_tta", tta, ref_tta if len(ref_tta) else ref_acc, False, bool(ref_id)))
+        if ref_id == cid:
+            line.update(reference="", reference_name="")
+        lines.append(line)
+    return pd.DataFrame(lines, columns=COLUMNS)
+
+
+def _compute(g: pd.DataFrame, curves: pd.DataFrame, ref_acc: pd.Series) -> dict:
+    """Compute spent (means over seeds) and, per seed, the pixels and seconds it took to first reach the final
+    accuracy of the reference's run with the same seed (averaged over the seeds that reached it)."""
+    pixels = g["pixels_seen"]
+    if pixels.isna().any() and not curves.empty:  # runs from before pixels were counted: from their epoch logs
+        last = curves.groupby("run_id")["cum_pixels"].last()
+        pixels = pixels.fillna(g["run_id"].map(last))
+    out = {"epochs_run": g["epochs_done"].mean(), "pixels_seen": pixels.mean(),
+           "train_seconds": g["train_seconds"].mean(), "threads": _one(g["threads"]), "device": _one(g["device"])}
+    reach = []
+    for _, run in g.iterrows():
+        if run["seed"] not in ref_acc.index or curves.empty:
+            continue
+        c = curves[curves["run_id"] == run["run_id"]]
+        hit = c[c["accuracy"] >= ref_acc[run["seed"]] - stats.EQUAL]
+        reach.append((hit["cum_pixels"].iloc[0], hit["cum_seconds"].iloc[0]) if len(hit) else None)
+    got = [r for r in reach if r is not None]
+    out["reached"] = f"{len(got)}/{len(reach)}" if reach else ""
+    if got:
+        out.update(reach_pixels=sum(p for p, _ in got) / len(got), reach_seconds=sum(t for _, t in got) / len(got))
+    return out
+
+
+def _one(values: pd.Series):
+    """The value every run shares, or a range-like note when they differ (runs on different machines)."""
+    distinct = values.dropna().unique()
+    return distinct[0] if len(distinct) == 1 else ("" if not len(distinct) else "mixed")
+
+
+def _prefixed(prefix: str, e: stats.Estimate) -> dict:
+    return {"n" if prefix == "accuracy" else f"{prefix}_pairs": e.n, f"{prefix}_mean": e.mean,
+            f"{prefix}_std": e.std, f"{prefix}_low": e.low, f"{prefix}_high": e.high, f"{prefix}_method": e.method}
+
+
+def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool) -> dict:
+    """The paired difference over the seeds both sides have, and its verdict."""
+    common = sorted(set(treatment.index) & set(reference.index))
+    if is_self:
+        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": SELF}
+    if not common:
+        why = "no runs of the reference" if has_ref and reference.empty else \
+            "no seeds in common" if has_ref else "no reference"
+        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": why}
+    diff = stats.paired_difference(treatment[common].values, reference[common].values)
+    out = _prefixed(prefix, diff)
+    out[f"{prefix}_verdict"] = stats.verdict(diff)
+    return out
+
+
+# --- the table as a reader sees it ---------------------------------------------------------------------
+
+def _pct(v, signed=False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def _num(v, fmt: str) -> str:
+    return "" if v is None or pd.isna(v) else format(v, fmt)
+
+
+def _interval(lo, hi, signed=False) -> str:
+    return "" if _pct(lo) == "" else f"[{_pct(lo, signed)}, {_pct(hi, signed)}]"
+
+
+def shared_settings(summary: pd.DataFrame) -> dict:
+    """Label settings that every row and every reference of a table has: said once, above the table.
+
+    A lone row without a reference keeps them in its label (`baseline [lr=0.01]`)."""
+    refs = summary["reference_changes"][summary["reference_name"].fillna("") != ""]
+    items = [json.loads(c or "{}") for c in [*summary["changes"], *refs]]
+    if len(items) < 2:
+        return {}
+    return {k: v for k, v in items[0].items() if all(i.get(k) == v for i in items[1:])}
+
+
+def labels(summary: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Each row's label and its reference's label, without the settings every row shares."""
+    shared = shared_settings(summary)
+
+    def short(name, items):
+        if not name:
+            return ""
+        return label(name, {k: v for k, v in json.loads(items or "{}").items() if shared.get(k) != v})
+    return ([short(n, c) for n, c in zip(summary["name"], summary["changes"])],
+            [short(n, c) for n, c in zip(summary["reference_name"].fillna(""), summary["reference_changes"])])
+
+
+def context_line(summary: pd.DataFrame) -> str:
+    """What every row shares, said once (e.g. `digits, 16 px, 4 epochs, xresnet18, packed loader, bs=128`)."""
+    shown = [_shown(k, summary[k].iloc[0]) for k in SHOWN if summary[k].nunique() == 1]
+    return ", ".join([s for s in shown if s] + [f"{k}={v}" for k, v in shared_settings(summary).items()])
+
+
+def _shown(key: str, value) -> str:
+    if key == "budget":  # the default goes without saying
+        return "" if value in ("epochs", "", None) or pd.isna(value) else "pixels budget"
+    if key == "dataset":
+        return Path(str(value)).name
+    if key in ("size", "epochs"):
+        n = int(value)
+        return f"{n} px" if key == "size" else f"{n} epoch{'s' if n != 1 else ''}"
+    return f"{value} loader" if key == "loader" else str(value)
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """The comparison as a markdown table (accuracies and differences in percentage points) with its footnotes."""
+    if summary.empty:
+        return "(no finished runs to compare)"
+    varying = [k for k in SHOWN if summary[k].nunique() > 1]
+    rows, refs = labels(summary)
+    t = pd.DataFrame({"experiment": rows, "vs": refs})
+    for k in varying:
+        t[k] = summary[k].map(lambda v, k=k: _shown(k, v))
+    t["n"] = summary["n"].astype(int).astype(str)
+    t["accuracy %"] = summary["accuracy_mean"].map(_pct)
+    t["std"] = summary["accuracy_std"].map(_pct)
+    t["95% CI"] = [_interval(lo, hi) for lo, hi in zip(summary["accuracy_low"], summary["accuracy_high"])]
+    t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
+    t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
+    t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
+    t["verdict"] = summary["delta_verdict"]
+    if summary["accuracy_tta_mean"].notna().any():
+        t["TTA %"] = summary["accuracy_tta_mean"].map(_pct)
+        t["Δ TTA pts [95% CI]"] = [
+            "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(lo, hi, True)} vs {vs}".replace("  ", " ")
+            for m, lo, hi, vs in zip(summary["delta_tta_mean"], summary["delta_tta_low"],
+                                     summary["delta_tta_high"], summary["tta_vs"].fillna(""))]
+        t["TTA verdict"] = summary["delta_tta_verdict"].fillna("")
+    if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
+        t["epochs run"] = summary["epochs_run"].map(lambda v: _num(v, ".0f"))   # a pixel budget changed them
+    t["Mpx"] = summary["pixels_seen"].map(lambda v: _num(v / 1e6, ".1f"))
+    t["train s"] = summary["train_seconds"].map(lambda v: _num(v, ".0f"))
+    t["to vs acc: Mpx"] = [_num(p / 1e6, ".1f") + (f" ({r})" if r else "")
+                           for p, r in zip(summary["reach_pixels"], summary["reached"].fillna(""))]
+    t["to vs acc: s"] = summary["reach_seconds"].map(lambda v: _num(v, ".0f"))
+    left = 2 + len(varying)
+    align = ["left"] * left + ["right"] * (len(t.columns) - left)
+    align[list(t.columns).index("verdict")] = "left"
+    table = t.to_markdown(index=False, disable_numparse=True, colalign=align)
+    head = context_line(summary)
+    return (f"{head}\n\n" if head else "") + table + "\n\n" + footnotes(summary)
+
+
+def footnotes(summary: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for ss in summary["seeds"] for s in ss.split(",")})
+    notes = [
+        f"n: seeds per row (seeds used: {_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
+        "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
+        f"averaged over the pairs; its 95% CI is Student t on the paired differences "
+        f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs). Verdict: better / worse only when that interval "
+        f"excludes zero, from {stats.MIN_PAIRS} pairs; otherwise no clear difference, or need more seeds.",
+    ]
+    if (summary[["delta_method", "delta_tta_method"]] == "all equal").any(axis=None):
+        notes.append("A CI of zero width: every pair differed by exactly the same amount (e.g. the same model "
+                     "evaluated twice), so there is no spread to build an interval from.")
+    if summary["accuracy_tta_mean"].notna().any():
+        notes.append("Δ TTA: accuracy with TTA minus the reference's accuracy with TTA when it has TTA, else its "
+                     "plain accuracy (what TTA buys).")
+    for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
+        se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
+        spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"
+        notes.append(f"Noise floor: an accuracy measured on {int(n_valid):,} validation images has a binomial "
+                     f"standard error of {spread} at the accuracies in this table (one image = "
+                     f"{100 / n_valid:.2f} points).")
+    compared = int(summary["delta_mean"].notna().sum())
+    if compared > 1:
+        notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
+                     f"{compared} rows at once: across many rows, expect an occasional verdict by chance.")
+    return "\n".join(f"- {n}" for n in notes)
+
+
+def _ranges(seeds: list[int]) -> str:
+    """[42, 43, 44, 50] -> '42-44, 50'."""
+    out, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            out.append(str(start) if start == s else f"{start}-{s}")
+            start = None
+    return ", ".join(out)
+
+
+def epoch_curves(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch validation accuracy of every run, from the run folders' epochs.csv, with the compute spent up
+    to the end of each epoch: cum_pixels (training images x size^2) and cum_seconds (train phase)."""
+    frames = []
+    for _, r in rows.iterrows():
+        path = Path(r["run_dir"]) / "epochs.csv"
+        if not path.exists():
+            continue
+        e = pd.read_csv(path)
+        if "images" not in e:  # logs from before the compute columns: images from the rate and the time
+            e["images"] = (e["images_per_second"] * e["train_seconds"]).round()
+            e["pixels"] = e["images"] * e["size"] ** 2
+        frames.append(e.assign(name=r["name"], config_id=r["config_id"], run_id=r["run_id"],
+                               cum_pixels=e["pixels"].cumsum(), cum_seconds=e["train_seconds"].cumsum()))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

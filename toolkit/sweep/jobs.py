@@ -1,0 +1,115 @@
+"""Running jobs in this process: one job (its folder, status, checkpoints and row), what to do with each job given
+the results so far (skip, resume, start afresh), and resuming one run folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import RunInterrupted, Terminated, ToolkitError
+from . import runs
+from .plan import Job, replay
+
+
+def run_job(job: Job, results: str | Path, datasets: dict | None = None, progress: str | None = None,
+            num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
+            keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None) -> dict:
+    """Run one job in this process; returns its row for the results table (appended there unless not `record`).
+
+    `run_dir`: the job's folder: an unfinished run's, to resume it from its checkpoint (or from its start if it
+    has none), or a new one assigned by a driver. `attempt`: how many times the job has been started, when a
+    driver counts them (a retry on another node starts afresh in a folder of its own).
+    """
+    from ..data import pipeline
+    from ..train import learner
+    recipe = job.recipe
+    data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), progress=progress)
+    if run_dir is None:
+        run_dir = runs.new_run_dir(results, recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = runs.load_checkpoint(run_dir)
+    attempt = attempt or runs.attempts(run_dir) + 1
+    started_at = runs.now()
+    runs.start(run_dir, recipe, job.context, data, attempt=attempt)
+    try:
+        metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
+                            save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
+                            keep_last=keep_checkpoint)
+    except KeyboardInterrupt as e:
+        done = runs.epochs_done(run_dir)
+        runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
+        raise RunInterrupted(
+            f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'} during {recipe.name!r} after {done} "
+            f"finished epoch(s), kept in {run_dir} with a checkpoint; the results table keeps every finished run. "
+            f"Run the same command again to resume, or `toolkit resume {run_dir}`.",
+            terminated=isinstance(e, Terminated)) from None
+    except Exception as e:
+        runs.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
+        raise
+    metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
+                   started_at=started_at)
+    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint,
+                       append=record)
+
+
+def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
+    """What to do with each job, given what the results hold: [(job, run_dir to resume or None)].
+
+    A job already in the table is skipped; an unfinished run folder of the same job is resumed (killed or
+    interrupted) or left alone (running now, or on another host); a failed one is started afresh. `rerun`:
+    every job runs again, in a new folder.
+    """
+    if rerun:
+        return [(j, None) for j in jobs]
+    finished = set(zip(table["name"], table["config_id"], table["seed"].astype(int))) if len(table) else set()
+    configs = {(c, s) for _, c, s in finished}  # a reference is any finished run of its settings and seed
+    folders = runs.find_runs(results)
+    todo, skipped = [], 0
+    for job in jobs:
+        if job.key in finished or (job.role == "reference" and job.key[1:] in configs):
+            skipped += 1
+            continue
+        last = folders.get(job.key, [None])[-1]
+        st = runs.read_status(last) if last else {"status": "none"}
+        what = f"{job.recipe.name} (seed {job.recipe.seed}) in {last}"
+        if st["status"] == "finished":   # its row never reached the table: record it now
+            runs.recover(results, last)
+            skipped += 1
+        elif st["status"] in ("killed", "interrupted"):
+            todo.append((job, last))
+        elif st["status"] == "failed":
+            log(f"note: {what} failed ({st.get('error', 'no error recorded')}); it starts afresh in a new folder. "
+                f"Its cause is yours to fix: the same input fails the same way.")
+            todo.append((job, None))
+        elif st["status"] in ("running", "unknown"):
+            log(f"note: {what} is {st['status']} ({st.get('why') or 'pid ' + str(st.get('pid'))}); left alone. "
+                f"`toolkit resume RUN_DIR` takes it over once you know it has stopped.")
+        else:
+            todo.append((job, None))
+    if skipped:
+        log(f"skipped {skipped} finished run(s) already in {Path(results) / runs.TABLE} (--rerun runs them again)")
+    return todo
+
+
+def outcome(row: dict) -> str:
+    """One line for a finished job: its accuracy (and with TTA), time and folder."""
+    tta = row.get("accuracy_tta")
+    return (f"accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta not in ("", None) else "")
+            + f" in {row['wall_seconds']:.0f}s -> {row['run_dir']}")
+
+
+def resume(run_dir: str | Path, progress: str | None = None, every: float | None = None, keep_checkpoints: bool = False,
+           log=print) -> dict:
+    """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row."""
+    run_dir = Path(run_dir)
+    st = runs.read_status(run_dir)
+    if st["status"] == "finished":
+        raise ToolkitError(f"{run_dir} is finished; nothing to resume (`toolkit run ... --rerun` runs it again).")
+    if st["status"] == "running":
+        raise ToolkitError(f"{run_dir} is running now (pid {st.get('pid')}); stop that process first.")
+    recipe, context = replay(run_dir / "recipe.json")
+    results = run_dir.parent.parent
+    log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
+        f"{runs.epochs_done(run_dir)} epoch(s)")
+    return run_job(Job(recipe, context), results, progress=progress, run_dir=run_dir, every=every,
+                   keep_checkpoint=keep_checkpoints)

@@ -1,0 +1,137 @@
+"""Planning a sweep: names -> resolved recipes x seeds, each paired with its reference -> checked jobs.
+
+Vocabulary:
+  context    overrides that apply to a recipe and to its reference alike (--dataset, --size, --epochs, --set)
+  vary       overrides that make a variant `NAME [k=v]` of a recipe, compared with NAME itself (--vary)
+  reference  what a recipe is compared with: `against` if given, else its parent, else the baseline,
+             always under the same context; run for the seeds it lacks unless `reference=False`
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..data import datasets
+from ..data.datasets import canonical_name, load
+from ..errors import RecipeError, ToolkitError
+from ..recipes import registry
+from ..recipes.recipe import (Recipe, apply_overrides, config_id, epoch_plan, format_value, label, pairs, plan_pixels,
+                              stage_plan)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to do: a resolved recipe (with its seed) and the context it was asked for under."""
+    recipe: Recipe
+    context: dict
+    role: str = "recipe"   # "recipe", or "reference" (run so that a recipe has something to be compared with)
+
+    @property
+    def key(self) -> tuple:
+        return self.recipe.name, config_id(self.recipe), self.recipe.seed
+
+
+def context_of(overrides: dict | list | None = None, **settings) -> dict:
+    """The context as recorded: {key: value as text}, checked against the recipe's fields, dataset canonical."""
+    given = pairs(overrides)
+    given.update({k: v for k, v in settings.items() if v is not None})
+    apply_overrides(Recipe(), given)  # unknown keys and bad values fail here, before anything runs
+    out = {k: str(v) for k, v in sorted(given.items())}
+    if "dataset" in out:
+        out["dataset"] = canonical_name(out["dataset"])
+    return out
+
+
+def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
+    """`recipe` with the treatment `vary` applied, named `NAME [k=v, ...]` and compared with `recipe`."""
+    treatment = pairs(vary)
+    if not treatment:
+        return recipe
+    varied = apply_overrides(recipe, treatment)
+    items = {k: format_value(getattr(varied, k)) for k in treatment}
+    return replace(varied, name=label(recipe.name, items), parent=recipe.name)
+
+
+def resolve(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
+    """A recipe as it will run: its dataset and size (`datasets.resolve`), then, under budget=pixels, the pixels per
+    image its reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
+    r = datasets.resolve(recipe)
+    if r.budget == "pixels" and not r.budget_pixels:
+        ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
+        r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
+    return r
+
+
+def reference_recipe(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
+    """The resolved recipe that `recipe` is compared with: its reference under the same context."""
+    name = registry.reference_name(recipe, against)
+    return _reference(name, json.dumps(context, sort_keys=True), against)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(name: str, context_json: str, against: str | None) -> Recipe:
+    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against)
+
+
+@functools.lru_cache(maxsize=None)
+def _nominal(name: str, context_json: str) -> Recipe:
+    """The registered recipe `name` under a context, at its own epochs: what a pixel budget is taken from."""
+    return datasets.resolve(apply_overrides(registry.get(name), json.loads(context_json)))
+
+
+def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
+         reference: bool = True) -> list[Job]:
+    """The jobs of a sweep: every recipe x seed, each preceded by its reference's run with that seed.
+
+    `names`: experiment names, wildcard patterns, suites, or Recipe objects (a notebook's own variants).
+    What the results already hold is skipped later (`triage`).
+    """
+    if seeds < 1:
+        raise RecipeError(f"--seeds must be at least 1 (got {seeds}).")
+    context = context or {}
+    if against is not None:
+        registry.get(against)  # an unknown name fails here, with close matches
+    recipes = []
+    for item in [names] if isinstance(names, (str, Recipe)) else names:
+        for r in [item] if isinstance(item, Recipe) else registry.resolve(item):
+            recipes.append(variant(apply_overrides(r, context), vary))
+    jobs: dict[tuple, Job] = {}
+    for r in recipes:
+        r = resolve(r, context, against)
+        ref = reference_recipe(r, context, against) if reference else None
+        for seed in range(r.seed, r.seed + seeds):
+            if ref is not None and config_id(ref) != config_id(r):
+                job = Job(replace(ref, seed=seed), context, "reference")
+                jobs.setdefault(job.key, job)
+            job = Job(replace(r, seed=seed), context)
+            if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
+                jobs[job.key] = job
+    return list(jobs.values())
+
+
+def replay(path: str | Path) -> tuple[Recipe, dict]:
+    """The recipe and context of a run, from its recipe.json (other keys ignored), to run it again."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "recipe.json"
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or not isinstance(saved.get("context", {}), dict):
+            raise ValueError(f"it holds a JSON {type(saved).__name__}, not a run's recipe (a JSON object of recipe "
+                             f"fields and its context)" if not isinstance(saved, dict) else "its context is no object")
+        return Recipe.from_dict(saved), dict(saved.get("context", {}))
+    except (OSError, ValueError, TypeError) as e:
+        raise ToolkitError(f"Cannot replay {path}: {type(e).__name__}: {e}. Pass the recipe.json of a run folder "
+                           f"(RESULTS/runs/<run>/recipe.json).") from None
+
+
+def check(jobs: list[Job]) -> dict:
+    """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
+    from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
+    for job in jobs:
+        check_arch(job.recipe.arch)
+        check_weights(job.recipe.arch, job.recipe.weights)
+        stage_plan(job.recipe, job.recipe.size)
+    return {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}

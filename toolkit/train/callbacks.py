@@ -1,0 +1,168 @@
+"""The toolkit's own callbacks on a run's Learner: the epoch log (and its plain progress lines), checkpoints, and
+an interrupt deferred to a batch boundary. Each undoes what it changes (signal handlers) when the fit ends."""
+from __future__ import annotations
+
+import csv
+import signal
+import threading
+import time
+from pathlib import Path
+
+from fastai.callback.core import Callback
+from fastai.learner import Recorder
+
+from ..errors import Terminated
+from . import checkpoint
+
+
+class EpochLog(Callback):
+    """Append each finished epoch's metrics and compute to a CSV, flushed at once, so an interrupted run keeps them.
+
+    Compute: the training images and pixels (images x size^2, what progressive resizing saves and what does not
+    depend on machine load) and the seconds of the train phase. Hand-written because fastai's CSVLogger restarts
+    per fit() and cannot add the stage, size and compute columns.
+    """
+    order = Recorder.order + 1  # after the Recorder has computed this epoch's values
+
+    def __init__(self, path: Path | None, lines: bool = False, total: int = 0):
+        self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
+        self.lines, self.total = lines, total   # lines: print each epoch as one plain line (toolkit/progress.py)
+        self.train_seconds, self.train_images, self.train_pixels = 0.0, 0, 0
+
+    def before_train(self):
+        self._t, self._n, self._px = time.perf_counter(), 0, 0
+
+    def after_batch(self):
+        if self.training:
+            x = self.learn.xb[0]
+            self._n += len(x)
+            self._px += len(x) * x.shape[-2] * x.shape[-1]
+
+    def counters(self) -> dict:
+        return {"train_seconds": self.train_seconds, "train_images": self.train_images,
+                "train_pixels": self.train_pixels, "epochs_done": self.epoch_done}
+
+    def restore(self, counters: dict, lost_seconds: float = 0.0) -> None:
+        """Go on from a checkpoint: its counters, plus the seconds of the epochs trained after it and lost."""
+        self.train_seconds = counters["train_seconds"] + lost_seconds
+        self.train_images, self.train_pixels = counters["train_images"], counters["train_pixels"]
+        self.epoch_done = counters["epochs_done"]
+
+    def after_train(self):
+        self._epoch_seconds = time.perf_counter() - self._t
+        self.train_seconds += self._epoch_seconds
+        self.train_images += self._n
+        self.train_pixels += self._px
+
+    def after_epoch(self):
+        names = self.learn.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
+        row = {"epoch": self.epoch_done, "stage": self.stage, "size": self.size,
+               **dict(zip(names, self.learn.recorder.values[-1])),
+               "train_seconds": round(self._epoch_seconds, 3),
+               "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2),
+               "images": self._n, "pixels": self._px}
+        self.epoch_done += 1
+        if self.lines:
+            print(epoch_line(row, self.total), flush=True)
+        if self.path is None:
+            return
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+            fh.flush()
+
+
+class Checkpoints(Callback):
+    """At every epoch end, take the state training needs to go on from there (`checkpoint.capture`); write it
+    with `save(state)` at every stage's end and whenever `every` seconds have passed since the last write.
+
+    `every` None: EVERY seconds, or 50 times what the last write took if that is longer, so that writing costs
+    under 2% of the training time. The end of the last stage is written only with `keep_last` (the run is about to
+    finish, and its checkpoint would be removed). `flush()` writes the last finished epoch's state if it is not
+    written yet: what Ctrl-C and SIGTERM call.
+    """
+    order = EpochLog.order + 1  # after the epoch's row is logged
+    EVERY = 60.0  # seconds: xresnet18 with Adam is about 130 MiB, written in well under a second
+
+    def __init__(self, save, log: EpochLog, every: float | None = None, resume: dict | None = None,
+                 keep_last: bool = False):
+        self.save, self.log, self.every, self.resume, self.keep_last = save, log, every, resume, keep_last
+        self.pending, self.cost, self.written_at = None, 0.0, time.monotonic()
+        self.stage, self.in_stage, self.n_stage, self.last = 0, 0, 1, True
+
+    def before_fit(self):
+        if self.resume is not None:  # resumed within a fit: its smoothed training loss goes on
+            checkpoint.restore_smooth_loss(self.learn, self.resume)
+        self.resume = None
+
+    def begin_stage(self, stage: int, start: int, n_epoch: int, last: bool) -> None:
+        self.stage, self.in_stage, self.n_stage, self.last = stage, start, n_epoch, last
+
+    def after_epoch(self):
+        self.in_stage += 1
+        done = self.in_stage >= self.n_stage
+        position = {"stage": self.stage + 1 if done else self.stage, "epoch": 0 if done else self.in_stage,
+                    "epochs_done": self.log.epoch_done}
+        self.pending = checkpoint.capture(self.learn, position, self.log.counters())
+        interval = self.every if self.every is not None else max(self.EVERY, 50 * self.cost)
+        if (done and (self.keep_last or not self.last)) or time.monotonic() - self.written_at >= interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        t = time.perf_counter()
+        self.save(self.pending)
+        self.cost, self.written_at, self.pending = time.perf_counter() - t, time.monotonic(), None
+
+
+class DeferInterrupt(Callback):
+    """Turn Ctrl-C (and SIGTERM) into an interrupt at the next batch or epoch boundary; a second one acts at once.
+
+    Hand-written because Python swallows a KeyboardInterrupt that lands inside a finaliser, and fastai's
+    DataLoaders shut their workers down in one at the end of every epoch, just where a user tends to press it.
+    The check at an epoch's start comes after the last epoch's row and checkpoint were written.
+    """
+    order = -100
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.requested, self.old = None, {}  # set here too: a run resumed after its last epoch fits nothing
+
+    def before_fit(self):
+        self.requested, self.old = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+
+    def _handler(self, signum, frame):
+        if self.requested is not None:
+            self._raise(signum)
+        self.requested = signum
+
+    @staticmethod
+    def _raise(signum):
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    def before_batch(self):
+        if self.requested is not None:
+            self._raise(self.requested)
+
+    before_epoch = before_validate = before_batch
+
+    def after_fit(self):
+        for s, old in self.old.items():
+            signal.signal(s, old)
+        self.old = {}
+        self.before_batch()  # a request that came during the last epoch's validation
+
+
+def epoch_line(row: dict, total: int) -> str:
+    """`epoch 2/4  stage 1  32px  train_loss 1.2345  valid_loss 1.1234  accuracy 61.3%  3.2s`: one epoch, plainly."""
+    values = "  ".join(f"{k} {100 * v:.1f}%" if k == "accuracy" else f"{k} {v:.4f}"
+                       for k, v in row.items() if k in ("train_loss", "valid_loss", "accuracy"))
+    return (f"epoch {row['epoch'] + 1}/{total}  stage {row['stage'] + 1}  {row['size']}px  {values}  "
+            f"{row['train_seconds']:.1f}s")

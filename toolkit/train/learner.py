@@ -1,0 +1,164 @@
+"""run(recipe) -> metrics: build the Learner, fit its stages, evaluate (and TTA). Nothing here knows the results table.
+
+Data flows one way: a resolved recipe -> its data (toolkit/data/pipeline.py) -> a Learner -> metrics; the caller
+(toolkit/sweep, or a notebook) records them (toolkit/sweep/runs.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import time
+from pathlib import Path
+
+import torch
+from fastai.callback.mixup import MixUp
+from fastai.callback.progress import ProgressCallback  # noqa: F401  (progress bars, Learner.no_bar)
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+
+from .. import progress as show
+from ..atomic import write_atomic
+from ..data.datasets import resolve
+from ..data.pipeline import Data, dataloaders, prepare
+from ..recipes.recipe import Recipe
+from . import checkpoint, schedule
+from .callbacks import Checkpoints, DeferInterrupt, EpochLog
+from .mix import Mix
+from .models import check_arch, check_weights, create_model
+
+
+def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
+    """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
+    loss = (LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing
+            else CrossEntropyLossFlat())
+    if recipe.cutmix or (recipe.mixup and recipe.mix_frac < 1):
+        extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
+    else:
+        extra = [MixUp(recipe.mixup)] if recipe.mixup else []
+    return Learner(dls, create_model(recipe.arch, dls.c, recipe.weights), loss_func=loss, metrics=accuracy,
+                   cbs=[*extra, *cbs])
+
+
+def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: int | None = None) -> Learner:
+    """The recipe's Learner on its data at `size` px, seeded as every run starts (data order, initial weights)."""
+    set_seed(recipe.seed, reproducible=True)
+    return build_learner(recipe, dataloaders(recipe, data, size, num_workers=num_workers), cbs=cbs)
+
+
+def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, progress: str | None = None,
+        num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
+        resume: dict | None = None, keep_last: bool = False) -> dict:
+    """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
+
+    `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
+    finished epoch, flushed at once, so an interrupted run keeps its finished epochs. `save(state)`: writes a
+    checkpoint (see `Checkpoints`; `every` seconds apart at most). `resume`: a checkpoint's state; training goes
+    on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
+    the log loses the epochs trained after it.
+    """
+    recipe = resolve(recipe)
+    check_arch(recipe.arch)                      # fail before any data work
+    check_weights(recipe.arch, recipe.weights)
+    mode = show.resolve(progress)
+    data = data or prepare(recipe, progress=mode)
+    plan = data.plan
+    stage0, start0 = _position(resume)
+    epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in plan)), DeferInterrupt()
+    # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
+    within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
+    saver = Checkpoints(save, epochs, every, resume if within_fit else None, keep_last) if save else None
+    # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
+    first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
+    learn = fresh_learner(recipe, data, first, cbs=[epochs, interrupt, *([saver] if saver else []), *cbs],
+                          num_workers=num_workers)
+    _go_back_to(learn, epochs, resume)
+    t0 = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack:
+            if mode != "bars":  # fastai's bars and per-epoch table; EpochLog prints the lines
+                stack.enter_context(learn.no_bar())
+                stack.enter_context(learn.no_logging())
+            _fit_stages(learn, recipe, data, epochs, saver, resume, num_workers)
+            metrics = evaluate(learn, recipe, mode)
+    except KeyboardInterrupt:
+        if saver:
+            saver.flush()   # the last finished epoch, if its checkpoint was not written yet
+        raise
+    finally:
+        interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore the handlers here too
+    return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
+            "train_seconds": round(epochs.train_seconds, 3),
+            "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
+            "images_seen": epochs.train_images, "pixels_seen": epochs.train_pixels,
+            "threads": torch.get_num_threads(), "device": str(learn.dls.device),
+            "epochs_done": epochs.epoch_done, "resumed_at_epoch": resume["log"]["epochs_done"] if resume else 0,
+            "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
+
+
+def _fit_stages(learn, recipe: Recipe, data: Data, epochs: EpochLog, saver, resume, num_workers) -> None:
+    """Fit the stage plan, from the start or from a checkpoint's position (its optimizer put back at the start)."""
+    plan = data.plan
+    stage0, start0 = _position(resume)
+    for i, (size, n, lr, how) in enumerate(plan):
+        if i < stage0:
+            continue
+        if i and size != plan[i - 1][0] and (i > stage0 or start0 == 0):  # progressive resizing: swap the data
+            learn.dls = dataloaders(recipe, data, size, num_workers=num_workers)
+        start = start0 if i == stage0 else 0
+        epochs.stage, epochs.size = i, size
+        if saver:
+            saver.begin_stage(i, start, n, last=i == len(plan) - 1)
+        on_start = (lambda: checkpoint.restore_opt(learn, resume)) if resume and i == stage0 else None
+        schedule.fit(learn, n, lr, how, recipe, start=start, on_start=on_start)
+
+
+def _go_back_to(learn, epochs: EpochLog, resume: dict | None) -> None:
+    """Put the learner and the epoch log where the checkpoint `resume` left them (or at the start, with None).
+    The log loses the epochs after it; their training seconds still count (work spent, then lost)."""
+    lost = _trim_log(epochs.path, resume["log"]["epochs_done"] if resume else 0)
+    epochs.train_seconds = lost
+    if resume:
+        epochs.restore(resume["log"], lost_seconds=lost)
+        checkpoint.restore_model(learn, resume)
+        checkpoint.restore_rng(learn, resume)
+
+
+def _position(resume: dict | None) -> tuple[int, int]:
+    """(stage, epoch within it) where training goes on: a checkpoint's, or the very start."""
+    return (resume["position"]["stage"], resume["position"]["epoch"]) if resume else (0, 0)
+
+
+def _trim_log(path: Path | None, keep: int) -> float:
+    """Cut an epoch log back to its first `keep` epochs (atomically); returns the training seconds cut off."""
+    if path is None or not path.exists():
+        return 0.0
+    lines = path.read_text().splitlines(keepends=True)
+    cut = [line for line in lines[1 + keep:] if line.endswith("\n")]  # a line cut short by a kill is no epoch
+    lost = sum(float(row["train_seconds"]) for row in csv.DictReader([lines[0], *cut])) if cut else 0.0
+    if keep == 0:
+        path.unlink()
+    elif len(lines) > 1 + keep:
+        write_atomic(path, lambda p: Path(p).write_text("".join(lines[:1 + keep])))
+    return lost
+
+
+def evaluate(learn: Learner, recipe: Recipe, progress: str = "none") -> dict:
+    """Final validation accuracy and loss (from the last epoch), and with `recipe.tta` the accuracy under TTA."""
+    if getattr(learn.recorder, "values", None):
+        values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+        metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
+    else:  # resumed after its last epoch: nothing was fit here, so validate the restored model (logging no epoch)
+        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, (EpochLog, Checkpoints))]):
+            valid_loss, acc = learn.validate()[:2]
+        metrics = {"accuracy": float(acc), "valid_loss": float(valid_loss)}
+    if recipe.tta:
+        t = time.perf_counter()
+        preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
+        metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n, tta_beta=recipe.tta_beta,
+                       tta_seconds=round(time.perf_counter() - t, 3))
+        if progress == "lines":
+            show.line(f"TTA (n={recipe.tta_n}, beta={recipe.tta_beta:g}): accuracy {100 * metrics['accuracy_tta']:.1f}% "
+                      f"in {metrics['tta_seconds']:.1f}s", progress)
+    return metrics

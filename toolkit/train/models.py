@@ -1,0 +1,124 @@
+"""Architectures by name: fastai's xresnets, a SqueezeNet for small images, any timm model as `timm:NAME`."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import torch
+from fastai.vision.models import xresnet
+from torch import nn
+
+from ..errors import RecipeError
+
+TIMM_PREFIX = "timm:"
+XRESNETS = tuple(n for n in xresnet.__all__ if n.startswith("xresnet") or n.startswith("xse_resnext"))
+LOCAL = ("squeezenet",)
+
+
+def conv_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2), nn.ReLU(inplace=True), nn.BatchNorm2d(c_out))
+
+
+class Fire(nn.Module):
+    """A fire module: 1x1 squeeze, then 1x1 and 3x3 expands in parallel, concatenated (BatchNorm after each conv)."""
+    def __init__(self, c_in: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = conv_bn(c_in, squeeze, 1)
+        self.e1, self.e3 = conv_bn(squeeze, expand // 2, 1), conv_bn(squeeze, expand - expand // 2, 3)
+
+    def forward(self, x):
+        x = self.squeeze(x)
+        return torch.cat([self.e1(x), self.e3(x)], dim=1)
+
+
+def squeezenet(n_out: int, widths=((24, 48), (48, 96), (64, 128), (48, 96), (24, 48))) -> nn.Sequential:
+    """A SqueezeNet for small images: stem conv, fire modules with max-pooling between them, average pool, linear.
+
+    The shape of the Keras TPU flowers tutorial's model (about 80% on 5 flower classes in 35 epochs there).
+    Hand-written because torchvision's SqueezeNet has no BatchNorm and expects 224 px ImageNet inputs.
+    """
+    layers, c = [conv_bn(3, 32, 3)], 32
+    for i, (sq, ex) in enumerate(widths):
+        if i:
+            layers.append(nn.MaxPool2d(2))
+        layers.append(Fire(c, sq, ex))
+        c = ex
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
+
+
+def check_arch(arch: str) -> None:
+    """Raise a clear RecipeError for an architecture name nobody can build."""
+    if arch.startswith(TIMM_PREFIX):
+        import timm
+        name = arch[len(TIMM_PREFIX):]
+        if not timm.is_model(name):
+            close = difflib.get_close_matches(name, timm.list_models(), n=3)
+            hint = f" Did you mean: {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
+            raise RecipeError(f"Unknown timm model {name!r}.{hint} `python -c \"import timm; print(timm.list_models('resnet*'))\"` lists them.")
+    elif arch not in XRESNETS and arch not in LOCAL:
+        close = difflib.get_close_matches(arch, [*XRESNETS, *LOCAL], n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise RecipeError(f"Unknown architecture {arch!r}.{hint} Use a fastai xresnet ({', '.join(XRESNETS[:4])}, ...), "
+                          f"{', '.join(LOCAL)}, or any timm model as timm:NAME (e.g. timm:resnet18).")
+
+
+def check_weights(arch: str, weights: str) -> None:
+    """Raise a clear RecipeError for weights that cannot be loaded, before any data work."""
+    if not weights:
+        return
+    if weights == "timm":
+        if not arch.startswith(TIMM_PREFIX):
+            raise RecipeError(f"weights=timm fetches a timm model's pretrained weights, but arch is {arch!r}. Use a "
+                              f"timm:NAME arch, or pass a local checkpoint with --set weights=PATH.")
+        return
+    if not Path(weights).expanduser().is_file():
+        raise RecipeError(f"Weights file {weights!r} does not exist. Pass the path of a PyTorch checkpoint (a saved "
+                          f"state_dict) for {arch}, weights=timm for timm's pretrained weights, or leave weights "
+                          f"empty to start from random weights.")
+
+
+def create_model(arch: str, n_out: int, weights: str = ""):
+    """A model with `n_out` outputs: random init, timm's pretrained weights (weights="timm"), or a checkpoint file.
+
+    With pretrained weights the head is new: its tensors (whose shapes differ) keep their random init.
+    Never falls back to random weights when the requested ones cannot be had.
+    """
+    check_arch(arch)
+    check_weights(arch, weights)
+    if arch.startswith(TIMM_PREFIX):
+        import timm
+        name = arch[len(TIMM_PREFIX):]
+        if weights == "timm":
+            try:
+                return timm.create_model(name, pretrained=True, num_classes=n_out)
+            except Exception as e:  # hub, network and file errors all mean "no weights here"
+                raise RecipeError(
+                    f"Could not get timm's pretrained weights for {name!r} ({type(e).__name__}: {e}). Without "
+                    f"network access, fetch the checkpoint elsewhere and pass --set weights=PATH. The toolkit never "
+                    f"falls back to random weights.") from None
+        model = timm.create_model(name, pretrained=False, num_classes=n_out)
+    elif arch == "squeezenet":
+        model = squeezenet(n_out)
+    else:
+        model = getattr(xresnet, arch)(n_out=n_out)
+    if weights:
+        load_weights(model, Path(weights).expanduser(), arch)
+    return model
+
+
+def load_weights(model: nn.Module, path: Path, arch: str = "") -> list[str]:
+    """Load a checkpoint into `model`, skipping tensors whose shapes differ (the head); returns the skipped names."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RecipeError(f"Could not read {path} as a PyTorch checkpoint ({type(e).__name__}: {e}).") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if len(usable) < len(own) / 2:
+        raise RecipeError(f"Checkpoint {path} fits only {len(usable)} of the {len(own)} tensors of {arch or 'the model'}"
+                          f": it was saved from another architecture. Pick the matching arch.")
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
