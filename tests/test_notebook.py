@@ -5,16 +5,23 @@ import nbformat
 import pandas as pd
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "01_compare_recipes.ipynb"
+NBS = Path(__file__).resolve().parents[1] / "nbs"
 
 
-def test_notebook_runs_and_shows_table_and_plot(tiny, tmp_path, monkeypatch):
-    for key, value in dict(DATASET=tiny, SIZE=32, EPOCHS=1, SEEDS=1, RESULTS=tmp_path / "results").items():
+def execute(name: str, tmp_path, monkeypatch, **settings) -> list:
+    """Run notebook `name` on a tiny setting (its TOOLKIT_NB_* variables); returns every code cell's outputs."""
+    for key, value in settings.items():
         monkeypatch.setenv(f"TOOLKIT_NB_{key}", str(value))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(NBS / name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
+    return outputs
+
+
+def test_notebook_runs_and_shows_table_and_plot(tiny, tmp_path, monkeypatch):
+    outputs = execute("01_compare_recipes.ipynb", tmp_path, monkeypatch, DATASET=tiny, SIZE=32, EPOCHS=1, SEEDS=1,
+                      RESULTS=tmp_path / "results")
     texts = " ".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert re.search(r"\| label_smoothing +\| normalize +\|", texts)
     assert re.search(r"\| normalize_lr1e-2 +\| normalize +\|", texts)
@@ -22,3 +29,19 @@ def test_notebook_runs_and_shows_table_and_plot(tiny, tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in outputs)
     names = pd.read_csv(tmp_path / "results" / "runs.csv")["name"].tolist()
     assert names == ["baseline", "normalize", "label_smoothing", "normalize_lr1e-2"]  # baseline: normalize's reference
+
+
+def test_iterating_with_fastai_then_the_sweep(tiny, tmp_path, monkeypatch):
+    """A packed recipe as a plain Learner: its batch, lr_find's curve, a fit by hand, a confusion matrix of classes x
+    classes, results; then the recipe as a 3-seed sweep against its reference, with its verdict."""
+    outputs = execute("02_iterate_with_fastai.ipynb", tmp_path, monkeypatch, DATASET=tiny, SIZE=32, EPOCHS=1, SEEDS=3,
+                      LR_FIND_ITERS=8, RESULTS=tmp_path / "results")
+    texts = " ".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "confusion matrix: (10, 10)" in texts and "SuggestedLRs(valley=" in texts
+    assert "(32, 1, 0.003, 'one_cycle')" in texts  # the resolved stage plan at the tiny setting
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4   # batch, lr curve, matrix, results
+    table = " ".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert re.search(r"\| mixup +\| normalize +\| +3 \|", table) and "95% CI" in table
+    assert re.search(r"\| (better|worse|no clear difference) +\|", table)
+    names = pd.read_csv(tmp_path / "results" / "runs.csv")["name"].tolist()
+    assert sorted(names) == ["mixup"] * 3 + ["normalize"] * 3   # only the sweep was recorded, not the fit by hand
