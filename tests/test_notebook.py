@@ -35,7 +35,7 @@ def test_iterating_with_fastai_then_the_sweep(tiny, tmp_path, monkeypatch):
     """A packed recipe as a plain Learner: its batch, lr_find's curve, a fit by hand, a confusion matrix of classes x
     classes, results; then the recipe as a 3-seed sweep against its reference, with its verdict."""
     outputs = execute("02_iterate_with_fastai.ipynb", tmp_path, monkeypatch, DATASET=tiny, SIZE=32, EPOCHS=1, SEEDS=3,
-                      LR_FIND_ITERS=8, RESULTS=tmp_path / "results")
+                      LR_FIND_ITERS=5, RESULTS=tmp_path / "results")
     texts = " ".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "confusion matrix: (10, 10)" in texts and "SuggestedLRs(valley=" in texts
     assert "(32, 1, 0.003, 'one_cycle')" in texts  # the resolved stage plan at the tiny setting

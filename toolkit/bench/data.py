@@ -129,7 +129,8 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     recipe = Recipe(name="bench", dataset=dataset, arch=arch, size=size, bs=bs, epochs=1)  # the baseline otherwise
     ds = datasets.load(dataset)
-    pack = ensure_pack(ds, stored_size(size, recipe.presize), progress="none" if quiet else "lines") if set(wanted) & {3, 4, 5} else None
+    mode = "none" if quiet else None
+    pack = ensure_pack(ds, stored_size(size, recipe.presize), progress=mode) if set(wanted) & {3, 4, 5} else None
     workers = os.cpu_count() or 1
     if not train:
         wanted = [r for r in wanted if r != 5]  # the limit row is a training epoch and nothing else
@@ -155,7 +156,7 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "data.md", out / "data.csv"]
     if policies:
-        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), progress="none" if quiet else "lines"), ds,
+        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), progress=mode), ds,
                            recipe, n_batches=policy_batches, say=say)
         md += "\n\n" + _policy_markdown(pol, recipe)
         write_atomic(out / "data_policies.csv", lambda p: pol.to_csv(p, index=False))
