@@ -43,6 +43,19 @@ def test_show_plans_at_the_size_a_run_uses():
     assert [line.split()[-1] for line in p.stdout.splitlines() if line.startswith("size ")] == ["128"]
 
 
+def launch(args, capsys) -> tuple[int, str, str]:
+    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from toolkit.cli import main
+    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
+    try:
+        code = main([str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        warnings.formatwarning = formatwarning
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "basline"], "Unknown experiment 'basline'. Did you mean: baseline"),
     (["run", "nothing*"], "No experiment matches the pattern"),
@@ -58,23 +71,10 @@ def test_show_plans_at_the_size_a_run_uses():
     (["run"], "Give experiment names"),
     (["show", "baseline", "--dataset", "/no/such/folder"], "is neither a known dataset name"),
 ])
-def test_bad_input_is_one_clear_error(args, message):
-    p = toolkit(*args)
-    assert p.returncode == 2
-    assert message in p.stderr and p.stderr.startswith("error: ") and "Traceback" not in p.stderr
-
-
-def launch(args, capsys) -> tuple[int, str, str]:
-    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr."""
-    from toolkit.cli import main
-    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
-    try:
-        code = main([str(a) for a in args])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-        warnings.formatwarning = formatwarning
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def test_bad_input_is_one_clear_error(args, message, capsys):
+    code, _, err = launch(args, capsys)   # in this process: an exception would fail the test as a traceback
+    assert code == 2
+    assert message in err and err.startswith("error: ")
 
 
 def test_bad_numbers_are_one_clear_error(capsys):
