@@ -20,8 +20,6 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     pick the same files. `dst` appears only once complete (built under a temporary name, then renamed).
     `progress`: see toolkit/progress.py (a bar, or a line per split written).
     """
-    from PIL import Image
-
     dst = Path(dst)
     if per_class < 1:
         raise DatasetError(f"--per-class must be at least 1 (got {per_class}).")
@@ -30,15 +28,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     check_folder(dst.parent, "The proxy's destination")
     if dst.exists():
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
-    files = load(src).files  # a name or a folder; unreadable images are skipped there, with a warning
-    rng = random.Random(seed)
-    chosen = {}
-    for cls in sorted({f.parent.name for f in files["train"]}):
-        train = [f for f in files["train"] if f.parent.name == cls]
-        val = [f for f in files["val"] if f.parent.name == cls]
-        n_train = min(per_class, len(train))
-        n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
-        chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
+    chosen = _choose(load(src).files, per_class, random.Random(seed))  # unreadable images: skipped in load
 
     skipped, written = [], {s: 0 for s in SPLITS}
     todo = [(split, f) for per in chosen.values() for split in SPLITS for f in per[split]]
@@ -48,13 +38,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
             out = tmp / split / f.parent.name / f.name
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with Image.open(f) as im:
-                    im.load()
-                    im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
-                    w, h = im.size
-                    scale = size / min(w, h)  # shorter side to `size`, as fastai's imagenette2-160/-320 are made
-                    im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
-                    im.save(out, quality=90) if out.suffix.lower() in (".jpg", ".jpeg") else im.save(out)
+                _resized_copy(f, out, size)
                 written[split] += 1
             except OSError as e:
                 skipped.append(f"{f} ({e})")
@@ -69,3 +53,27 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
             raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
                                f"val: {written['val']} images); nothing was written.")
     return {"path": str(dst), "classes": len(chosen), **written, "skipped": len(skipped)}
+
+
+def _choose(files: dict, per_class: int, rng: random.Random) -> dict:
+    """{class: {"train": files, "val": files}}: `per_class` training images per class, validation in the same ratio."""
+    chosen = {}
+    for cls in sorted({f.parent.name for f in files["train"]}):
+        train = [f for f in files["train"] if f.parent.name == cls]
+        val = [f for f in files["val"] if f.parent.name == cls]
+        n_train = min(per_class, len(train))
+        n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
+        chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
+    return chosen
+
+
+def _resized_copy(src: Path, out: Path, size: int) -> None:
+    """`src` with its shorter side resized to `size`, as fastai's imagenette2-160/-320 are made, written to `out`."""
+    from PIL import Image
+    with Image.open(src) as im:
+        im.load()
+        im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+        im.save(out, quality=90) if out.suffix.lower() in (".jpg", ".jpeg") else im.save(out)
