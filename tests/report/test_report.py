@@ -82,7 +82,7 @@ def test_too_few_pairs_and_equal_differences_have_defined_answers(results):
     s = summary_of(results)
     assert s.loc["label_smoothing", "delta_pairs"] == 2 and s.loc["label_smoothing", "delta_verdict"] == "need more seeds"
     t = s.loc["tta"]
-    assert t["delta_mean"] == 0 and t["delta_low"] == t["delta_high"] == 0 and t["delta_verdict"] == "no clear difference"
+    assert t["delta_mean"] == 0 and t["delta_low"] == t["delta_high"] == 0 and t["delta_verdict"] == "equivalent (±1)"
     assert t["tta_vs"] == "plain" and t["delta_tta_mean"] == pytest.approx(0.02)    # what TTA buys
     assert t["delta_tta_low"] == pytest.approx(0.02) and t["delta_tta_verdict"] == "better"
     md = report.to_markdown(s.reset_index())
@@ -111,8 +111,9 @@ def test_markdown_files_and_plot(results, tmp_path):
     summary = report.summarize(table, table)
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
-    assert "| mixup " in md and "no clear difference" in md and "[-" in md
+    assert "| mixup " in md and "| inconclusive (~44)" in md and "[-" in md
     assert "359 validation images has a binomial standard error of 2.1 points" in md
+    assert "The margin ±1 is smaller than that: equivalence at ±1 is hard to reach here" in md
     assert "not corrected for comparing 2 rows" in md
     outs = compare.write_comparison(table, summary, tmp_path / "cmp")
     assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)

@@ -29,32 +29,111 @@ def test_paired_difference_below_ten_pairs_is_the_paired_t_interval():
     assert (e.low, e.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
+def verdict_of(a, b, margin=stats.MARGIN):
+    """The verdict the table gives: on the paired differences, with the table's interval for better / worse."""
+    return stats.verdict(np.subtract(a, b), margin, shown=stats.paired_difference(a, b))
+
+
 def test_from_ten_pairs_the_interval_is_a_reproducible_bootstrap():
     rng = np.random.default_rng(1)
     b = rng.uniform(0.7, 0.8, 12)
     a = b + rng.normal(0.01, 0.005, 12)
     e, again = stats.paired_difference(a, b), stats.paired_difference(a, b)
     assert e.method == "bootstrap" and e.n == 12 and e == again
-    assert e.low < e.mean < e.high and e.low > 0 and stats.verdict(e) == "better"
+    assert e.low < e.mean < e.high and e.low > 0 and verdict_of(a, b).startswith("better")
 
 
 def test_equal_differences_give_a_zero_width_interval_not_nan():
     e = stats.paired_difference([0.72, 0.82, 0.92], [0.70, 0.80, 0.90])
     assert e.method == "all equal" and e.low == e.high == pytest.approx(0.02) and e.std == 0
-    assert stats.verdict(e) == "better"
+    assert verdict_of([0.72, 0.82, 0.92], [0.70, 0.80, 0.90]) == "better"
     same = stats.paired_difference([0.7, 0.8, 0.9], [0.7, 0.8, 0.9])
-    assert (same.mean, same.low, same.high) == (0, 0, 0) and stats.verdict(same) == "no clear difference"
+    assert (same.mean, same.low, same.high) == (0, 0, 0)
+    assert verdict_of([0.7, 0.8, 0.9], [0.7, 0.8, 0.9]) == "equivalent (±1)"   # the same model, evaluated twice
+    assert verdict_of([0.7, 0.8, 0.9], [0.7, 0.8, 0.9], margin=0) == "inconclusive"  # no margin: never equivalent
 
 
 @pytest.mark.parametrize("a, b, expected", [
     ([0.80, 0.81, 0.82], [0.70, 0.71, 0.73], "better"),
     ([0.60, 0.61, 0.63], [0.70, 0.71, 0.72], "worse"),
-    ([0.71, 0.70, 0.74], [0.70, 0.72, 0.72], "no clear difference"),
+    ([0.705, 0.706, 0.707, 0.705], [0.700, 0.700, 0.700, 0.701], "better, within ±1"),   # real, but below 1 point
+    ([0.700, 0.801, 0.899, 0.751], [0.701, 0.800, 0.900, 0.750], "equivalent (±1)"),
+    ([0.71, 0.70, 0.74], [0.70, 0.72, 0.72], "inconclusive"),
     ([0.90, 0.91], [0.70, 0.71], "need more seeds"),        # however large: two pairs claim nothing
     ([0.90], [0.70], "need more seeds"),
 ])
 def test_verdicts(a, b, expected):
-    assert stats.verdict(stats.paired_difference(a, b)) == expected
+    assert verdict_of(a, b) == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_equivalence_is_two_one_sided_t_tests_at_5_percent(seed):
+    """`equivalent (±M)` exactly when both one-sided tests of scipy reject at 5%: the 90% t interval inside ±M."""
+    d = np.random.default_rng(seed).normal(0.002 * seed - 0.005, 0.004, 5)
+    m = 0.01
+    tost = max(sps.ttest_1samp(d, -m, alternative="greater").pvalue, sps.ttest_1samp(d, m, alternative="less").pvalue)
+    excludes = sps.ttest_1samp(d, 0).pvalue < 0.05
+    v = stats.verdict(d, margin=1.0)
+    assert v.endswith("±1)") == (tost < 0.05 and not excludes) and ("within" in v) == (tost < 0.05 and excludes)
+
+
+def test_pairs_needed_plans_for_80_percent_power_and_simulation_agrees():
+    """N pairs settle a difference of 1 point with a spread of 1.5 in >= 80% of simulated t tests; N - 1 do not."""
+    d = np.array([0.0, 0.01, 0.02])                     # mean 1 point, spread 1 point: far outside ±0.2
+    n = stats.pairs_needed(d, margin=0.2)
+    assert n == stats.pairs_needed(d * 1.0, margin=0.2) and 5 <= n <= 15
+    rng = np.random.default_rng(0)
+
+    def power(k):
+        draws = rng.normal(0.01, 0.01, (20000, k))
+        return np.mean(sps.ttest_1samp(draws, 0, axis=1).pvalue < 0.05)
+    assert power(n) >= 0.79 and power(n - 1) < 0.8
+    assert stats.pairs_needed([0.0, 0.0005, -0.0005], margin=1.0) == 3          # tiny spread: equivalence soon
+    assert stats.pairs_needed([0.0, 0.03, -0.03], margin=1.0) == stats.MAX_NEEDED + 1
+    assert stats.shown_needed(51) == ">50" and stats.shown_needed(7) == "~7" and stats.pairs_needed([0.01] * 3) is None
+
+
+def test_detectable_difference_has_80_percent_power():
+    delta = stats.detectable(5, 1.0)
+    assert float(stats.power_difference(5, delta, 1.0)) == pytest.approx(0.8)
+    assert stats.detectable(20, 1.0) < stats.detectable(10, 1.0) < delta
+
+
+def test_the_looks_of_a_design_and_its_levels():
+    assert stats.design(10).looks == (3, 5, 7, 10) and stats.design(6).looks == (3, 5, 6)
+    assert stats.design(3).looks == (3,) and stats.design(3).levels == (0.05, 0.05)
+    assert stats.design(20).looks == (3, 5, 7, 10, 15, 20)
+    two, one = stats.design(10).levels
+    assert 0.05 / 4 < two < 0.05 and 0.05 / 4 < one < 0.05       # tighter than Bonferroni, stricter than one look
+    with pytest.raises(ValueError, match="at least 3"):
+        stats.design(2)
+
+
+def _rates(true_diff, sd, margin, sweeps=2000):
+    verdicts, stopped = stats.simulate(true_diff, sd, stats.design(10), margin, sweeps=sweeps, seed=1)
+    word = np.array([v.split(",")[0].split(" (")[0] for v in verdicts])
+    return word, stopped
+
+
+def test_sequential_design_keeps_false_verdicts_at_5_percent():
+    """No true difference: false better / worse over all looks at most 5% (within 3 Monte Carlo errors); a true
+    difference of exactly the margin: false `equivalent` at most 5% too."""
+    sweeps = 3000
+    mc = 3 * np.sqrt(0.05 * 0.95 / sweeps)
+    for sd in (0.5, 1.0, 3.0):
+        word, _ = _rates(0.0, sd, 1.0, sweeps)
+        assert np.isin(word, ["better", "worse"]).mean() <= 0.05 + mc
+    word, _ = _rates(1.0, 1.0, 1.0, sweeps)
+    assert (word == "equivalent").mean() <= 0.05 + mc
+
+
+def test_sequential_design_decides_clear_rows_early():
+    """A true difference of 2 points with a spread of 1: most sweeps stop by the second look (5 pairs) as better;
+    no difference, a spread of 1 and a margin of 3: most stop by the second look as equivalent."""
+    word, stopped = _rates(2.0, 1.0, 1.0)
+    assert ((word == "better") & (stopped <= 5)).mean() > 0.6 and (word == "worse").mean() < 0.01
+    word, stopped = _rates(0.0, 1.0, 3.0)
+    assert ((word == "equivalent") & (stopped <= 5)).mean() > 0.9
 
 
 def test_noise_floor_is_the_binomial_standard_error():

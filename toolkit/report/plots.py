@@ -8,8 +8,13 @@ from . import stats
 from .tables import SHOWN, _shown, context_line, epoch_curves, labels
 
 
-VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.UNCLEAR: "tab:gray",
-                  stats.MORE_SEEDS: "tab:orange"}
+VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.EQUIVALENT: "tab:blue",
+                  stats.INCONCLUSIVE: "tab:gray", stats.MORE_SEEDS: "tab:orange"}
+
+
+def _color(verdict) -> str:
+    """By the verdict's first word: `better, within ±1` is green as `better` is."""
+    return next((c for v, c in VERDICT_COLORS.items() if str(verdict).startswith(v)), "black")
 
 
 def plot(rows: pd.DataFrame, summary: pd.DataFrame):
@@ -61,13 +66,17 @@ def _forest_panel(ax, summary, names, refs, ys):
         if pd.isna(mean):
             ax.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
             continue
-        color = VERDICT_COLORS.get(s["delta_verdict"], "black")
+        color = _color(s["delta_verdict"])
         if pd.notna(s["delta_low"]):
             ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
         ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
         ax.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
                 ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
     ax.axvline(0, color="black", lw=1)
+    if summary["margin"].notna().any():
+        m = float(summary["margin"].iloc[0])
+        ax.axvspan(-m, m, color="tab:blue", alpha=0.08, lw=0, label=f"margin {stats.points(m)}")
+        ax.legend(loc="lower right", fontsize=7, frameon=False)
     ax.set_yticks(ys, [f"{a}  vs {b}" if b else a for a, b in zip(names, refs)], fontsize=8)
     ax.set_ylim(-0.7, len(ys) - 0.3)
     ax.set(xlabel="Δ accuracy vs reference (percentage points)", title="Paired difference with its reference, 95% CI")

@@ -1,26 +1,37 @@
-"""Intervals and verdicts: the mean of a recipe's seeds, and its paired difference with its reference (scipy).
+"""Intervals, verdicts, power and sequential designs: the mean of a recipe's seeds, and its paired difference with
+its reference (scipy).
 
 The protocol: both recipes run with the same seeds; the difference is taken seed by seed (paired), so what the
 seeds share (data order, initial weights) cancels out; the 95% interval is Student's t on those differences,
-or from n >= BOOTSTRAP_FROM pairs a BCa bootstrap (at n = 3 a bootstrap is overconfident); a claim ("better",
-"worse") is made only when the interval excludes zero, and only from MIN_PAIRS pairs.
+or from n >= BOOTSTRAP_FROM pairs a BCa bootstrap (at n = 3 a bootstrap is overconfident). A verdict needs
+MIN_PAIRS pairs; "better" / "worse" when that interval excludes zero; "equivalent (±M)" when the difference is
+shown to lie within a margin M (two one-sided t tests, TOST: the 90% t interval inside ±M); "inconclusive"
+otherwise, with the pairs that would likely settle it (80% power). Under `--seeds auto` the verdicts of every
+look use t intervals at a per-look level that keeps the error rate over all looks (`Design`).
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 CONFIDENCE = 0.95
+ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
 MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval says
+MARGIN = 1.0           # the default margin of practical equivalence, in accuracy points (--margin)
+POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
+MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
+LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)  # the planned looks of --seeds auto: those below K, then K
 BOOTSTRAP_FROM = 10    # pairs from which the interval is a bootstrap rather than Student's t
 BOOTSTRAP_RESAMPLES = 9999
 EQUAL = 1e-9           # spreads below this are rounding (accuracies are multiples of 1 / validation images)
 
-BETTER, WORSE, UNCLEAR, MORE_SEEDS = "better", "worse", "no clear difference", "need more seeds"
+BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, MORE_SEEDS = "better", "worse", "equivalent", "inconclusive", "need more seeds"
+DECIDED = (BETTER, WORSE, EQUIVALENT)  # verdicts that start with these settle a row
 
 
 @dataclass(frozen=True)
@@ -74,16 +85,221 @@ def paired_difference(treatment, reference) -> Estimate:
     return Estimate(n, mean, std, max(float(ci.low), -1.0), min(float(ci.high), 1.0), "t")
 
 
-def verdict(diff: Estimate) -> str:
-    """better / worse when the interval excludes zero, no clear difference when it does not; too few pairs:
-    need more seeds. An interval of zero width (all pairs equal) decides by the sign of the difference."""
-    if diff.n < MIN_PAIRS:
+def points(margin: float) -> str:
+    """A margin in accuracy points as a verdict shows it: 1.0 -> '±1', 0.5 -> '±0.5'."""
+    return f"±{margin:g}"
+
+
+_CODES = [MORE_SEEDS, BETTER, WORSE, "{b}, within {m}", "{w}, within {m}", "{e} ({m})", INCONCLUSIVE]
+
+
+def _verdict_codes(mean, sd, n, margin: float, alpha: float, alpha_equivalence: float, low=None, high=None):
+    """The verdict rule on arrays of (mean, spread) of paired differences over n pairs, as indices into _CODES.
+
+    Written once on arrays so that one row (`verdict`) and thousands of simulated sweeps (`simulate`) follow
+    the very same rule."""
+    mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
+    if n < MIN_PAIRS:
+        return np.zeros(mean.shape, dtype=int)
+    se = np.where(sd <= EQUAL, 0.0, sd) / math.sqrt(n)
+    if low is None:
+        half = stats.t.ppf(1 - alpha / 2, n - 1) * se
+        low, high = mean - half, mean + half
+    half = stats.t.ppf(1 - alpha_equivalence, n - 1) * se
+    m = margin / 100
+    inside = (mean - half > -m + EQUAL) & (mean + half < m - EQUAL)
+    better, worse = np.asarray(low) > EQUAL, np.asarray(high) < -EQUAL
+    return np.select([better & inside, worse & inside, better, worse, inside], [3, 4, 1, 2, 5], 6)
+
+
+def _word(code: int, margin: float) -> str:
+    return _CODES[code].format(b=BETTER, w=WORSE, e=EQUIVALENT, m=points(margin))
+
+
+def verdict(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equivalence: float | None = None,
+            shown: Estimate | None = None) -> str:
+    """The verdict on paired differences (fractions of 1) with a margin of practical equivalence M (in points).
+
+    better / worse: the (1 - alpha) interval excludes zero (`shown`, the table's interval, else Student t);
+    "better, within ±M" (or worse): besides, the (1 - 2 alpha_equivalence) t interval lies inside ±M: real, but
+    smaller than the margin; "equivalent (±M)": that interval lies inside ±M (two one-sided t tests at level
+    alpha_equivalence, by default alpha: the 90% interval); inconclusive: none of these; need more seeds: fewer
+    than MIN_PAIRS pairs, whatever the intervals say. A zero-spread interval decides by the difference itself."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < MIN_PAIRS:
         return MORE_SEEDS
-    if diff.low > 0:
-        return BETTER
-    if diff.high < 0:
-        return WORSE
-    return UNCLEAR
+    bounds = (shown.low, shown.high) if shown is not None else (None, None)
+    code = _verdict_codes(d.mean(), d.std(ddof=1), len(d), margin, alpha,
+                          alpha if alpha_equivalence is None else alpha_equivalence, *bounds)
+    return _word(int(code), margin)
+
+
+def decided(verdict_: str) -> bool:
+    """Whether a verdict settles its row: better, worse (within the margin or not), equivalent."""
+    return str(verdict_).startswith(DECIDED)
+
+
+def _tail(x, df, nc):
+    """P(T > x) for a noncentral t; scipy gives nan far in its tails, where the answer is 0 or 1."""
+    p = stats.nct.sf(x, df, nc)
+    return np.where(np.isnan(p), (np.asarray(nc) > x).astype(float), p)
+
+
+def power_difference(n, delta, sd, alpha: float = ALPHA):
+    """The chance that a paired t test on n pairs excludes zero (two-sided, level alpha) when the true mean
+    difference is `delta` and its spread `sd` (noncentral t; broadcasts over arrays)."""
+    n = np.asarray(n, dtype=float)
+    df, nc = n - 1, np.abs(delta) * np.sqrt(n) / sd
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return _tail(crit, df, nc) + _tail(crit, df, -nc)   # the lower tail, by symmetry
+
+
+def power_equivalence(n, delta, sd, margin: float, alpha: float = ALPHA):
+    """The chance that two one-sided t tests at level alpha on n pairs show the difference inside ±margin (same
+    units as delta) when its true mean is `delta` and its spread `sd`: the usual lower bound P1 + P2 - 1."""
+    n = np.asarray(n, dtype=float)
+    df, se = n - 1, sd / np.sqrt(n)
+    crit = stats.t.ppf(1 - alpha, df)
+    p = _tail(crit, df, (margin + delta) / se) + _tail(crit, df, (margin - delta) / se) - 1
+    return np.where(np.abs(delta) < margin, np.clip(p, 0.0, 1.0), 0.0)
+
+
+def _needed(mean, sd, margin: float, alpha: float, alpha_equivalence: float, power: float, cap: int):
+    """`pairs_needed` on arrays of (mean, spread): float array, nan where there is no spread to plan from."""
+    mean, sd = np.atleast_1d(np.asarray(mean, dtype=float)), np.atleast_1d(np.asarray(sd, dtype=float))
+    out = np.full(mean.shape, np.nan)
+    ok = sd > EQUAL
+    if not ok.any():
+        return out
+    n = np.arange(MIN_PAIRS, cap + 1)[None, :]
+    mu, s = mean[ok][:, None], sd[ok][:, None]
+    enough = (power_difference(n, mu, s, alpha) >= power) | \
+        (power_equivalence(n, mu, s, margin / 100, alpha_equivalence) >= power)
+    out[ok] = np.where(enough.any(axis=1), n[0][enough.argmax(axis=1)], cap + 1)
+    return out
+
+
+def pairs_needed(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equivalence: float | None = None,
+                 power: float = POWER, cap: int = MAX_NEEDED) -> int | None:
+    """Pairs in all that would likely settle a row (`power`), taking its observed mean and spread as the truth:
+    to exclude zero at the observed difference, or to fit inside ±margin (points), whichever needs fewer;
+    cap + 1 when neither happens within `cap` pairs; None without a spread to plan from."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2:
+        return None
+    n = _needed(d.mean(), d.std(ddof=1), margin, alpha, alpha if alpha_equivalence is None else alpha_equivalence,
+                power, cap)[0]
+    return None if math.isnan(n) else int(n)
+
+
+def shown_needed(needed) -> str:
+    """`~N`, or `>50` beyond the cap; '' when there is nothing to plan from."""
+    if needed is None or (isinstance(needed, float) and math.isnan(needed)):
+        return ""
+    return f">{MAX_NEEDED}" if int(needed) > MAX_NEEDED else f"~{int(needed)}"
+
+
+def detectable(n: int, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true mean difference that a paired t test on n pairs with spread `sd` detects with `power`."""
+    return float(optimize.brentq(lambda delta: float(power_difference(n, delta, sd, alpha)) - power,
+                                 1e-9 * sd, 20 * sd))
+
+
+POCOCK_SWEEPS = 200_000  # null sweeps simulated to find a design's per-look level (seed 0)
+
+
+@functools.lru_cache(maxsize=None)
+def pocock(looks: tuple[int, ...], alpha: float = ALPHA) -> tuple[float, float]:
+    """Per-look levels of a Pocock-type boundary for paired t tests at `looks`: (two-sided level for better /
+    worse, one-sided level for each of the two tests of equivalence), each such that the chance of any false
+    verdict over all looks is `alpha`. Found by simulation (POCOCK_SWEEPS null sweeps, seed 0): the alpha-quantile
+    of the smallest p-value over the looks. t statistics do not depend on the spread, so one simulation holds for
+    every row; stopping a row early (decided, or needing more than the design's pairs) only removes chances of a
+    false verdict."""
+    if len(looks) == 1:
+        return alpha, alpha
+    z = np.random.default_rng(0).standard_normal((POCOCK_SWEEPS, looks[-1]))
+    total, squares = np.cumsum(z, axis=1), np.cumsum(z ** 2, axis=1)
+    two, one = np.ones(POCOCK_SWEEPS), np.ones(POCOCK_SWEEPS)
+    for n in looks:
+        mean = total[:, n - 1] / n
+        sd = np.sqrt((squares[:, n - 1] - n * mean ** 2) / (n - 1))
+        t = mean / (sd / math.sqrt(n))
+        two = np.minimum(two, 2 * stats.t.sf(np.abs(t), n - 1))
+        one = np.minimum(one, stats.t.sf(t, n - 1))
+    return float(np.quantile(two, alpha)), float(np.quantile(one, alpha))
+
+
+@dataclass(frozen=True)
+class Design:
+    """A group-sequential design for --seeds auto: planned looks (pairs so far) and the level of every look, a
+    Pocock-type boundary (the same level at each look, `pocock`) that keeps the chance of any false better /
+    worse over all looks at `alpha`, and the same for a false equivalent. Bonferroni (alpha / looks) would be
+    valid too, and is looser: for 3, 5, 7, 10 it tests at 1.25% per look where this tests at about 2%."""
+    looks: tuple[int, ...]
+    alpha: float = ALPHA
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        return pocock(self.looks, self.alpha)
+
+    @property
+    def max_pairs(self) -> int:
+        return self.looks[-1]
+
+    def describe(self) -> str:
+        a2, a1 = self.levels
+        return (f"--seeds auto: looks at {', '.join(map(str, self.looks))} pairs, every look at the same level "
+                f"(a Pocock-type boundary found by simulation) so that any false better / worse over all looks, "
+                f"and any false equivalent, has a chance of at most {100 * self.alpha:g}%: a {100 * (1 - a2):.1f}% "
+                f"t interval for better / worse, a {100 * (1 - 2 * a1):.1f}% one for within the margin / equivalent")
+
+
+def design(max_seeds: int = 10) -> Design:
+    """The looks for at most `max_seeds` pairs: those of LOOKS below it, then `max_seeds` itself
+    (10: 3, 5, 7, 10; 6: 3, 5, 6; 20: 3, 5, 7, 10, 15, 20; 3: a single look, the fixed verdict)."""
+    if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or max_seeds < MIN_PAIRS:
+        raise ValueError(f"--max-seeds must be a whole number of at least {MIN_PAIRS} (got {max_seeds}).")
+    return Design(tuple(n for n in LOOKS if n < max_seeds) + (max_seeds,))
+
+
+def _look(mean, sd, n: int, plan: Design, margin: float, cap: int = MAX_NEEDED):
+    """One planned look on arrays: (verdict codes, pairs needed up to `cap`, stops), the rule `look` states."""
+    a2, a1 = plan.levels
+    codes = _verdict_codes(mean, sd, n, margin, a2, a1)
+    needed = _needed(mean, sd, margin, a2, a1, POWER, cap)
+    settled = (codes >= 1) & (codes <= 5)
+    stops = settled | (n >= plan.max_pairs) | ((needed > plan.max_pairs) & (n > plan.looks[0]))
+    return codes, np.where(settled, np.nan, needed), stops
+
+
+def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | None, str]:
+    """One planned look of `plan` at the pairs so far: (verdict, pairs needed, why the row stops; '' if it goes
+    on). A row stops when decided, at the last look, or when its pairs needed exceed the design's maximum (more
+    seeds within it would likely not settle it: it stays inconclusive)."""
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    codes, needed, stops = _look(d.mean(), d.std(ddof=1) if n > 1 else np.nan, n, plan, margin)
+    v, k = _word(int(codes), margin), needed[0]
+    why = "" if not stops[0] else "decided" if decided(v) else "last look" if n >= plan.max_pairs else \
+        f"needs more than {plan.max_pairs} pairs"
+    return v, None if math.isnan(k) else int(k), why
+
+
+def simulate(true_diff: float, sd: float, plan: Design, margin: float = MARGIN, sweeps: int = 2000,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated sweeps of one row under `plan`: paired differences drawn from a normal with mean `true_diff`
+    and spread `sd` (points). Returns each sweep's final verdict and the pairs at which it stopped."""
+    draws = np.random.default_rng(seed).normal(true_diff / 100, sd / 100, size=(sweeps, plan.max_pairs))
+    verdicts, stopped = np.full(sweeps, INCONCLUSIVE, dtype=object), np.zeros(sweeps, dtype=int)
+    active = np.arange(sweeps)
+    for n in plan.looks:
+        d = draws[active, :n]
+        codes, _, stops = _look(d.mean(axis=1), d.std(axis=1, ddof=1), n, plan, margin, cap=plan.max_pairs)
+        verdicts[active[stops]] = [_word(int(c), margin) for c in codes[stops]]
+        stopped[active[stops]] = n
+        active = active[~stops]
+    return verdicts, stopped
 
 
 def binomial_se(accuracy: float, n_images: int) -> float:

@@ -18,19 +18,24 @@ from ..recipes.recipe import label
 GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget"]  # said once above the table, or as columns
 SELF = "(reference)"
-_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict"]
+_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
            *(f"delta_{k}" for k in _STATS), "accuracy_tta_mean", "tta_vs", *(f"delta_tta_{k}" for k in _STATS),
            "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
-           "wall_seconds", "n_valid"]
+           "wall_seconds", "n_valid", "margin", "design", "stopped"]
 
 
-def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MARGIN,
+              design: stats.Design | None = None) -> pd.DataFrame:
     """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
-    its reference (looked up in the whole `table`), its 95% interval and a verdict; the same with TTA; and the
-    compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy."""
+    its reference (looked up in the whole `table`), its 95% interval and a verdict with the margin of equivalence
+    `margin` (points), and for an inconclusive row the pairs that would likely settle it; the same with TTA; and
+    the compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy.
+
+    `design`: the rows were gathered by --seeds auto (`stats.Design`): each verdict is the one of its last look,
+    at the design's per-look level, and `stopped` says why the row stopped there."""
     if rows.empty:
         return pd.DataFrame()
     curves = epoch_curves(rows)
@@ -48,13 +53,17 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                 "n_valid": g["n_valid"].max()}
         line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
         line.update(_compute(g, curves, ref_acc))
-        line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id)))
+        line.update(margin=margin, design=design.describe() if design else "")
+        line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
+        if design and line["delta_pairs"]:
+            line["stopped"] = _stopped(line, design)
         tta = g.groupby("seed")["accuracy_tta"].mean().dropna()
         if len(tta):
             ref_tta = refs.groupby("seed")["accuracy_tta"].mean().dropna()
             line["accuracy_tta_mean"] = tta.mean()
             line["tta_vs"] = "TTA" if len(ref_tta) else "plain"
-            line.update(_paired("delta_tta", tta, ref_tta if len(ref_tta) else ref_acc, False, bool(ref_id)))
+            line.update(_paired("delta_tta", tta, ref_tta if len(ref_tta) else ref_acc, False, bool(ref_id), margin,
+                                design))
         if ref_id == cid:
             line.update(reference="", reference_name="")
         lines.append(line)
@@ -95,8 +104,10 @@ def _prefixed(prefix: str, e: stats.Estimate) -> dict:
             f"{prefix}_std": e.std, f"{prefix}_low": e.low, f"{prefix}_high": e.high, f"{prefix}_method": e.method}
 
 
-def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool) -> dict:
-    """The paired difference over the seeds both sides have, and its verdict."""
+def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool,
+            margin: float, design: stats.Design | None) -> dict:
+    """The paired difference over the seeds both sides have, its verdict, and when inconclusive the pairs that
+    would likely settle it; under a `design`, at its per-look levels with t intervals."""
     common = sorted(set(treatment.index) & set(reference.index))
     if is_self:
         return {f"{prefix}_pairs": 0, f"{prefix}_verdict": SELF}
@@ -104,10 +115,25 @@ def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bo
         why = "no runs of the reference" if has_ref and reference.empty else \
             "no seeds in common" if has_ref else "no reference"
         return {f"{prefix}_pairs": 0, f"{prefix}_verdict": why}
+    d = treatment[common].values - reference[common].values
     diff = stats.paired_difference(treatment[common].values, reference[common].values)
     out = _prefixed(prefix, diff)
-    out[f"{prefix}_verdict"] = stats.verdict(diff)
+    if design:
+        v, needed, _ = stats.look(d, design, margin)
+    else:
+        v = stats.verdict(d, margin, shown=diff)
+        needed = stats.pairs_needed(d, margin) if v == stats.INCONCLUSIVE else None
+    out[f"{prefix}_verdict"], out[f"{prefix}_needed"] = v, needed if v == stats.INCONCLUSIVE else None
     return out
+
+
+def _stopped(line: dict, design: stats.Design) -> str:
+    """Where and why a row of --seeds auto stopped: `look 2/4 (5 pairs), decided`."""
+    n = int(line["delta_pairs"])
+    at = f"look {design.looks.index(n) + 1}/{len(design.looks)}" if n in design.looks else "off the looks"
+    why = "decided" if stats.decided(line["delta_verdict"]) else "last look" if n >= design.max_pairs else \
+        f"~N > {design.max_pairs}" if (line.get("delta_needed") or 0) > design.max_pairs else "not settled"
+    return f"{at} ({n} pairs), {why}"
 
 
 # --- the table as a reader sees it ---------------------------------------------------------------------
@@ -182,14 +208,17 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
     t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
     t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
-    t["verdict"] = summary["delta_verdict"]
+    t["verdict"] = [_verdict(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
+    if summary["stopped"].notna().any():
+        t["stopped at"] = summary["stopped"].astype(object).fillna("")
     if summary["accuracy_tta_mean"].notna().any():
         t["TTA %"] = summary["accuracy_tta_mean"].map(_pct)
         t["Δ TTA pts [95% CI]"] = [
             "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(lo, hi, True)} vs {vs}".replace("  ", " ")
             for m, lo, hi, vs in zip(summary["delta_tta_mean"], summary["delta_tta_low"],
                                      summary["delta_tta_high"], summary["tta_vs"].fillna(""))]
-        t["TTA verdict"] = summary["delta_tta_verdict"].fillna("")
+        t["TTA verdict"] = [_verdict(v, k) for v, k in zip(summary["delta_tta_verdict"].fillna(""),
+                                                            summary["delta_tta_needed"])]
     if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
         t["epochs run"] = summary["epochs_run"].map(lambda v: _num(v, ".0f"))   # a pixel budget changed them
     t["Mpx"] = summary["pixels_seen"].map(lambda v: _num(v / 1e6, ".1f"))
@@ -205,31 +234,58 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return (f"{head}\n\n" if head else "") + table + "\n\n" + footnotes(summary)
 
 
+def _verdict(v, needed) -> str:
+    """A verdict as the table shows it: an inconclusive one with the pairs that would likely settle it."""
+    return f"{v} ({stats.shown_needed(needed)})" if v == stats.INCONCLUSIVE and stats.shown_needed(needed) else v
+
+
 def footnotes(summary: pd.DataFrame) -> str:
     seeds = sorted({int(s) for ss in summary["seeds"] for s in ss.split(",")})
+    margin = float(summary["margin"].iloc[0])
+    m = stats.points(margin)
+    design = summary["design"].fillna("").iloc[0]
     notes = [
         f"n: seeds per row (seeds used: {_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
         "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
         f"averaged over the pairs; its 95% CI is Student t on the paired differences "
-        f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs). Verdict: better / worse only when that interval "
-        f"excludes zero, from {stats.MIN_PAIRS} pairs; otherwise no clear difference, or need more seeds.",
+        f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs).",
+        f"Verdict, with a margin of equivalence of {m} points (--margin): from {stats.MIN_PAIRS} pairs (else need "
+        + ("more seeds), at the level of the look where the row stopped (below), with t intervals: better / worse "
+           "when the interval for better / worse excludes zero; " if design else
+           "more seeds): better / worse when the 95% CI of Δ excludes zero; ")
+        + f"`better, within {m}` (or worse) when, besides, the "
+        + ("interval for within / equivalent" if design else "90% t interval") + f" lies inside {m}: real, but "
+        f"smaller than the margin; `equivalent ({m})` when that interval lies inside {m} (two one-sided t tests"
+        + ("" if design else " at 5%") + "); `inconclusive` otherwise.",
+        f"~N after inconclusive: the pairs in all that would settle the row with {stats.POWER:.0%} power, taking "
+        f"its observed Δ and the spread of its paired differences as the truth: to exclude zero, or to fit "
+        f"inside {m}, whichever needs fewer (noncentral t); >{stats.MAX_NEEDED} beyond {stats.MAX_NEEDED}. A "
+        f"spread measured on a few pairs is itself uncertain (from 3 pairs, its 95% interval spans 0.5 to 6.3 "
+        f"times the estimate), so N is a rough guide: `toolkit noise NAME` measures this proxy's spread on more "
+        f"seeds, and `--seeds auto` spends seeds only on the rows that need them.",
     ]
+    if design:
+        notes.append(f"Seeds: {design}. A row stops once decided, at the last look, or from the second look on "
+                     f"when its ~N exceeds the largest look (it stays inconclusive); `stopped at` says where. "
+                     f"The table's 95% CI is the plain one.")
     if (summary[["delta_method", "delta_tta_method"]] == "all equal").any(axis=None):
         notes.append("A CI of zero width: every pair differed by exactly the same amount (e.g. the same model "
                      "evaluated twice), so there is no spread to build an interval from.")
     if summary["accuracy_tta_mean"].notna().any():
         notes.append("Δ TTA: accuracy with TTA minus the reference's accuracy with TTA when it has TTA, else its "
-                     "plain accuracy (what TTA buys).")
+                     "plain accuracy (what TTA buys); its verdict follows the same rules.")
     for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
         se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
         spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"
         notes.append(f"Noise floor: an accuracy measured on {int(n_valid):,} validation images has a binomial "
                      f"standard error of {spread} at the accuracies in this table (one image = "
-                     f"{100 / n_valid:.2f} points).")
+                     f"{100 / n_valid:.2f} points)."
+                     + (f" The margin {m} is smaller than that: equivalence at {m} is hard to reach here (a larger "
+                        f"margin, or a larger validation set, makes it reachable)." if margin < se[-1] else ""))
     compared = int(summary["delta_mean"].notna().sum())
     if compared > 1:
-        notes.append(f"Intervals are {int(100 * stats.CONFIDENCE)}% per row and not corrected for comparing "
-                     f"{compared} rows at once: across many rows, expect an occasional verdict by chance.")
+        notes.append(f"Verdicts are at 5% per row and not corrected for comparing {compared} rows at once: across "
+                     f"many rows, expect an occasional verdict by chance.")
     return "\n".join(f"- {n}" for n in notes)
 
 
