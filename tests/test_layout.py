@@ -18,6 +18,7 @@ ORDER = [
     ("toolkit.train",),
     ("toolkit.sweep",),
     ("toolkit.report",),
+    ("toolkit.seeds",),                                          # how many seeds: sweeps judged as they run
     ("toolkit.bench",),
     ("toolkit.api",),                                            # what `import toolkit` offers
     ("toolkit.cli", "toolkit.__main__"),                         # the launcher

@@ -8,9 +8,11 @@ The face a notebook or a script touches; the launcher (`toolkit run`, `toolkit c
     done                                                                # the comparison, as a table
     learn = toolkit.learner("mixup", dataset="digits")                  # a plain fastai Learner of the recipe
     learn.lr_find(); learn.fit_one_cycle(1)
+    toolkit.run("mixup", dataset="digits", seeds="auto")                # seeds spent where they decide
+    toolkit.noise("baseline", dataset="digits")                         # how noisy is this proxy?
 
 Attributes load on first use, so `import toolkit` loads no torch or fastai. The package is grouped by stage, in
-the order data flows (each may use the ones before it): recipes -> data -> train -> sweep -> report.
+the order data flows (each may use the ones before it): recipes -> data -> train -> sweep -> report -> seeds.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ _FACE = {
     "register_suite": "toolkit.recipes.registry", "list_experiments": "toolkit.recipes.registry",
     "list_suites": "toolkit.recipes.registry", "Recipe": "toolkit.recipes.recipe",
     "run": "toolkit.api", "compare": "toolkit.api", "dls": "toolkit.api", "learner": "toolkit.api",
-    "context": "toolkit.api", "Comparison": "toolkit.api",
+    "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api",
 }
 __all__ = sorted(_FACE)
 

@@ -82,12 +82,26 @@ def cmd_run(args) -> int:
         results=args.results, quiet=args.quiet, progress=args.progress, workers=args.workers,
         rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
         executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-        log=lambda m: print(m, flush=True))
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, max_seeds=args.max_seeds,
+        margin=args.margin, log=lambda m: print(m, flush=True))
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
+    _point_to_noise(result.summary, args)
     return 0
+
+
+def _point_to_noise(summary, args) -> None:
+    """After a table with inconclusive rows: where to learn how many seeds this proxy needs."""
+    from .report import stats
+    verdicts = [*summary.get("delta_verdict", []), *summary.get("delta_tta_verdict", [])]
+    if stats.INCONCLUSIVE not in verdicts:
+        return
+    context = " ".join(f"--{k} {v}" if k in ("dataset", "size", "epochs", "budget") else f"--set {k}={v}"
+                       for k, v in _context(args).items())
+    seeds = "" if args.seeds == "auto" else " `--seeds auto` spends more seeds only on the rows that need them;"
+    print(f"\nInconclusive rows: ~N is how many pairs would likely settle each.{seeds} how noisy this proxy is, and "
+          f"what a question costs on it: `toolkit noise baseline {context}`".rstrip())
 
 
 def cmd_resume(args) -> int:
@@ -118,9 +132,20 @@ def cmd_runs(args) -> int:
 
 def cmd_compare(args) -> int:
     result = api.compare(args.names, args.results, dataset=args.dataset, against=args.against, out=args.out,
-                         budget=args.budget)
+                         budget=args.budget, margin=args.margin)
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
+    return 0
+
+
+def cmd_noise(args) -> int:
+    from .seeds.noise import noise
+    report = noise(args.name, _context(args), k=args.k, effect=args.effect, margin=args.margin,
+                   max_seeds=args.max_seeds, results=args.results, out=args.out,
+                   progress=show.of(args.quiet, args.progress), log=lambda m: print(m, flush=True))
+    print()
+    print(report.markdown())
+    print(f"\nWritten: {', '.join(map(str, report.written))}")
     return 0
 
 
@@ -159,7 +184,7 @@ def cmd_bench_data(args) -> int:
     return 0
 
 
-def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
+def _add_recipe_overrides(p: argparse.ArgumentParser, comparison: bool = True) -> None:
     g = p.add_argument_group("context (applies to each recipe and to its reference alike)")
     g.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
     g.add_argument("--size", type=int, help="training image size in px (default: the dataset's)")
@@ -168,10 +193,28 @@ def _add_recipe_overrides(p: argparse.ArgumentParser) -> None:
     g.add_argument("--budget", choices=BUDGETS,
                    help="compute each recipe may spend: epochs (as given; the default) or pixels (as many pixels per "
                         "image as its reference: lower-resolution stages get more epochs)")
+    if not comparison:
+        return
     g = p.add_argument_group("comparison")
     g.add_argument("--vary", action="append", metavar="KEY=VALUE",
                    help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself (repeatable)")
     g.add_argument("--against", metavar="NAME", help="compare every recipe with this one (default: each its parent)")
+
+
+def _seeds(text: str):
+    """--seeds: a whole number, or auto."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
+def _add_margin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--margin", type=float, metavar="POINTS",
+                   help="margin of practical equivalence, in accuracy points (default 1): a difference shown to lie "
+                        "within it is `equivalent`; an analysis setting, recorded with the comparison, not a run's")
 
 
 def _add_progress_options(p: argparse.ArgumentParser) -> None:
@@ -214,7 +257,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--against", metavar="NAME", help="compare every row with this recipe (default: each its parent)")
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
+    _add_margin_option(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("noise", help="how noisy is this proxy: 2K seeds of one experiment, its A/A spread, the "
+                                     "smallest difference n pairs detect, and what a question costs here")
+    p.add_argument("name", metavar="NAME")
+    _add_recipe_overrides(p, comparison=False)
+    p.add_argument("--k", type=int, help="A/A pairs: runs 2K seeds (default: 5)")
+    p.add_argument("--effect", type=float, metavar="POINTS",
+                   help="the difference whose cost is priced, in accuracy points (default: 2)")
+    p.add_argument("--max-seeds", type=int, metavar="K", help="the --seeds auto design simulated (default 10)")
+    _add_margin_option(p)
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", help="output file (default: RESULTS/noise-NAME.md)")
+    _add_progress_options(p)
+    p.set_defaults(func=cmd_noise)
 
     _data_parsers(sub)
     _bench_parsers(sub)
@@ -225,7 +283,12 @@ def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="run experiments, patterns or suites and print their comparison table")
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     _add_recipe_overrides(p)
-    p.add_argument("--seeds", type=int, default=1, help="run each experiment with this many seeds (seed, seed+1, ...)")
+    p.add_argument("--seeds", type=_seeds, default=1, metavar="N|auto",
+                   help="run each experiment with this many seeds (seed, seed+1, ...); auto: 3, then more only for "
+                        "the rows still undecided, at planned looks (3, 5, 7, 10 for --max-seeds 10)")
+    p.add_argument("--max-seeds", type=int, metavar="K", help="with --seeds auto: at most this many seeds per row "
+                   "(default 10; looks at 3, 5, 7, 10, 15, 20, 30, 40, 50 below K, then K)")
+    _add_margin_option(p)
     p.add_argument("--no-reference", action="store_true",
                    help="do not run the references for the seeds they lack (differences need them)")
     p.add_argument("--config", metavar="RUN_DIR/recipe.json",

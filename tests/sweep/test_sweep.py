@@ -2,6 +2,7 @@
 import json
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from toolkit.recipes import registry
@@ -88,15 +89,18 @@ def too_small_lr():
     registry._experiments.pop(recipe.name)
 
 
-def test_a_learning_rate_far_too_small_is_judged_worse(too_small_lr, results):
-    """Real runs on digits, 3 seeds each: the verdict is `worse`, from the parent and with --against alike."""
+def test_a_learning_rate_far_too_small_is_worse_at_the_first_look(too_small_lr, results):
+    """Real runs on digits under --seeds auto: `worse` after the first look (3 pairs), and no more seeds run; the
+    same verdict from the parent and with --against alike."""
     ctx = plan.context_of({"epochs": 1, **DIGITS})
-    done = sweep_and_compare(["lr_far_too_small"], ctx, seeds=3, results=results, quiet=True, log=lambda *a: None)
+    done = sweep_and_compare(["lr_far_too_small"], ctx, seeds="auto", results=results, quiet=True, log=lambda *a: None)
     assert roles(done.sweep.jobs)[:2] == [("reference", "baseline", 42), ("recipe", "lr_far_too_small", 42)]
-    assert len(runs.load_table(results)) == 6
+    assert len(runs.load_table(results)) == 6 and len(done.sweep.jobs) == 6
     row = done.summary.set_index("name").loc["lr_far_too_small"]
     assert row["reference_name"] == "baseline" and row["delta_pairs"] == 3
     assert row["delta_high"] < 0 and row["delta_verdict"] == "worse"
+    assert row["stopped"] == "look 1/4 (3 pairs), decided" and "Pocock" in row["design"]
+    assert pd.read_csv(done.written[1])["design"].str.contains("looks at 3, 5, 7, 10 pairs").all()
     again = api.compare(results=results, against="baseline", out=results / "vs_baseline")
     summary, written = again.summary, again.written
     again = summary.set_index("name").loc["lr_far_too_small"]

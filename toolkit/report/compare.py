@@ -21,10 +21,10 @@ from . import plots, stats, tables
 
 def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
             out: str | Path | None = None, budget: str | None = None,
-            margin: float = stats.MARGIN) -> tuple[pd.DataFrame, list[Path]]:
+            margin: float | None = None) -> tuple[pd.DataFrame, list[Path]]:
     """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`), with a
     margin of equivalence of `margin` accuracy points."""
-    check_margin(margin)
+    margin = check_margin(margin)
     table = runs.load_table(results)
     if table.empty:
         raise ToolkitError(f"No finished runs in {Path(results) / runs.TABLE}; `toolkit run NAME` makes some.")
@@ -52,14 +52,16 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
 
 
 def check_margin(margin) -> float:
-    """--margin: a finite number of points, at least 0 (0: no claim of equivalence is ever made)."""
+    """--margin: a number of points from 0 (no claim of equivalence is ever made) to 100; None: the default."""
+    if margin is None:
+        return stats.MARGIN
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 100:
         raise ToolkitError(f"--margin is a number of accuracy points from 0 to 100, such as 1 or 0.5 (got {margin!r}).")
     return float(margin)
 
 
 def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | None, prefix: str | Path,
-                        margin: float = stats.MARGIN, design: stats.Design | None = None):
+                        margin: float | None = None, design: stats.Design | None = None):
     """The comparison of `rows` (each paired with its reference in the whole `table`), written to PREFIX.{md,csv,png};
     `margin` and `design` as in `tables.summarize`, recorded in the CSV and the footnotes."""
     check_folder(Path(prefix).parent, "--out")
@@ -67,7 +69,7 @@ def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | 
         raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
                            "and their status; compare again once they have finished.")
     table = annotate(table, against)
-    summary = tables.summarize(table.loc[rows.index], table, margin, design)
+    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design)
     return summary, write_comparison(table.loc[rows.index], summary, prefix)
 
 

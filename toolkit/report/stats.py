@@ -25,7 +25,8 @@ MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval s
 MARGIN = 1.0           # the default margin of practical equivalence, in accuracy points (--margin)
 POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
 MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
-LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)  # the planned looks of --seeds auto: those below K, then K
+LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)
+MAX_SEEDS = 10         # --max-seeds: the most pairs --seeds auto spends on a row  # the planned looks of --seeds auto: those below K, then K
 BOOTSTRAP_FROM = 10    # pairs from which the interval is a bootstrap rather than Student's t
 BOOTSTRAP_RESAMPLES = 9999
 EQUAL = 1e-9           # spreads below this are rounding (accuracies are multiples of 1 / validation images)
@@ -255,7 +256,7 @@ class Design:
                 f"t interval for better / worse, a {100 * (1 - 2 * a1):.1f}% one for within the margin / equivalent")
 
 
-def design(max_seeds: int = 10) -> Design:
+def design(max_seeds: int = MAX_SEEDS) -> Design:
     """The looks for at most `max_seeds` pairs: those of LOOKS below it, then `max_seeds` itself
     (10: 3, 5, 7, 10; 6: 3, 5, 6; 20: 3, 5, 7, 10, 15, 20; 3: a single look, the fixed verdict)."""
     if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or max_seeds < MIN_PAIRS:
@@ -284,6 +285,15 @@ def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | 
     why = "" if not stops[0] else "decided" if decided(v) else "last look" if n >= plan.max_pairs else \
         f"needs more than {plan.max_pairs} pairs"
     return v, None if math.isnan(k) else int(k), why
+
+
+def simulate_fixed(true_diff: float, sd: float, n: int, margin: float = MARGIN, sweeps: int = 2000,
+                   seed: int = 0) -> np.ndarray:
+    """Simulated comparisons on a fixed number n of pairs (t intervals at 95%), differences drawn from a normal
+    with mean `true_diff` and spread `sd` (points): each one's verdict."""
+    d = np.random.default_rng(seed).normal(true_diff / 100, sd / 100, size=(sweeps, n))
+    codes = _verdict_codes(d.mean(axis=1), d.std(axis=1, ddof=1), n, margin, ALPHA, ALPHA)
+    return np.array([_word(int(c), margin) for c in codes], dtype=object)
 
 
 def simulate(true_diff: float, sd: float, plan: Design, margin: float = MARGIN, sweeps: int = 2000,

@@ -119,7 +119,7 @@ def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bo
     diff = stats.paired_difference(treatment[common].values, reference[common].values)
     out = _prefixed(prefix, diff)
     if design:
-        v, needed, _ = stats.look(d, design, margin)
+        v, needed, out[f"{prefix}_why"] = stats.look(d, design, margin)
     else:
         v = stats.verdict(d, margin, shown=diff)
         needed = stats.pairs_needed(d, margin) if v == stats.INCONCLUSIVE else None
@@ -128,11 +128,11 @@ def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bo
 
 
 def _stopped(line: dict, design: stats.Design) -> str:
-    """Where and why a row of --seeds auto stopped: `look 2/4 (5 pairs), decided`."""
-    n = int(line["delta_pairs"])
+    """Where and why a row of --seeds auto stopped (`look 2/4 (5 pairs), decided`); '' while it goes on."""
+    why, n = line.get("delta_why", ""), int(line["delta_pairs"])
+    if not why:
+        return ""
     at = f"look {design.looks.index(n) + 1}/{len(design.looks)}" if n in design.looks else "off the looks"
-    why = "decided" if stats.decided(line["delta_verdict"]) else "last look" if n >= design.max_pairs else \
-        f"~N > {design.max_pairs}" if (line.get("delta_needed") or 0) > design.max_pairs else "not settled"
     return f"{at} ({n} pairs), {why}"
 
 

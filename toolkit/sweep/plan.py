@@ -88,18 +88,11 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
     `names`: experiment names, wildcard patterns, suites, or Recipe objects (a notebook's own variants).
     What the results already hold is skipped later (`triage`).
     """
-    if seeds < 1:
-        raise RecipeError(f"--seeds must be at least 1 (got {seeds}).")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise RecipeError(f"--seeds must be a whole number of at least 1, or auto (got {seeds}).")
     context = context or {}
-    if against is not None:
-        registry.get(against)  # an unknown name fails here, with close matches
-    recipes = []
-    for item in [names] if isinstance(names, (str, Recipe)) else names:
-        for r in [item] if isinstance(item, Recipe) else registry.resolve(item):
-            recipes.append(variant(apply_overrides(r, context), vary))
     jobs: dict[tuple, Job] = {}
-    for r in recipes:
-        r = resolve(r, context, against)
+    for r in recipes_of(names, context, vary, against):
         ref = reference_recipe(r, context, against) if reference else None
         for seed in range(r.seed, r.seed + seeds):
             if ref is not None and config_id(ref) != config_id(r):
@@ -109,6 +102,17 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
             if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
                 jobs[job.key] = job
     return list(jobs.values())
+
+
+def recipes_of(names, context: dict, vary=None, against: str | None = None) -> list[Recipe]:
+    """The resolved recipes a sweep of `names` runs (at their first seed), each with `context` and `vary` applied."""
+    if against is not None:
+        registry.get(against)  # an unknown name fails here, with close matches
+    out = []
+    for item in [names] if isinstance(names, (str, Recipe)) else names:
+        for r in [item] if isinstance(item, Recipe) else registry.resolve(item):
+            out.append(resolve(variant(apply_overrides(r, context), vary), context, against))
+    return out
 
 
 def replay(path: str | Path) -> tuple[Recipe, dict]:

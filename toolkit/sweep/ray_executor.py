@@ -78,20 +78,26 @@ def defaults(ray, cpus_per_run, gpus_per_run) -> tuple[int, float]:
     return int(cpus_per_run), float(gpus_per_run)
 
 
+def connect(address: str | None = None) -> bool:
+    """Start or join Ray unless this process already has; True when this call started it (and so shuts it down)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+    except ConnectionError as e:
+        raise ToolkitError(f"Could not join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')} ({e}). "
+                           f"Start it with `ray start --head` or leave out --address to use a local Ray.") from None
+    return True
+
+
 def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None = None,
              gpus_per_run: float | None = None, every: float | None = None, keep_checkpoints: bool = False,
              log=print):
     """Run [(job, run_dir or None)] as Ray tasks; yields each finished job's row once the driver recorded it."""
     ray = require_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
-        except ConnectionError as e:
-            raise ToolkitError(f"Could not join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')} ({e}). "
-                               f"Start it with `ray start --head` or leave out --address to use a local Ray.") \
-                from None
+    started_here = connect(address)
     results = Path(results).resolve()
     try:
         cpus, gpus = defaults(ray, cpus_per_run, gpus_per_run)

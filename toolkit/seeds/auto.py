@@ -1,0 +1,88 @@
+"""`--seeds auto`: seeds spent where they decide.
+
+Rounds at the planned looks of a group-sequential design (`report.stats.design`; for at most 10 seeds: 3, 5, 7,
+10 pairs): every row and its reference first run 3 seeds; after each round the rows are judged at the design's
+per-look level, and only the rows still undecided run the seeds of the next look (their references too, and
+only those). A row stops once decided, at the last look, or from the second look on when the pairs it would
+likely need exceed the design's maximum. Each round is one sweep: under `--executor ray` its jobs run at once.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..errors import ToolkitError
+from ..recipes.recipe import config_id
+from ..report import stats, tables
+from ..report.compare import annotate
+from ..sweep import execute
+from ..sweep.plan import recipes_of, reference_recipe
+
+
+def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
+             margin: float = stats.MARGIN, reference: bool = True, results="results", rerun: bool = False,
+             executor: str = "serial", address: str | None = None, log=print, **options):
+    """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`.
+
+    Returns (the sweep: every round's jobs and rows, and the rows the comparison shows, each row at the seeds of
+    the look where it stopped; the design). `max_seeds`: default stats.MAX_SEEDS. `options`: the rest of
+    `sweep.execute.run`'s options."""
+    try:
+        design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
+    except ValueError as e:
+        raise ToolkitError(str(e)) from None
+    context = context or {}
+    recipes = {(r.name, config_id(r)): r for r in recipes_of(names, context, vary, against)}
+    refs = {key: _key(reference_recipe(r, context, against)) for key, r in recipes.items()}
+    stopped: dict[tuple, int] = {}
+    jobs, recorded = [], []
+    connected = executor == "ray" and _connect(address)
+    try:
+        for k, n in enumerate(design.looks):
+            still = [key for key in recipes if key not in stopped]
+            log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
+                + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
+            done = execute.run([recipes[key] for key in still], context, None, against, seeds=n, reference=reference,
+                               results=results, rerun=rerun and k == 0, executor=executor, address=address,
+                               log=log, **options)
+            jobs += done.jobs
+            recorded.append(done.rows)
+            table = annotate(done.table, against)
+            at = {**{key: n for key in still}, **stopped}
+            summary = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design)
+            lines = summary.set_index(["name", "config_id"])
+            for key in still:
+                line = lines.loc[key]
+                why = line["stopped"] if isinstance(line["stopped"], str) else ""
+                if not line["delta_pairs"] or why:
+                    stopped[key] = n
+                    log(f"    {key[0]}: {line['delta_verdict']}" + (f", {why}" if why else ""))
+            if len(stopped) == len(recipes):
+                break
+    finally:
+        if connected:
+            import ray
+            ray.shutdown()
+    table = done.table
+    shown = _at_looks(table, recipes, refs, stopped)
+    return execute.Sweep(jobs, pd.concat(recorded), shown, table), design
+
+
+def _key(recipe) -> tuple:
+    return recipe.name, config_id(recipe)
+
+
+def _connect(address) -> bool:
+    from ..sweep.ray_executor import connect
+    return connect(address)
+
+
+def _at_looks(table: pd.DataFrame, recipes: dict, refs: dict, at: dict) -> pd.DataFrame:
+    """The table's rows of every recipe at the seeds of its look (seed, seed + 1, ... below seed + pairs), and of
+    every reference at the seeds its rows used: what a comparison at these looks shows."""
+    seeds = {key: set(range(recipes[key].seed, recipes[key].seed + n)) for key, n in at.items()}
+    for key, ref in refs.items():
+        if ref != key:
+            seeds[ref] = seeds.get(ref, set()) | seeds[key]
+    keep = [seed in seeds.get((name, cid), ()) for name, cid, seed in
+            zip(table["name"], table["config_id"], table["seed"].astype(int))]
+    return table[keep]
