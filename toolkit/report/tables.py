@@ -228,7 +228,9 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["to vs acc: s"] = summary["reach_seconds"].map(lambda v: _num(v, ".0f"))
     left = 2 + len(varying)
     align = ["left"] * left + ["right"] * (len(t.columns) - left)
-    align[list(t.columns).index("verdict")] = "left"
+    for col in ("verdict", "stopped at"):
+        if col in t.columns:
+            align[list(t.columns).index(col)] = "left"
     table = t.to_markdown(index=False, disable_numparse=True, colalign=align)
     head = context_line(summary)
     return (f"{head}\n\n" if head else "") + table + "\n\n" + footnotes(summary)
@@ -280,12 +282,13 @@ def footnotes(summary: pd.DataFrame) -> str:
         notes.append(f"Noise floor: an accuracy measured on {int(n_valid):,} validation images has a binomial "
                      f"standard error of {spread} at the accuracies in this table (one image = "
                      f"{100 / n_valid:.2f} points)."
-                     + (f" The margin {m} is smaller than that: equivalence at {m} is hard to reach here (a larger "
-                        f"margin, or a larger validation set, makes it reachable)." if margin < se[-1] else ""))
+                     + (f" The margin {m} is smaller than that: unless both models err on much the same images, "
+                        f"equivalence at {m} is hard to reach here (a larger margin, or a larger validation set, "
+                        f"makes it reachable)." if margin < se[-1] else ""))
     compared = int(summary["delta_mean"].notna().sum())
     if compared > 1:
-        notes.append(f"Verdicts are at 5% per row and not corrected for comparing {compared} rows at once: across "
-                     f"many rows, expect an occasional verdict by chance.")
+        notes.append(f"Each verdict holds its error rate (5%) for its own row, not across the {compared} rows "
+                     f"compared at once: across many rows, expect an occasional verdict by chance.")
     return "\n".join(f"- {n}" for n in notes)
 
 

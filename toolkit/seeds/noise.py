@@ -130,9 +130,9 @@ def to_markdown(r: Noise) -> str:
         "",
         _cost(r, sd),
         "",
-        f"- The A/A spread compares different seeds, so it holds the seed-to-seed variance of both sides; a real "
-        f"comparison pairs the same seed on both sides, which cancels part of it: these detectable differences and "
-        f"costs are an upper bound.",
+        "- The A/A spread compares different seeds, so it holds the seed-to-seed variance of both sides; a real "
+        "comparison pairs the same seed on both sides, which cancels part of it: these detectable differences and "
+        "costs are an upper bound.",
         f"- The A/A spread is measured on {r.k} differences: its 95% CI above spans {lo / sd:.1f} to {hi / sd:.1f} "
         f"times the estimate; more seeds (--k) narrow it.",
         f"- The noise floor is the part of the seed-to-seed std that comes from evaluating on {r.n_valid:,} images "
