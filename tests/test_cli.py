@@ -87,7 +87,11 @@ def test_bad_numbers_are_one_clear_error(capsys):
         (["run", "baseline", "--checkpoint-every", "-5"], "--checkpoint-every must be a number of at least 0"),
         (["run", "baseline", "--workers", "-1"], "--workers must be a number of at least 0"),
         (["run", "baseline", "--executor", "ray", "--address", "localhost"], "is not of the form HOST:PORT"),
-        (["run", "baseline", "--progress", "lines", "--seeds", "0"], "--seeds must be at least 1"),
+        (["run", "baseline", "--progress", "lines", "--seeds", "0"], "--seeds must be a whole number of at least 1"),
+        (["run", "baseline", "--seeds", "auto", "--max-seeds", "2"], "--max-seeds must be a whole number of at least 3"),
+        (["run", "baseline", "--margin", "-1"], "--margin is a number of accuracy points"),
+        (["compare", "--margin", "nan"], "--margin is a number of accuracy points"),
+        (["noise", "baseline", "--dataset", "digits", "--k", "1"], "--k must be a whole number of at least 2"),
         (["data", "pack", "digits", "--size", 4], "--size must be at least 8"),
     ]:
         code, _, err = launch(args, capsys)

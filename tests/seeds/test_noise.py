@@ -30,6 +30,15 @@ def test_noise_reads_the_a_a_spread_and_prices_a_question(results):
     assert r.written[0] == results / "noise-baseline.md" and r.written[0].read_text().strip() == md
 
 
+def test_the_launcher_prints_it_and_says_where_it_is(results, capsys):
+    from test_cli import launch
+    add_rows(results, "baseline", [0.90, 0.93, 0.88, 0.91, 0.95, 0.92, 0.89, 0.90, 0.94, 0.93])
+    code, out, _ = launch(["noise", "baseline", "--dataset", "digits", "--set", "arch=xresnet18", "--results", results,
+                           "--effect", "3"], capsys)
+    assert code == 0 and "| detectable Δ, points |" in out and "A question of 3 points" in out
+    assert f"Written: {results / 'noise-baseline.md'}" in out
+
+
 def test_noise_bad_inputs_are_clear_errors(results):
     with pytest.raises(ToolkitError, match="--k must be a whole number of at least 2"):
         api.noise("baseline", k=1, results=results, **CONTEXT)
