@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
         names, context, reference = [recipe], {**saved_context, **context}, False
     result = api.sweep_and_compare(
         names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
-        results=args.results, quiet=args.quiet, progress=args.progress, workers=args.workers,
+        results=args.results, out=args.out, quiet=args.quiet, progress=args.progress, workers=args.workers,
         rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
         executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, max_seeds=args.max_seeds,
@@ -305,6 +305,7 @@ def _run_parser(sub) -> None:
                         "interrupted ones resumed)")
     _add_checkpoint_options(p)
     p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--out", help="output prefix of the comparison (default: RESULTS/last_run)")
     p.add_argument("--workers", type=int,
                    help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
     _add_progress_options(p)
