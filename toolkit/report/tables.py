@@ -267,7 +267,7 @@ def footnotes(summary: pd.DataFrame) -> str:
         f"seeds, and `--seeds auto` spends seeds only on the rows that need them.",
     ]
     if design:
-        notes.append(f"Seeds: {design}. A row stops once decided, at the last look, or from the second look on "
+        notes.append(f"{design}. A row stops once decided, at the last look, or from the second look on "
                      f"when its ~N exceeds the largest look (it stays inconclusive); `stopped at` says where. "
                      f"The table's 95% CI is the plain one.")
     if (summary[["delta_method", "delta_tta_method"]] == "all equal").any(axis=None):
