@@ -135,8 +135,10 @@ def to_markdown(r: Noise) -> str:
         "costs are an upper bound.",
         f"- The A/A spread is measured on {r.k} differences: its 95% CI above spans {lo / sd:.1f} to {hi / sd:.1f} "
         f"times the estimate; more seeds (--k) narrow it.",
-        f"- The noise floor is the part of the seed-to-seed std that comes from evaluating on {r.n_valid:,} images "
-        f"alone; a larger validation set lowers it, more seeds do not.",
+        f"- The noise floor is how far an accuracy on these {r.n_valid:,} images may lie from the same model's "
+        f"accuracy on new images of the task (binomial). Every seed evaluates on the same images, so it is not part "
+        f"of the seed-to-seed std, but it bounds how finely any accuracy here speaks of the task: a larger "
+        f"validation set lowers it, more seeds do not.",
     ]
     return "\n".join(lines)
 
