@@ -94,14 +94,18 @@ def cmd_run(args) -> int:
 def _point_to_noise(summary, args) -> None:
     """After a table with inconclusive rows: where to learn how many seeds this proxy needs."""
     from .report import stats
-    verdicts = [*summary.get("delta_verdict", []), *summary.get("delta_tta_verdict", [])]
-    if stats.INCONCLUSIVE not in verdicts:
+    if args.config or summary.empty:
         return
+    open_ = summary[(summary["delta_verdict"] == stats.INCONCLUSIVE)
+                    | (summary["delta_tta_verdict"] == stats.INCONCLUSIVE)]
+    if open_.empty:
+        return
+    name = open_["reference_name"].iloc[0] or open_["name"].iloc[0]
     context = " ".join(f"--{k} {v}" if k in ("dataset", "size", "epochs", "budget") else f"--set {k}={v}"
                        for k, v in _context(args).items())
     seeds = "" if args.seeds == "auto" else " `--seeds auto` spends more seeds only on the rows that need them;"
     print(f"\nInconclusive rows: ~N is how many pairs would likely settle each.{seeds} how noisy this proxy is, and "
-          f"what a question costs on it: `toolkit noise baseline {context}`".rstrip())
+          f"what a question costs on it: `toolkit noise {name} {context}`".rstrip())
 
 
 def cmd_resume(args) -> int:

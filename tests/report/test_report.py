@@ -102,7 +102,7 @@ def test_markdown_files_and_plot(results, tmp_path):
     assert "| mixup " in md and "| inconclusive (~44)" in md and "[-" in md
     assert "359 validation images has a binomial standard error of 2.1 points" in md
     assert "The margin ±1 is smaller than that: unless both models err on much the same images, equivalence at ±1 is hard to reach here" in md
-    assert "not across the 2 rows compared at once" in md
+    assert "not corrected for the 2 rows compared at once" in md
     outs = compare.write_comparison(table, summary, tmp_path / "cmp")
     assert [p.suffix for p in outs] == [".md", ".csv", ".png"] and all(p.stat().st_size > 0 for p in outs)
     assert outs[2].read_bytes()[:4] == b"\x89PNG"

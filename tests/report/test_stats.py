@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from toolkit.errors import ToolkitError
 from toolkit.report import stats
 def test_mean_interval_is_student_t_and_one_value_claims_no_spread():
     x = [0.70, 0.74, 0.75, 0.71]
@@ -105,7 +106,7 @@ def test_the_looks_of_a_design_and_its_levels():
     assert stats.design(20).looks == (3, 5, 7, 10, 15, 20)
     two, one = stats.design(10).levels
     assert 0.05 / 4 < two < 0.05 and 0.05 / 4 < one < 0.05       # tighter than Bonferroni, stricter than one look
-    with pytest.raises(ValueError, match="at least 3"):
+    with pytest.raises(ToolkitError, match="at least 3"):
         stats.design(2)
 
 

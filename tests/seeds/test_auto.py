@@ -11,12 +11,13 @@ from conftest import CONTEXT, add_rows
 def test_rounds_stop_decided_rows_and_run_only_what_undecided_rows_need(results):
     rng = np.random.default_rng(0)
     ref = 0.80 + rng.normal(0, 0.03, 10)
-    add_rows(results, "normalize", ref)
+    add_rows(results, "baseline", ref - 0.05 + np.random.default_rng(1).normal(0, 0.003, 10))
+    add_rows(results, "normalize", ref)                                         # a row, and the others' reference
     add_rows(results, "mixup", ref + 0.06 + rng.normal(0, 0.003, 10))        # clearly better from 3 pairs
     add_rows(results, "label_smoothing", ref + rng.normal(0, 0.004, 10))     # within ±1 once enough pairs say so
     before = len(runs.load_table(results))
     said = []
-    done = api.sweep_and_compare(["mixup", "label_smoothing"], dict(CONTEXT), seeds="auto", results=results,
+    done = api.sweep_and_compare(["normalize", "mixup", "label_smoothing"], dict(CONTEXT), seeds="auto", results=results,
                                  quiet=True, log=said.append)
     assert len(runs.load_table(results)) == before                            # nothing ran: all were in the table
     s = done.summary.set_index("name")
@@ -24,9 +25,10 @@ def test_rounds_stop_decided_rows_and_run_only_what_undecided_rows_need(results)
     assert s.loc["mixup", "seeds"] == "42,43,44" and s.loc["mixup", "n"] == 3
     ls = s.loc["label_smoothing"]
     assert ls["delta_verdict"] == "equivalent (±1)" and ls["delta_pairs"] in (5, 7, 10)
-    assert ls["stopped"].endswith("decided") and s.loc["normalize", "n"] == ls["delta_pairs"]
+    assert ls["stopped"].endswith("decided")
+    assert s.loc["normalize", "n"] == 3 and s.loc["normalize", "stopped"] == "look 1/4 (3 pairs), decided"
     rounds = [m for m in said if m.startswith("--seeds auto, look")]
-    assert rounds[0] == "--seeds auto, look 1/4: 3 seeds for 2 row(s)"
+    assert rounds[0] == "--seeds auto, look 1/4: 3 seeds for 3 row(s)"
     assert rounds[1] == "--seeds auto, look 2/4: 5 seeds for 1 row(s) (label_smoothing)"
     seeds_planned = {(j.recipe.name, j.recipe.seed) for j in done.sweep.jobs}
     assert ("mixup", 45) not in seeds_planned and ("label_smoothing", 45) in seeds_planned
@@ -42,6 +44,8 @@ def test_bad_auto_settings_are_clear_errors_before_anything_runs(results):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds="auto", max_seeds=2, results=results, quiet=True)
     with pytest.raises(ToolkitError, match="--max-seeds applies to --seeds auto only"):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds=3, max_seeds=5, results=results, quiet=True)
+    with pytest.raises(ToolkitError, match="--rerun and --seeds auto do not go together"):
+        api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds="auto", rerun=True, results=results, quiet=True)
     with pytest.raises(ToolkitError, match="--margin is a number of accuracy points"):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds=3, margin=-1, results=results, quiet=True)
     assert not (results / runs.TABLE).exists()

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-CONFIDENCE = 0.95
+from ..errors import ToolkitError
+
 ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
+CONFIDENCE = 1 - ALPHA  # the intervals the table shows
 MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval says
 MARGIN = 1.0           # the default margin of practical equivalence, in accuracy points (--margin)
 POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
 MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
-LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)
-MAX_SEEDS = 10         # --max-seeds: the most pairs --seeds auto spends on a row  # the planned looks of --seeds auto: those below K, then K
+LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)  # the planned looks of --seeds auto: those below K, then K
+MAX_SEEDS = 10         # --max-seeds: the most pairs --seeds auto spends on a row (by default)
+MAX_SEEDS_LIMIT = 100  # --max-seeds above this is refused (the design's simulation grows with it)
 BOOTSTRAP_FROM = 10    # pairs from which the interval is a bootstrap rather than Student's t
 BOOTSTRAP_RESAMPLES = 9999
 EQUAL = 1e-9           # spreads below this are rounding (accuracies are multiples of 1 / validation images)
@@ -236,7 +239,7 @@ class Design:
     """A group-sequential design for --seeds auto: planned looks (pairs so far) and the level of every look, a
     Pocock-type boundary (the same level at each look, `pocock`) that keeps the chance of any false better /
     worse over all looks at `alpha`, and the same for a false equivalent. Bonferroni (alpha / looks) would be
-    valid too, and is looser: for 3, 5, 7, 10 it tests at 1.25% per look where this tests at about 2%."""
+    valid too, and is looser: for 3, 5, 7, 10 it tests at 1.25% per look where this tests at 1.6% (two-sided)."""
     looks: tuple[int, ...]
     alpha: float = ALPHA
 
@@ -259,13 +262,15 @@ class Design:
 def design(max_seeds: int = MAX_SEEDS) -> Design:
     """The looks for at most `max_seeds` pairs: those of LOOKS below it, then `max_seeds` itself
     (10: 3, 5, 7, 10; 6: 3, 5, 6; 20: 3, 5, 7, 10, 15, 20; 3: a single look, the fixed verdict)."""
-    if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or max_seeds < MIN_PAIRS:
-        raise ValueError(f"--max-seeds must be a whole number of at least {MIN_PAIRS} (got {max_seeds}).")
+    if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or not MIN_PAIRS <= max_seeds <= MAX_SEEDS_LIMIT:
+        raise ToolkitError(f"--max-seeds must be a whole number of at least {MIN_PAIRS} and at most "
+                           f"{MAX_SEEDS_LIMIT} (got {max_seeds}).")
     return Design(tuple(n for n in LOOKS if n < max_seeds) + (max_seeds,))
 
 
-def _look(mean, sd, n: int, plan: Design, margin: float, cap: int = MAX_NEEDED):
+def _look(mean, sd, n: int, plan: Design, margin: float, cap: int | None = None):
     """One planned look on arrays: (verdict codes, pairs needed up to `cap`, stops), the rule `look` states."""
+    cap = max(MAX_NEEDED, plan.max_pairs) if cap is None else cap
     a2, a1 = plan.levels
     codes = _verdict_codes(mean, sd, n, margin, a2, a1)
     needed = _needed(mean, sd, margin, a2, a1, POWER, cap)

@@ -256,9 +256,10 @@ def footnotes(summary: pd.DataFrame) -> str:
            "when the interval for better / worse excludes zero; " if design else
            "more seeds): better / worse when the 95% CI of Δ excludes zero; ")
         + f"`better, within {m}` (or worse) when, besides, the "
-        + ("interval for within / equivalent" if design else "90% t interval") + f" lies inside {m}: real, but "
-        f"smaller than the margin; `equivalent ({m})` when that interval lies inside {m} (two one-sided t tests"
-        + ("" if design else " at 5%") + "); `inconclusive` otherwise.",
+        + ("interval for within / equivalent" if design else f"{100 * (1 - 2 * stats.ALPHA):g}% t interval")
+        + f" lies inside {m}: real, but smaller than the margin; `equivalent ({m})` when that interval lies inside "
+        f"{m} (two one-sided t tests" + ("" if design else f" at {100 * stats.ALPHA:g}%") + "); `inconclusive` "
+        "otherwise.",
         f"~N after inconclusive: the pairs in all that would settle the row with {stats.POWER:.0%} power, taking "
         f"its observed Δ and the spread of its paired differences as the truth: to exclude zero, or to fit "
         f"inside {m}, whichever needs fewer (noncentral t); >{stats.MAX_NEEDED} beyond {stats.MAX_NEEDED}. A "
@@ -287,8 +288,8 @@ def footnotes(summary: pd.DataFrame) -> str:
                         f"makes it reachable)." if margin < se[-1] else ""))
     compared = int(summary["delta_mean"].notna().sum())
     if compared > 1:
-        notes.append(f"Each verdict holds its error rate (5%) for its own row, not across the {compared} rows "
-                     f"compared at once: across many rows, expect an occasional verdict by chance.")
+        notes.append(f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at "
+                     f"once: across many rows, expect an occasional verdict by chance.")
     return "\n".join(f"- {n}" for n in notes)
 
 

@@ -26,10 +26,10 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
     Returns (the sweep: every round's jobs and rows, and the rows the comparison shows, each row at the seeds of
     the look where it stopped; the design). `max_seeds`: default stats.MAX_SEEDS. `options`: the rest of
     `sweep.execute.run`'s options."""
-    try:
-        design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
-    except ValueError as e:
-        raise ToolkitError(str(e)) from None
+    design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
+    if rerun:
+        raise ToolkitError("--rerun and --seeds auto do not go together: auto decides from what the table holds. "
+                           "Run again with a fixed --seeds N --rerun, or into a new --results folder.")
     context = context or {}
     recipes = {(r.name, config_id(r)): r for r in recipes_of(names, context, vary, against)}
     refs = {key: _key(reference_recipe(r, context, against)) for key, r in recipes.items()}
@@ -42,7 +42,7 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
             done = execute.run([recipes[key] for key in still], context, None, against, seeds=n, reference=reference,
-                               results=results, rerun=rerun and k == 0, executor=executor, address=address,
+                               results=results, executor=executor, address=address,
                                log=log, **options)
             jobs += done.jobs
             recorded.append(done.rows)
@@ -51,6 +51,8 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
             summary = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design)
             lines = summary.set_index(["name", "config_id"])
             for key in still:
+                if key not in lines.index:   # none of its runs finished (left alone as running elsewhere)
+                    continue
                 line = lines.loc[key]
                 why = line["stopped"] if isinstance(line["stopped"], str) else ""
                 if not line["delta_pairs"] or why:
@@ -62,6 +64,8 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
         if connected:
             import ray
             ray.shutdown()
+    for key in recipes:   # rows whose pairs fell short of the looks (a reference missing): shown at the last one
+        stopped.setdefault(key, design.max_pairs)
     table = done.table
     shown = _at_looks(table, recipes, refs, stopped)
     return execute.Sweep(jobs, pd.concat(recorded), shown, table), design
@@ -81,7 +85,7 @@ def _at_looks(table: pd.DataFrame, recipes: dict, refs: dict, at: dict) -> pd.Da
     every reference at the seeds its rows used: what a comparison at these looks shows."""
     seeds = {key: set(range(recipes[key].seed, recipes[key].seed + n)) for key, n in at.items()}
     for key, ref in refs.items():
-        if ref != key:
+        if ref != key and ref not in recipes:   # a row's own seeds stay those of its own look
             seeds[ref] = seeds.get(ref, set()) | seeds[key]
     keep = [seed in seeds.get((name, cid), ()) for name, cid, seed in
             zip(table["name"], table["config_id"], table["seed"].astype(int))]

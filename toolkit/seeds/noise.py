@@ -79,7 +79,8 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     if len(recipes) != 1:
         raise ToolkitError(f"`toolkit noise` measures one experiment; {name!r} names {len(recipes)}. Give one name.")
     recipe = recipes[0]
-    out = Path(out or Path(check_folder(results, "--results")) / f"noise-{recipe.name}").with_suffix(".md")
+    out = Path(out or Path(check_folder(results, "--results")) / f"noise-{recipe.name}")
+    out = out if out.suffix == ".md" else out.with_name(out.name + ".md")
     check_folder(out.parent, "--out")
     done = execute.run([recipe], context, seeds=2 * k, reference=False, results=results, log=log, **options)
     t = done.table
@@ -89,6 +90,9 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     if accuracy.isna().any():
         raise ToolkitError(f"Some of the {2 * k} runs did not finish (seeds {list(accuracy.index[accuracy.isna()])}); "
                            f"run the same command again to resume them.")
+    if np.ptp(accuracy.values) <= stats.EQUAL:
+        raise ToolkitError(f"All {2 * k} runs of {recipe.name} have the same accuracy ({100 * accuracy.iloc[0]:.1f}%): "
+                           f"no spread to measure. Does the seed reach the run (a `seed` fixed in --set)?")
     head = ", ".join(s for s in (_shown(c, rows[c].iloc[0]) for c in SHOWN) if s)
     report = Noise(f"{recipe.name} on {head}", accuracy, float(rows["wall_seconds"].mean()),
                    int(rows["n_valid"].max()), k, float(effect), margin, design)
@@ -117,8 +121,9 @@ def to_markdown(r: Noise) -> str:
         f"| A/A: mean of those differences (no true difference) | {100 * aa.mean():+.1f} |",
         f"| evaluation noise floor: binomial SE on {r.n_valid:,} validation images | {100 * floor:.1f} |",
         "",
-        f"False better / worse verdicts expected at that A/A spread (no true difference; {SWEEPS:,} simulated "
-        f"comparisons from a normal of spread {100 * sd:.1f} points): {'; '.join(rates)}.",
+        f"False better / worse verdicts with no true difference ({SWEEPS:,} simulated comparisons from a normal "
+        f"of spread {100 * sd:.1f} points; at no true difference the rate of a t test does not depend on the "
+        f"spread, so this checks the verdicts' design rather than this proxy): {'; '.join(rates)}.",
         "",
         "Smallest difference you can expect to detect (80% power, paired t test at 5%, with the A/A spread):",
         "",
