@@ -103,8 +103,8 @@ def _point_to_noise(summary, args) -> None:
     name = open_["reference_name"].iloc[0] or open_["name"].iloc[0]
     context = " ".join(f"--{k} {v}" if k in ("dataset", "size", "epochs", "budget") else f"--set {k}={v}"
                        for k, v in _context(args).items())
-    seeds = "" if args.seeds == "auto" else " `--seeds auto` spends more seeds only on the rows that need them;"
-    print(f"\nInconclusive rows: ~N is how many pairs would likely settle each.{seeds} how noisy this proxy is, and "
+    seeds = "" if args.seeds == "auto" else " `--seeds auto` spends more seeds only on the rows that need them."
+    print(f"\nInconclusive rows: ~N is how many pairs would likely settle each.{seeds} How noisy this proxy is, and "
           f"what a question costs on it: `toolkit noise {name} {context}`".rstrip())
 
 
