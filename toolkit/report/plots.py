@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import stats
-from .tables import SHOWN, _shown, context_line, epoch_curves, labels
+from .tables import SHOWN, _shown, _verdict, context_line, epoch_curves, labels
 
 
 VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.EQUIVALENT: "tab:blue",
@@ -70,8 +70,8 @@ def _forest_panel(ax, summary, names, refs, ys):
         if pd.notna(s["delta_low"]):
             ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
         ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
-        ax.text(100 * mean, y + 0.22, f"{s['delta_verdict']} (n={int(s['delta_pairs'])})", fontsize=7,
-                ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
+        ax.text(100 * mean, y + 0.22, f"{_verdict(s['delta_verdict'], s['delta_needed'])}, n={int(s['delta_pairs'])}",
+                fontsize=7, ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
     ax.axvline(0, color="black", lw=1)
     if summary["margin"].notna().any():
         m = float(summary["margin"].iloc[0])
