@@ -85,7 +85,7 @@ def _at_looks(table: pd.DataFrame, recipes: dict, refs: dict, at: dict) -> pd.Da
     every reference at the seeds its rows used: what a comparison at these looks shows."""
     seeds = {key: set(range(recipes[key].seed, recipes[key].seed + n)) for key, n in at.items()}
     for key, ref in refs.items():
-        if ref != key and ref not in recipes:   # a row's own seeds stay those of its own look
+        if ref != key and (ref not in recipes or refs[ref] == ref):   # a judged row keeps the seeds of its own look
             seeds[ref] = seeds.get(ref, set()) | seeds[key]
     keep = [seed in seeds.get((name, cid), ()) for name, cid, seed in
             zip(table["name"], table["config_id"], table["seed"].astype(int))]
