@@ -77,7 +77,7 @@ def test_labels_name_what_differs_from_the_registered_recipe():
 def test_bad_context_is_an_error_before_anything_runs():
     with pytest.raises(RecipeError, match="Unknown recipe key 'lrr'"):
         plan.context_of(["lrr=1"])
-    with pytest.raises(RecipeError, match="--seeds must be at least 1"):
+    with pytest.raises(RecipeError, match="--seeds must be a whole number of at least 1, or auto"):
         plan.plan(["baseline"], seeds=0)
 
 
