@@ -135,7 +135,7 @@ def test_a_sweep_whose_runs_are_all_running_elsewhere_says_so(tiny, tmp_path, ca
     assert "Nothing to compare: none of these runs has finished" in err
 
 
-def test_run_then_compare(tiny, tmp_path):
+def test_run_then_compare(tiny, tmp_path, capsys):
     """A run whose output goes to a file: one plain line per epoch, no carriage return (no bar is ever drawn)."""
     res = tmp_path / "results"
     ctx = ["--dataset", tiny, "--size", 32, "--epochs", 1, "--set", "arch=xresnet18", "--set", "bs=16"]
@@ -154,25 +154,25 @@ def test_run_then_compare(tiny, tmp_path):
     table = pd.read_csv(res / "runs.csv", dtype={"config_id": str})
     assert table["name"].tolist() == ["normalize", "label_smoothing"] * 2
     assert all((res / f"last_run{ext}").exists() for ext in (".md", ".csv", ".png"))
-    shown = toolkit("show", "label_smoothing", *ctx)           # show and run agree on what runs
-    assert re.search(rf"^config_id +{table['config_id'].iloc[1]}$", shown.stdout, re.M)
-    p = toolkit("compare", "label*", "--results", res)
-    rows = [line.split("|")[1].strip() for line in p.stdout.splitlines() if line.startswith("| ")]
-    assert p.returncode == 0 and rows == ["experiment", "label_smoothing"]   # the header, then the one row asked for
+    _, shown, _ = launch(["show", "label_smoothing", *ctx], capsys)        # show and run agree on what runs
+    assert re.search(rf"^config_id +{table['config_id'].iloc[1]}$", shown, re.M)
+    code, out, _ = launch(["compare", "label*", "--results", res], capsys)
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert code == 0 and rows == ["experiment", "label_smoothing"]   # the header, then the one row asked for
     row = pd.read_csv(res / "compare.csv").iloc[0]
     assert row["n"] == 2 and row["delta_pairs"] == 2 and row["reference_name"] == "normalize"
 
 
-def test_two_settings_stay_two_rows(tiny, tmp_path):
+def test_two_settings_stay_two_rows(tiny, tmp_path, capsys):
     res = tmp_path / "results"
     ctx = ["--dataset", tiny, "--size", 32, "--epochs", 1, "--set", "arch=xresnet18", "--set", "bs=16",
            "--results", res, "--quiet"]
-    assert toolkit("run", "baseline", *ctx).returncode == 0
-    second = toolkit("run", "baseline", *ctx, "--set", "lr=1e-2")
-    assert second.returncode == 0 and "lr=0.01" in second.stdout
-    p = toolkit("compare", "--results", res)
-    assert p.returncode == 0
-    rows = [line.split("|")[1].strip() for line in p.stdout.splitlines() if line.startswith("| baseline")]
+    assert launch(["run", "baseline", *ctx], capsys)[0] == 0
+    code, out, _ = launch(["run", "baseline", *ctx, "--set", "lr=1e-2"], capsys)
+    assert code == 0 and "lr=0.01" in out
+    code, out, _ = launch(["compare", "--results", res], capsys)
+    assert code == 0
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| baseline")]
     assert rows == ["baseline", "baseline [lr=0.01]"]
     assert pd.read_csv(res / "compare.csv")["n"].tolist() == [1, 1]
 
