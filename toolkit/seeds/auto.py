@@ -42,22 +42,10 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
             done = execute.run([recipes[key] for key in still], context, None, against, seeds=n, reference=reference,
-                               results=results, executor=executor, address=address,
-                               log=log, **options)
+                               results=results, executor=executor, address=address, log=log, **options)
             jobs += done.jobs
             recorded.append(done.rows)
-            table = annotate(done.table, against)
-            at = {**{key: n for key in still}, **stopped}
-            summary = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design)
-            lines = summary.set_index(["name", "config_id"])
-            for key in still:
-                if key not in lines.index:   # none of its runs finished (left alone as running elsewhere)
-                    continue
-                line = lines.loc[key]
-                why = line["stopped"] if isinstance(line["stopped"], str) else ""
-                if not line["delta_pairs"] or why:
-                    stopped[key] = n
-                    log(f"    {key[0]}: {line['delta_verdict']}" + (f", {why}" if why else ""))
+            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, against, margin, design, log))
             if len(stopped) == len(recipes):
                 break
     finally:
@@ -69,6 +57,23 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
     table = done.table
     shown = _at_looks(table, recipes, refs, stopped)
     return execute.Sweep(jobs, pd.concat(recorded), shown, table), design
+
+
+def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log) -> dict:
+    """The rows of `still` that stop at this look (pairs n): {key: n}, each logged with its verdict and why."""
+    table = annotate(table, against)
+    at = {**{key: n for key in still}, **stopped}
+    lines = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design).set_index(["name", "config_id"])
+    out = {}
+    for key in still:
+        if key not in lines.index:   # none of its runs finished (left alone as running elsewhere)
+            continue
+        line = lines.loc[key]
+        why = line["stopped"] if isinstance(line["stopped"], str) else ""
+        if not line["delta_pairs"] or why:   # decided, out of pairs, or nothing to pair with
+            out[key] = n
+            log(f"    {key[0]}: {line['delta_verdict']}" + (f", {why}" if why else ""))
+    return out
 
 
 def _key(recipe) -> tuple:
