@@ -7,7 +7,7 @@ from . import registry
 from .recipe import METADATA, Recipe, changes, format_value, label
 
 # Settings a table shows as columns (or once above it), not in the labels; budget_pixels follows from the budget.
-SHOWN = ("dataset", "size", "epochs", "arch", "loader", "budget", "budget_pixels")
+SHOWN = ("dataset", "size", "epochs", "arch", "loader", "budget", "budget_pixels", "precision", "channels_last")
 
 
 def label_of(recipe: Recipe) -> str:

@@ -27,6 +27,10 @@ HOWS = ("one_cycle", "fine_tune", "flat_cos", "warmup_exp")
 NORMALIZE = ("none", "imagenet", "data")  # none | Normalize.from_stats(*imagenet_stats) | stats of the training set
 LOADERS = ("packed", "folder")  # packed image cache + batch augmentation | fastai's folder DataBlock (PIL per item)
 BUDGETS = ("epochs", "pixels")  # what a recipe and its reference spend alike (see `stage_plan`)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: decided on the device a run starts on (toolkit/train/precision.py)
+# What every run did before these fields existed: such a value hashes as if the field were absent, so that older
+# rows (all fp32, contiguous) keep pooling with new runs of the same settings.
+LEGACY = {"precision": "fp32", "channels_last": False}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Recipe:
     tta_n: int = 4                   # augmented passes averaged by TTA
     tta_beta: float = 0.25           # weight of the un-augmented prediction in TTA
     loader: str = "packed"           # packed: decode once into a memory-mapped pack | folder: fastai's DataBlock
+    precision: str = "auto"          # auto | fp32 | bf16 | fp16 (CUDA only); auto: bf16 where the device has it
+    channels_last: bool | None = None  # channels_last memory format; None = auto (on the CPU, where it is faster)
     budget: str = "epochs"           # epochs: `epochs` as given | pixels: as many pixels per image as the reference
     budget_pixels: int = 0           #   budget=pixels: pixels per training image the stages may spend (sum of
                                      #   epochs x size^2), filled in from the reference when a sweep resolves it
@@ -96,6 +102,8 @@ class Recipe:
             (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
             (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
             (self.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)} (got {self.loader!r})"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"),
+            (self.channels_last in (None, True, False), f"channels_last must be true, false or auto (got {self.channels_last!r})"),
             (self.budget in BUDGETS, f"budget must be one of {', '.join(BUDGETS)} (got {self.budget!r})"),
             (self.budget_pixels >= 0, f"budget_pixels must be >= 0 (got {self.budget_pixels})"),
             (self.autoaug in AUTOAUG, f"autoaug must be one of {', '.join(map(repr, AUTOAUG))} (got {self.autoaug!r})"),
@@ -164,22 +172,25 @@ def effective(recipe: Recipe) -> dict:
     """The settings that take effect and differ from the defaults: what makes two runs the same experiment.
 
     Fields at their default are left out, so a field added later (at a default that keeps today's behaviour)
-    does not change any existing id. Metadata (name, parent, seed, notes) is left out too.
+    does not change any existing id; so are fields at their LEGACY value. Metadata (name, parent, seed, notes) too.
     """
     inert = _inert(recipe)
     out = {}
     for f in fields(Recipe):
         value = getattr(recipe, f.name)
-        if f.name in METADATA or f.name in inert or value == f.default:
+        if f.name in METADATA or f.name in inert or value == f.default or LEGACY.get(f.name, _MISSING) == value:
             continue
         out[f.name] = _canonical(value, f.default)
     return out
 
 
 def config_id(recipe: Recipe) -> str:
-    """A short hash of the canonical JSON of `effective(recipe)`; the recipe must be resolved (its size known)."""
-    if recipe.size is None:
-        raise ValueError(f"config_id needs a resolved recipe (size known); {recipe.name!r} has size=None")
+    """A short hash of the canonical JSON of `effective(recipe)`; the recipe must be resolved (its size, precision
+    and memory format known)."""
+    if recipe.size is None or recipe.precision == "auto" or recipe.channels_last is None:
+        raise ValueError(f"config_id needs a resolved recipe (size, precision and channels_last known); "
+                         f"{recipe.name!r} has size={recipe.size}, precision={recipe.precision}, "
+                         f"channels_last={recipe.channels_last}")
     canonical = json.dumps(effective(recipe), sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(canonical.encode()).hexdigest()[:12]
 
@@ -303,7 +314,7 @@ def _parse(value: str, typ, key: str):
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if value.strip().lower() in ("none", "null", ""):
+        if value.strip().lower() in ("none", "null", "", "auto"):
             return None
         return _parse(value, next(a for a in args if a is not type(None)), key)
     if typ is bool:

@@ -98,7 +98,7 @@ def annotate(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
         out["label"].append(label(recipe.name, items))
         out["changes"].append(json.dumps(items))
         try:
-            ref = reference_recipe(recipe, context, against)
+            ref = reference_recipe(recipe, context, against, runs.row_auto(row))
             ref_items = label_changes(ref)
             values = [label(ref.name, ref_items), ref.name, json.dumps(ref_items), config_id(ref)]
         except (ToolkitError, ValueError) as e:  # the reference is no longer registered, or its data is gone

@@ -16,7 +16,8 @@ from . import stats
 from ..recipes.recipe import label
 
 GROUP = ["name", "config_id"]
-SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget"]  # said once above the table, or as columns
+SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
+# the table, or as columns
 SELF = "(reference)"
 _STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
@@ -189,6 +190,8 @@ def _shown(key: str, value) -> str:
     if key in ("size", "epochs"):
         n = int(value)
         return f"{n} px" if key == "size" else f"{n} epoch{'s' if n != 1 else ''}"
+    if key == "channels_last":
+        return "channels_last" if str(value).lower() in ("true", "1", "1.0") else "contiguous"
     return f"{value} loader" if key == "loader" else str(value)
 
 

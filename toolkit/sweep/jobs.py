@@ -2,6 +2,7 @@
 the results so far (skip, resume, start afresh), and resuming one run folder."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,7 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
     state = runs.load_checkpoint(run_dir)
     attempt = attempt or runs.attempts(run_dir) + 1
     started_at = runs.now()
-    runs.start(run_dir, recipe, job.context, data, attempt=attempt)
+    runs.start(run_dir, recipe, job.context, data, attempt=attempt, auto=job.auto)
     try:
         metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
                             save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
@@ -48,7 +49,7 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
         raise
     metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
                    started_at=started_at)
-    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint,
+    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, auto=job.auto,
                        append=record)
 
 
@@ -108,8 +109,9 @@ def resume(run_dir: str | Path, progress: str | None = None, every: float | None
     if st["status"] == "running":
         raise ToolkitError(f"{run_dir} is running now (pid {st.get('pid')}); stop that process first.")
     recipe, context = replay(run_dir / "recipe.json")
+    auto = json.loads((run_dir / "recipe.json").read_text()).get("auto") or {}
     results = run_dir.parent.parent
     log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
         f"{runs.epochs_done(run_dir)} epoch(s)")
-    return run_job(Job(recipe, context), results, progress=progress, run_dir=run_dir, every=every,
+    return run_job(Job(recipe, context, auto=auto), results, progress=progress, run_dir=run_dir, every=every,
                    keep_checkpoint=keep_checkpoints)

@@ -5,19 +5,22 @@ Vocabulary:
   vary       overrides that make a variant `NAME [k=v]` of a recipe, compared with NAME itself (--vary)
   reference  what a recipe is compared with: `against` if given, else its parent, else the baseline,
              always under the same context; run for the seeds it lacks unless `reference=False`
+  auto       what precision=auto and channels_last=auto meant on the device a sweep was planned on
+             (toolkit/train/precision.py); recorded with every run, so that its reference is found again anywhere
 """
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data import datasets
 from ..data.datasets import canonical_name, load
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
-from ..recipes.recipe import (Recipe, apply_overrides, config_id, epoch_plan, format_value, label, pairs, plan_pixels,
+from ..train import precision
+from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, config_id, epoch_plan, format_value, label, pairs, plan_pixels,
                               stage_plan)
 
 
@@ -27,6 +30,7 @@ class Job:
     recipe: Recipe
     context: dict
     role: str = "recipe"   # "recipe", or "reference" (run so that a recipe has something to be compared with)
+    auto: dict = field(default_factory=dict)  # what `auto` meant when the job was planned (see the vocabulary)
 
     @property
     def key(self) -> tuple:
@@ -54,25 +58,28 @@ def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     return replace(varied, name=label(recipe.name, items), parent=recipe.name)
 
 
-def resolve(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
-    """A recipe as it will run: its dataset and size (`datasets.resolve`), then, under budget=pixels, the pixels per
-    image its reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
-    r = datasets.resolve(recipe)
+def resolve(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
+    """A recipe as it will run: its dataset and size (`datasets.resolve`), its precision and memory format
+    (`precision.resolve`: `auto`, or this device's choice), then, under budget=pixels, the pixels per image its
+    reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
+    r = precision.resolve(datasets.resolve(recipe), auto)
     if r.budget == "pixels" and not r.budget_pixels:
         ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
         r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
     return r
 
 
-def reference_recipe(recipe: Recipe, context: dict, against: str | None = None) -> Recipe:
-    """The resolved recipe that `recipe` is compared with: its reference under the same context."""
+def reference_recipe(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
+    """The resolved recipe that `recipe` is compared with: its reference under the same context (and, for a recorded
+    run, with `auto` as it meant when the run was planned)."""
     name = registry.reference_name(recipe, against)
-    return _reference(name, json.dumps(context, sort_keys=True), against)
+    return _reference(name, json.dumps(context, sort_keys=True), against, json.dumps(auto, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=None)
-def _reference(name: str, context_json: str, against: str | None) -> Recipe:
-    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against)
+def _reference(name: str, context_json: str, against: str | None, auto_json: str = "null") -> Recipe:
+    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against,
+                   json.loads(auto_json))
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,15 +97,15 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise RecipeError(f"--seeds must be a whole number of at least 1, or auto (got {seeds}).")
-    context = context or {}
+    context, auto = context or {}, precision.choice()
     jobs: dict[tuple, Job] = {}
     for r in recipes_of(names, context, vary, against):
         ref = reference_recipe(r, context, against) if reference else None
         for seed in range(r.seed, r.seed + seeds):
             if ref is not None and config_id(ref) != config_id(r):
-                job = Job(replace(ref, seed=seed), context, "reference")
+                job = Job(replace(ref, seed=seed), context, "reference", auto)
                 jobs.setdefault(job.key, job)
-            job = Job(replace(r, seed=seed), context)
+            job = Job(replace(r, seed=seed), context, auto=auto)
             if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
                 jobs[job.key] = job
     return list(jobs.values())
@@ -125,7 +132,7 @@ def replay(path: str | Path) -> tuple[Recipe, dict]:
         if not isinstance(saved, dict) or not isinstance(saved.get("context", {}), dict):
             raise ValueError(f"it holds a JSON {type(saved).__name__}, not a run's recipe (a JSON object of recipe "
                              f"fields and its context)" if not isinstance(saved, dict) else "its context is no object")
-        return Recipe.from_dict(saved), dict(saved.get("context", {}))
+        return Recipe.from_dict({**LEGACY, **saved}), dict(saved.get("context", {}))  # older runs: fp32
     except (OSError, ValueError, TypeError) as e:
         raise ToolkitError(f"Cannot replay {path}: {type(e).__name__}: {e}. Pass the recipe.json of a run folder "
                            f"(RESULTS/runs/<run>/recipe.json).") from None

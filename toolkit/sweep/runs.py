@@ -33,14 +33,15 @@ import pandas as pd
 from ..recipes import registry
 from ..atomic import check_folder, lock, write_atomic, write_json
 from ..errors import CheckpointError, TableError, ToolkitError
-from ..recipes.recipe import METADATA, Recipe, apply_overrides, changes, config_id
+from ..recipes.recipe import LEGACY, METADATA, Recipe, apply_overrides, changes, config_id
+from ..train import precision
 
 TABLE = "runs.csv"
 RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
 METRICS = ["accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "train_seconds",
            "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "attempts",
            "restarted", "started_at", "n_train", "n_valid"]
-COLUMNS = ["run_id", "name", "config_id", "seed", "context", *METRICS, "finished_at", "run_dir", *RECIPE_FIELDS]
+COLUMNS = ["run_id", "name", "config_id", "seed", "context", "auto", *METRICS, "finished_at", "run_dir", *RECIPE_FIELDS]
 NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
            "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
            "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
@@ -71,9 +72,10 @@ def now() -> str:
     return datetime.now().isoformat(timespec="milliseconds")
 
 
-def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int = 1) -> None:
-    """Write what a run is about to do: recipe.json (with its config_id and context), env.json, status running."""
-    info = {"config_id": config_id(recipe), "context": context}
+def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int = 1, auto: dict | None = None) -> None:
+    """Write what a run is about to do: recipe.json (with its config_id, context and what `auto` meant when it was
+    planned), env.json, status running."""
+    info = {"config_id": config_id(recipe), "context": context, "auto": auto or precision.choice()}
     if data is not None:
         info.update(dataset_path=str(data.ds.path), stage_plan=data.plan, skipped_files=list(data.ds.bad_files),
                     pack=str(data.pack.path) if data.pack else None)
@@ -166,7 +168,8 @@ def recover(results: str | Path, run_dir: Path) -> dict:
     """The row of a finished run whose row never reached the table (killed in between), appended now."""
     saved = json.loads((run_dir / "recipe.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    row = result_row(Recipe.from_dict(saved), saved.get("context", {}), run_dir, metrics)
+    row = result_row(Recipe.from_dict({**LEGACY, **saved}), saved.get("context", {}), run_dir, metrics,
+                     saved.get("auto") or dict(LEGACY))
     append_row(results, row)
     return row
 
@@ -184,11 +187,11 @@ def epochs_done(run_dir: Path) -> int:
 
 
 def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, metrics: dict,
-           keep_checkpoint: bool = False, append: bool = True) -> dict:
+           keep_checkpoint: bool = False, append: bool = True, auto: dict | None = None) -> dict:
     """Record a finished run: metrics.json, status finished, its row in the results table (unless not `append`:
     a driver records it); drop its checkpoint."""
     write_json(run_dir / "metrics.json", metrics)
-    row = result_row(recipe, context, run_dir, metrics)
+    row = result_row(recipe, context, run_dir, metrics, auto)
     mark(run_dir, "finished", epochs_done=metrics.get("epochs_done"), attempt=metrics.get("attempts", 1))
     if append:
         append_row(results, row)
@@ -253,12 +256,20 @@ def _git_commit() -> str:
 
 # --- the results table ------------------------------------------------------------------------------
 
-def result_row(recipe: Recipe, context: dict, run_dir: Path, metrics: dict) -> dict:
-    """One row: the run's id, name, config_id, seed and context, its metrics, and the whole recipe, flattened."""
+def result_row(recipe: Recipe, context: dict, run_dir: Path, metrics: dict, auto: dict | None = None) -> dict:
+    """One row: the run's id, name, config_id, seed, context and `auto` (default: this device's), its metrics, and
+    the whole recipe, flattened."""
     flat = {k: _cell(v) for k, v in recipe.to_dict().items() if k in RECIPE_FIELDS}
     return {"run_id": run_dir.name, "name": recipe.name, "config_id": config_id(recipe), "seed": recipe.seed,
-            "context": json.dumps(context, sort_keys=True), **{k: metrics.get(k, "") for k in METRICS},
+            "context": json.dumps(context, sort_keys=True), "auto": json.dumps(auto or precision.choice(), sort_keys=True),
+            **{k: metrics.get(k, "") for k in METRICS},
             "finished_at": now(), "run_dir": str(run_dir), **flat}
+
+
+def row_auto(row) -> dict:
+    """What `auto` meant when a row's run was planned; a row from before the column: LEGACY (fp32, contiguous)."""
+    cell = row.get("auto", "") if hasattr(row, "get") else ""
+    return json.loads(cell) if isinstance(cell, str) and cell else dict(LEGACY)
 
 
 def _cell(value):
@@ -363,7 +374,8 @@ def rebuild_table(results: str | Path) -> tuple[Path, int, int]:
                 raise ValueError("not finished")
             saved = json.loads((run_dir / "recipe.json").read_text())
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            row = result_row(Recipe.from_dict(saved), saved.get("context", {}), run_dir, metrics)
+            row = result_row(Recipe.from_dict({**LEGACY, **saved}), saved.get("context", {}), run_dir, metrics,
+                             saved.get("auto") or dict(LEGACY))
             row["finished_at"] = read_status(run_dir).get("at", "")
             rows.append(row)
         except (OSError, ValueError, TypeError, ToolkitError):
@@ -383,8 +395,8 @@ def row_recipe(row) -> Recipe:
             values[k] = None if k == "size" else "" if hints[k] is str else Recipe.__dataclass_fields__[k].default
         elif k == "stages":
             values[k] = json.loads(v) if isinstance(v, str) else v
-        elif hints[k] is bool:
-            values[k] = str(v).lower() in ("true", "1")
+        elif hints[k] in (bool, bool | None):
+            values[k] = str(v).lower() in ("true", "1", "1.0")
         elif hints[k] in (int, int | None):
             values[k] = int(float(v))
         elif hints[k] is float:
@@ -401,10 +413,12 @@ def upgrade(old: pd.DataFrame) -> pd.DataFrame:
     Before config ids (a column `experiment`, no recipe): each row's recipe is read from its run folder's
     recipe.json, or else rebuilt from the registered recipe of that name and the columns the row has; its
     context is what differs from the registered recipe. A newer recipe field missing from the table gets its
-    default (a field's default keeps the behaviour it had before the field existed).
+    default (a field's default keeps the behaviour it had before the field existed), or its LEGACY value where the
+    default is decided when a run starts (precision: every older run trained in fp32); `auto` too.
     """
     if "experiment" not in old.columns:
-        defaults = {f.name: _cell(f.default) for f in fields(Recipe)}
+        defaults = {f.name: _cell(LEGACY.get(f.name, f.default)) for f in fields(Recipe)}
+        defaults["auto"] = json.dumps(LEGACY, sort_keys=True)
         return old.assign(**{c: defaults.get(c, "") for c in COLUMNS if c not in old.columns})[COLUMNS]
     return pd.DataFrame([_upgrade_row(r) for _, r in old.iterrows()], columns=COLUMNS)
 
@@ -414,21 +428,21 @@ def _upgrade_row(old) -> dict:
     saved = Path(str(old.get("run_dir", ""))) / "recipe.json"
     try:
         d = json.loads(saved.read_text())
-        recipe = Recipe.from_dict({**d, "dataset": _dataset(d.get("dataset", ""), d.get("dataset_path"))})
+        recipe = Recipe.from_dict({**LEGACY, **d, "dataset": _dataset(d.get("dataset", ""), d.get("dataset_path"))})
     except (OSError, ValueError, TypeError):
         d = {}
         base = registered or Recipe(name=old["experiment"])
         cols = {k: old[k] for k in ("size", "epochs", "arch", "bs", "lr", "seed") if old.get(k, "") != ""}
         recipe = apply_overrides(base, {**cols, "dataset": _dataset(old["dataset"])})
     # Before the `loader` column existed every run read the image folder.
-    recipe = replace(recipe, loader=old.get("loader") or d.get("loader") or "folder")
+    recipe = replace(recipe, loader=old.get("loader") or d.get("loader") or "folder", **LEGACY)
     if registered is not None:
         recipe = replace(recipe, parent=registered.parent)
         context = {k: str(v) for k, v in changes(recipe, registered, skip=METADATA).items()}
     else:
         context = {}
     metrics = {k: old.get(k, "") for k in METRICS}
-    row = result_row(recipe, context, Path(str(old.get("run_dir", ""))), metrics)
+    row = result_row(recipe, context, Path(str(old.get("run_dir", ""))), metrics, dict(LEGACY))
     return {**row, "run_id": old["run_id"], "finished_at": old.get("finished_at", "")}
 
 

@@ -1,5 +1,5 @@
-"""The toolkit's own callbacks on a run's Learner: the epoch log (and its plain progress lines), checkpoints, and
-an interrupt deferred to a batch boundary. Each undoes what it changes (signal handlers) when the fit ends."""
+"""The toolkit's own callbacks on a run's Learner: the epoch log (and its plain progress lines), checkpoints, an
+interrupt deferred to a batch boundary, and bfloat16 autocast off CUDA. Each undoes what it changes (signal handlers) when the fit ends."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import torch
 from fastai.callback.core import Callback
+from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
+from fastai.torch_core import to_float
 
 from ..errors import Terminated
 from . import checkpoint
@@ -94,8 +97,9 @@ class Checkpoints(Callback):
         self.stage, self.in_stage, self.n_stage, self.last = 0, 0, 1, True
 
     def before_fit(self):
-        if self.resume is not None:  # resumed within a fit: its smoothed training loss goes on
+        if self.resume is not None:  # resumed within a fit: its smoothed training loss and loss scale go on
             checkpoint.restore_smooth_loss(self.learn, self.resume)
+            checkpoint.restore_scaler(self.learn, self.resume)
         self.resume = None
 
     def begin_stage(self, stage: int, start: int, n_epoch: int, last: bool) -> None:
@@ -166,3 +170,62 @@ def epoch_line(row: dict, total: int) -> str:
                        for k, v in row.items() if k in ("train_loss", "valid_loss", "accuracy"))
     return (f"epoch {row['epoch'] + 1}/{total}  stage {row['stage'] + 1}  {row['size']}px  {values}  "
             f"{row['train_seconds']:.1f}s")
+
+
+class Autocast(Callback):
+    """bfloat16 autocast on the learner's own device type, for training, validation and TTA alike. Hand-written
+    because fastai 2.8's MixedPrecision autocasts on 'cuda' only (on a CPU torch warns and turns it off).
+
+    While the fit lasts, a strided convolution whose input map is no larger than its kernel or stride (xresnet's
+    last stage below 32 px) trains in fp32: there torch's bf16 CPU weight gradient reads uninitialized memory, so
+    the same run gives different weights, or NaN (bench/bf16_conv.py shows it and where it stops)."""
+    order = MixedPrecision.order
+
+    def __init__(self, precision: str = "bf16"):
+        self.precision, self.dtype, self.ctx, self.hooks = precision, {"bf16": torch.bfloat16}[precision], None, []
+
+    def before_fit(self):
+        self.release()
+        convs = [m for m in self.learn.model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.stride) > 1]
+        for m in convs:
+            self.hooks += [m.register_forward_pre_hook(self._guard_in), m.register_forward_hook(self._guard_out)]
+
+    def _guard_in(self, module, args):
+        x = args[0]
+        if torch.is_grad_enabled() and min(x.shape[-2:]) <= max(*module.kernel_size, *module.stride):
+            module._fp32 = torch.autocast(x.device.type, enabled=False)
+            module._fp32.__enter__()
+            return (x.float(), *args[1:])
+
+    @staticmethod
+    def _guard_out(module, args, out):
+        ctx = module.__dict__.pop("_fp32", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+
+    def before_batch(self):
+        self.close()
+        self.ctx = torch.autocast(self.dls.device.type, dtype=self.dtype)
+        self.ctx.__enter__()
+
+    def after_pred(self):
+        self.learn.pred = to_float(self.pred)
+
+    def after_loss(self):
+        self.close()
+
+    def close(self):
+        """Leave autocast: after the loss, and wherever a batch ends early (a run calls it when one raises)."""
+        if self.ctx is not None:
+            ctx, self.ctx = self.ctx, None
+            ctx.__exit__(None, None, None)
+
+    def release(self):
+        """Leave autocast and take the guards off the model."""
+        self.close()
+        for h in self.hooks:
+            h.remove()
+        self.hooks = []
+
+    after_cancel_batch = after_batch = close
+    after_fit = release

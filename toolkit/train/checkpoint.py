@@ -10,6 +10,7 @@ A checkpoint is a dict of tensors and plain values only (so it loads with `torch
                `random.Random` each fastai DataLoader holds for its shuffling
     log        the compute counted so far: training seconds, images and pixels
     smooth     the Recorder's smoothed training loss (fastai resets it at each fit, not at each epoch)
+    scaler     fp16's GradScaler state (its loss scale and growth tracker), {} without one
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def capture(learn, position: dict, log: dict) -> dict:
         "model": plain(learn.model.state_dict()),
         "smooth": {"count": learn.recorder.smooth_loss.count, "val": plain(learn.recorder.smooth_loss.val)},
         "opt": plain(learn.opt.state_dict()),
+        "scaler": plain(scaler.state_dict()) if (scaler := getattr(learn, "scaler", None)) is not None else {},
         "rng": {"python": random.getstate(), "numpy": [np_state[0], plain(np_state[1]), *np_state[2:]],
                 "torch": torch.get_rng_state(),
                 "cuda": [s.clone() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
@@ -73,6 +75,13 @@ def restore_smooth_loss(learn, state: dict) -> None:
     """The smoothed training loss the epoch log reports, as it stood (call after the Recorder's before_fit)."""
     learn.recorder.smooth_loss.count = state["smooth"]["count"]
     learn.recorder.smooth_loss.val = state["smooth"]["val"]
+
+
+def restore_scaler(learn, state: dict) -> None:
+    """fp16's loss scale as it stood (call after MixedPrecision's before_fit has made the fit's GradScaler)."""
+    scaler = getattr(learn, "scaler", None)
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def restore_opt(learn, state: dict) -> None:

@@ -23,8 +23,8 @@ from ..atomic import write_atomic
 from ..data.datasets import resolve
 from ..data.pipeline import Data, dataloaders, prepare
 from ..recipes.recipe import Recipe
-from . import checkpoint, schedule
-from .callbacks import Checkpoints, DeferInterrupt, EpochLog
+from . import checkpoint, precision, schedule
+from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog
 from .mix import Mix
 from .models import check_arch, check_weights, create_model
 
@@ -38,7 +38,7 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
     else:
         extra = [MixUp(recipe.mixup)] if recipe.mixup else []
     return Learner(dls, create_model(recipe.arch, dls.c, recipe.weights), loss_func=loss, metrics=accuracy,
-                   cbs=[*extra, *cbs])
+                   cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
 
 
 def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: int | None = None) -> Learner:
@@ -58,7 +58,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
     the log loses the epochs trained after it.
     """
-    recipe = resolve(recipe)
+    recipe = precision.resolve(resolve(recipe))
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
     mode = show.resolve(progress)
@@ -88,6 +88,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
         raise
     finally:
         interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore the handlers here too
+        for cb in learn.cbs.filter(lambda c: isinstance(c, Autocast)):
+            cb.release()       # and leave autocast, should the exception have come inside a forward pass
     return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
             "train_seconds": round(epochs.train_seconds, 3),
             "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
