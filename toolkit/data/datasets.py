@@ -230,6 +230,25 @@ def check_images(path: Path, files: dict, fp: str) -> list[str]:
     return cache_json("checks", fp, compute)
 
 
+def source_side(ds: Dataset) -> int:
+    """The largest shorter side among the dataset's images, in px: the most a pack can store without inventing
+    pixels (a pack center-crops each image to a square of its shorter side first). For a folder of mixed sizes this
+    keeps every pixel of its largest images, and the smaller ones are upsampled as fastai's item Resize would.
+    Read from the image headers once per source listing and cached."""
+    def compute():
+        from PIL import Image
+        side = 0
+        for f in (f for s in SPLITS for f in ds.files[s]):
+            try:
+                with Image.open(f) as im:
+                    side = max(side, min(im.size))
+            except OSError:
+                continue
+        return {"side": side}
+    return int(cache_json("sides", ds.fingerprint or hashlib.sha1(str(ds.path).encode()).hexdigest()[:16],
+                          compute)["side"])
+
+
 def image_exts() -> set[str]:
     """fastai's `image_extensions` (every extension with an image/* mime type), without importing fastai here."""
     import mimetypes

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import progress as show
 from ..atomic import atomic_dir, lock, tmp_prefix, write_json
-from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, toolkit_home
+from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, source_side, toolkit_home
 from ..errors import DatasetError
 
 FORMAT = 1
@@ -58,9 +58,22 @@ class Pack:
         return sum(s["bytes"] for s in self.meta["splits"].values())
 
 
-def stored_size(size: int, presize: float = 2.0) -> int:
-    """The side a pack stores for training at `size`: presize x size, what fastai's item Resize would give."""
-    return max(int(size), round(size * presize))
+def stored_size(size: int, presize: float = 2.0, source: int | None = None) -> int:
+    """The side a pack stores for training at `size`: presize x size, what fastai's item Resize would give, but
+    never more than `source`, the source images' own side (see `datasets.source_side`): above it a pack would only
+    hold upsampled copies. The batch augmentation upsamples from there, as the item Resize would have."""
+    side = max(int(size), round(size * presize))
+    return min(side, source) if source else side
+
+
+def pack_side(ds: Dataset, size: int, presize: float = 2.0) -> int:
+    """The side of the pack that serves training on `ds` at `size` px (`stored_size`, capped at the source's)."""
+    return stored_size(size, presize, source_side(ds))
+
+
+def planned_bytes(ds: Dataset, side: int) -> int:
+    """Disk bytes of the pack of `ds` at `side` px: every image as side x side x 3 uint8."""
+    return sum(len(ds.files[s]) for s in SPLITS) * side * side * 3
 
 
 def pack_dir(ds: Dataset, side: int) -> Path:
@@ -108,7 +121,8 @@ def ensure_pack(ds: Dataset, side: int, workers: int | None = None, progress: st
                    if old is not None else "it is incomplete or from another toolkit version")
             log(f"Pack {dest} is stale: {why}; rebuilding it.")
         else:
-            log(f"Packing {ds.path} at {side} px into {dest} (each image is decoded once; later runs reuse it).")
+            log(f"Packing {ds.path} at {side} px into {dest}: {sum(len(ds.files[s]) for s in SPLITS):,} images, "
+                f"{_mb(planned_bytes(ds, side))} planned (each image is decoded once; later runs reuse it).")
         pack = build_pack(ds, side, dest, workers=workers, progress=mode)
         log(describe(pack))
         return pack
@@ -118,8 +132,7 @@ def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, p
     """Decode, resize and write every image of `ds`; the pack appears at `dest` only once it is complete."""
     for leftover in dest.parent.glob(f"{tmp_prefix(dest)}*"):  # from a killed build (we hold the lock)
         shutil.rmtree(leftover, ignore_errors=True)
-    row = side * side * 3
-    need = sum(len(ds.files[s]) for s in SPLITS) * row
+    need = planned_bytes(ds, side)
     t0 = time.perf_counter()
     try:
         with atomic_dir(dest, replace=True) as tmp:   # a stale pack at `dest` is replaced only once this one is whole
@@ -165,6 +178,15 @@ def describe(pack: Pack) -> str:
             f"({', '.join(f'{s} {k:,}' for s, k in n.items())}; {m['n_skipped']} skipped), "
             f"{_mb(m['pack_bytes'])} on disk vs {_mb(m['source_bytes'])} of source files "
             f"({m['pack_bytes'] / max(m['source_bytes'], 1):.1f}x), built in {m['build_seconds']:.0f} s.")
+
+
+def plan_line(ds: Dataset, size: int, presize: float = 2.0) -> str:
+    """What the pack for training at `size` stores, and what the cap at the source's own side saves."""
+    side, full, n = pack_side(ds, size, presize), stored_size(size, presize), sum(len(ds.files[s]) for s in SPLITS)
+    saved = (f"; presize x size alone would store {full} px, {_mb(planned_bytes(ds, full))}, above the sources' "
+             f"{source_side(ds)} px" if full > side else "")
+    return (f"Pack of {ds.path} for {size} px training: {n:,} images at {side} px, {_mb(planned_bytes(ds, side))} "
+            f"planned{saved}.")
 
 
 def _mb(n: int) -> str:
@@ -253,10 +275,12 @@ def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
 
 
 def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int | None = None,
-         progress: str | None = None) -> Pack:
-    """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size).
+         progress: str | None = None, plan: bool = False) -> Pack | None:
+    """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size, at most
+    the source images' own side).
 
-    `size` defaults to the dataset's default training size, the one a recipe without --size uses.
+    `size` defaults to the dataset's default training size, the one a recipe without --size uses. `plan`: only
+    print what it would store (and what presize x size alone would have), build nothing.
     """
     from .datasets import default_size, load
     if size is not None and size < 8:
@@ -264,7 +288,11 @@ def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int 
     if workers is not None and workers < 1:
         raise DatasetError(f"--workers must be at least 1 (got {workers}).")
     ds = load(spec)
-    side = stored_size(size or default_size(spec), presize)
+    size = size or default_size(spec)
+    side = pack_side(ds, size, presize)
+    if plan:
+        print(plan_line(ds, size, presize))
+        return None
     existing = open_pack(pack_dir(ds, side), ds, side)
     if existing is not None:
         print("Up to date. " + describe(existing))   # the command's result: shown even with --quiet

@@ -21,7 +21,7 @@ from fastai.vision.data import ImageBlock
 from .augment import BatchAugment
 from .datasets import Dataset, FolderLabel, cache_json, load, readable
 from .loader import PackedDL, PackedItems, packed_dataloaders
-from .pack import Pack, ensure_pack, stored_size
+from .pack import Pack, ensure_pack, pack_side
 from ..recipes.recipe import Recipe, stage_plan
 
 
@@ -38,8 +38,9 @@ def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = No
     ds = ds or load(recipe.dataset)
     plan = stage_plan(recipe, recipe.size)
     pack = None
-    if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give
-        pack = ensure_pack(ds, stored_size(max(p[0] for p in plan), recipe.presize), progress=progress)
+    if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give,
+        # at most the source's own side (`pack_side`)
+        pack = ensure_pack(ds, pack_side(ds, max(p[0] for p in plan), recipe.presize), progress=progress)
     return Data(ds, plan, pack)
 
 
