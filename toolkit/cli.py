@@ -176,7 +176,7 @@ def cmd_data_pack(args) -> int:
     if args.presize < 1:
         raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
     pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
-         progress=show.of(args.quiet, args.progress))
+         progress=show.of(args.quiet, args.progress), plan=args.plan)
     return 0
 
 
@@ -347,8 +347,10 @@ def _data_parsers(sub) -> None:
     d.add_argument("src", help="dataset name or folder in Imagenette's layout")
     d.add_argument("--size", type=int, help="training size in px the pack serves (default: the dataset's)")
     d.add_argument("--presize", type=float, default=Recipe.presize,
-                   help="stored size = presize x size, as the recipes' item Resize (default: %(default)s)")
+                   help="stored size = presize x size, as the recipes' item Resize, at most the source images' own "
+                        "side (default: %(default)s)")
     d.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    d.add_argument("--plan", action="store_true", help="say what the pack would store and its bytes; build nothing")
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_pack)
 
@@ -364,7 +366,7 @@ def _bench_parsers(sub) -> None:
     b.add_argument("--loader-batches", type=int, default=50,
                    help="batches timed for the loader-only column (default: %(default)s)")
     b.add_argument("--repeats", type=int, default=1, help="rounds over the rows; medians are reported (default: 1)")
-    b.add_argument("--rows", default="1,2,3,4,5", help="which pipelines to run, e.g. 3,4,5 (default: all)")
+    b.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10,11", help="which pipelines to run, e.g. 3,4,5 (default: all)")
     b.add_argument("--no-policies", action="store_true", help="skip the augmentation-policy table")
     b.add_argument("--loader-only", action="store_true", help="loader columns only: no training epochs (no row 5)")
     b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")

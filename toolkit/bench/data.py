@@ -6,6 +6,10 @@ Rows (the same model, batch size, seed and one-cycle epoch; only the data path c
   3  the packed cache, read by the batch, with per-sample batch augmentation on the device
   4  the same, with the next batch read ahead by a background thread
   5  the limit: the training step fed one pre-made (already augmented) batch over and over
+  6-11  rows 5 and 4 again in bf16 autocast, in channels_last and in both; 11 is row 4 as shipped (precision and
+        channels_last auto: what a run on this device trains in)
+Rows 1-5 train in fp32, contiguous (what every run did before precision was a setting); every epoch is also
+given as a ratio to the fp32 limit (5).
 A second table times each automatic-augmentation policy alone: torchvision's, one image at a time as a loader's
 item pipeline applies it, against the toolkit's per-sample draws on whole batches.
 Columns: loader-only images/s (iterating the train DataLoader, augmentation included, first batch excluded as
@@ -26,10 +30,10 @@ from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import default_device, set_seed
 
 from ..data import datasets
-from ..train import schedule
+from ..train import precision, schedule
 from ..atomic import write_atomic
 from ..data.loader import PackedDL, PackedItems
-from ..data.pack import ensure_pack, stored_size
+from ..data.pack import ensure_pack, pack_side
 from ..data.pipeline import Data, dataloaders
 from ..recipes.recipe import Recipe
 from ..train.learner import build_learner
@@ -40,7 +44,17 @@ ROWS = {
     3: "packed cache + per-sample batch augmentation on the device",
     4: "packed cache + batch augmentation + prefetch thread",
     5: "limit: training step on one pre-made batch (no loading)",
+    6: "limit, bf16 autocast",
+    7: "packed + prefetch, bf16 autocast",
+    8: "limit, channels_last",
+    9: "limit, bf16 + channels_last",
+    10: "packed + prefetch, bf16 + channels_last",
+    11: "packed + prefetch, as shipped (auto: {auto})",
 }
+# row -> (the row whose data path it uses, precision, channels_last); None: auto
+SETTINGS = {1: (1, "fp32", False), 2: (2, "fp32", False), 3: (3, "fp32", False), 4: (4, "fp32", False),
+            5: (5, "fp32", False), 6: (5, "bf16", False), 7: (4, "bf16", False), 8: (5, "fp32", True),
+            9: (5, "bf16", True), 10: (4, "bf16", True), 11: (4, "auto", None)}
 
 
 class TrainTimer(Callback):
@@ -73,8 +87,15 @@ class RepeatedBatch(PackedDL):
             yield self.batch
 
 
+def row_recipe(row: int, recipe: Recipe) -> Recipe:
+    """The recipe with the precision and memory format of `row` (resolved on this device)."""
+    _, prec, cl = SETTINGS[row]
+    return precision.resolve(replace(recipe, precision=prec, channels_last=cl))
+
+
 def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
     """The recipe's own DataLoaders (toolkit/data/pipeline.py), with the loader, workers and read-ahead of `row`."""
+    row = SETTINGS[row][0]
     if row in (1, 2):
         folder = Data(ds, [], None)
         return dataloaders(replace(recipe, loader="folder"), folder, recipe.size, num_workers=0 if row == 1 else workers)
@@ -117,7 +138,7 @@ def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
 
 
 def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xresnet18", bs: int = 64,
-               out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = "1,2,3,4,5",
+               out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = ",".join(map(str, ROWS)),
                repeats: int = 1, quiet: bool = False, policies: bool = True,
                policy_batches: int = 5, train: bool = True) -> pd.DataFrame:
     """Run the data benchmark, print its table, write OUT/data.md and OUT/data.csv; returns the table."""
@@ -130,23 +151,23 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     recipe = Recipe(name="bench", dataset=dataset, arch=arch, size=size, bs=bs, epochs=1)  # the baseline otherwise
     ds = datasets.load(dataset)
     mode = "none" if quiet else None
-    pack = ensure_pack(ds, stored_size(size, recipe.presize), progress=mode) if set(wanted) & {3, 4, 5} else None
+    pack = ensure_pack(ds, pack_side(ds, size, recipe.presize), progress=mode) if set(wanted) & {3, 4, 5} else None
     workers = os.cpu_count() or 1
     if not train:
-        wanted = [r for r in wanted if r != 5]  # the limit row is a training epoch and nothing else
+        wanted = [r for r in wanted if SETTINGS[r][0] != 5]  # a limit row is a training epoch and nothing else
     per_row = {r: {"loader": [], "reading": [], "epoch": [], "images": 0} for r in wanted}
     for rep in range(repeats):
         for r in wanted:
-            say(f"[round {rep + 1}/{repeats}] row {r}: {ROWS[r].format(workers=workers)}")
+            say(f"[round {rep + 1}/{repeats}] row {r}: {_name(r, workers)}")
             dls = _dataloaders(r, recipe, ds, pack, workers)
-            if r != 5:
+            if SETTINGS[r][0] != 5 and (r < 6 or r == 11):  # the other rows read as row 4 does
                 set_seed(recipe.seed)
                 per_row[r]["loader"].append(loader_rate(dls.train, loader_batches))
                 per_row[r]["reading"].append(loader_rate(reading_only(dls.train), loader_batches))
                 say(f"    loader {per_row[r]['loader'][-1]:,.0f} images/s "
                     f"(reading only {per_row[r]['reading'][-1]:,.0f} images/s)")
             if train:
-                secs, imgs = epoch_seconds(recipe, dls)
+                secs, imgs = epoch_seconds(row_recipe(r, recipe), dls)
                 per_row[r]["epoch"].append(secs)
                 per_row[r]["images"] = imgs
                 say(f"    epoch {secs:.1f} s ({imgs / secs:.1f} images/s)")
@@ -156,7 +177,7 @@ def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xre
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "data.md", out / "data.csv"]
     if policies:
-        pol = policy_table(pack or ensure_pack(ds, stored_size(size, recipe.presize), progress=mode), ds,
+        pol = policy_table(pack or ensure_pack(ds, pack_side(ds, size, recipe.presize), progress=mode), ds,
                            recipe, n_batches=policy_batches, say=say)
         md += "\n\n" + _policy_markdown(pol, recipe)
         write_atomic(out / "data_policies.csv", lambda p: pol.to_csv(p, index=False))
@@ -224,7 +245,8 @@ def _table(per_row: dict, workers: int, recipe: Recipe, ds, repeats: int, loader
     device = str(default_device())
     rows = []
     for r, v in m.items():
-        rows.append({"row": r, "pipeline": ROWS[r].format(workers=workers),
+        rows.append({"row": r, "pipeline": _name(r, workers),
+                     "precision": row_recipe(r, recipe).precision, "channels_last": row_recipe(r, recipe).channels_last,
                      "loader_images_per_s": round(v["loader"], 1), "loader_x_folder": round(v["loader"] / folder, 2),
                      "reading_images_per_s": round(v["reading"], 1),
                      "reading_x_folder": round(v["reading"] / folder_reading, 2),
@@ -235,6 +257,12 @@ def _table(per_row: dict, workers: int, recipe: Recipe, ds, repeats: int, loader
                      "arch": recipe.arch, "bs": recipe.bs, "device": device, "cores": os.cpu_count(),
                      "repeats": repeats, "loader_batches": loader_batches})
     return pd.DataFrame(rows)
+
+
+def _name(row: int, workers: int) -> str:
+    auto = precision.choice()
+    return ROWS[row].format(workers=workers, auto=f"{auto['precision']}" + (" + channels_last" if auto["channels_last"]
+                                                                              else ""))
 
 
 def _markdown(t: pd.DataFrame) -> str:
