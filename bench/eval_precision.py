@@ -15,15 +15,17 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastai.metrics import accuracy  # noqa: E402
+from fastai.torch_core import set_seed  # noqa: E402
 
 import experiments  # noqa: E402,F401
 from toolkit import api  # noqa: E402
 from toolkit.train.callbacks import Autocast  # noqa: E402
 
 
-def evaluate(learn, tta_n: int = 4) -> tuple[float, float]:
-    """(accuracy, TTA accuracy) of `learn` as it is."""
+def evaluate(learn, seed: int, tta_n: int = 4) -> tuple[float, float]:
+    """(accuracy, TTA accuracy) of `learn` as it is; TTA's augmentations drawn from `seed`, alike in both precisions."""
     acc = float(learn.validate()[1])
+    set_seed(seed, reproducible=True)
     preds, targs = learn.tta(n=tta_n)
     return acc, float(accuracy(preds, targs))
 
@@ -42,9 +44,9 @@ def main():
                             precision="bf16", seed=seed, progress="none")
         with learn.no_bar(), learn.no_logging():
             learn.fit_one_cycle(args.epochs, learn.recipe.lr)
-            bf16 = evaluate(learn)
+            bf16 = evaluate(learn, seed)
             with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, Autocast))):
-                fp32 = evaluate(learn)
+                fp32 = evaluate(learn, seed)
         rows.append((seed, *bf16, *fp32))
     print(f"{args.dataset}, {args.size} px, {args.epochs} epochs, {args.arch}, trained in bf16; seeds "
           f"{', '.join(str(r[0]) for r in rows)}\n")

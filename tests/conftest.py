@@ -45,6 +45,13 @@ def imagenette() -> Path:
     return SHARED_IMAGENETTE
 
 
+def resolved(recipe):
+    """A recipe resolved as a run on this machine resolves it: its dataset and size, its precision and format."""
+    from toolkit.data.datasets import resolve
+    from toolkit.train import precision
+    return precision.resolve(resolve(recipe))
+
+
 CONTEXT = {"arch": "xresnet18", "dataset": "digits"}   # the context of the rows `add_rows` writes
 
 
@@ -52,10 +59,9 @@ def add_rows(results, name, accuracies, seed0=42, tta=None, **changes):
     """Results-table rows for `name` under CONTEXT, one per seed from seed0, with the given accuracies (and TTA
     accuracies): a table to compare without training."""
     from dataclasses import replace
-    from toolkit.data.datasets import resolve
     from toolkit.recipes import registry
     from toolkit.sweep import runs
-    recipe = resolve(replace(registry.get(name), arch="xresnet18", dataset="digits", **changes))
+    recipe = resolved(replace(registry.get(name), arch="xresnet18", dataset="digits", **changes))
     for i, acc in enumerate(accuracies):
         r = replace(recipe, seed=seed0 + i)
         metrics = {"accuracy": acc, "valid_loss": 1.0, "wall_seconds": 10.0, "n_valid": 359,

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from toolkit.data.datasets import resolve
+from tests.conftest import resolved as resolve
 from toolkit.recipes import registry
 from toolkit.sweep import plan, runs
 

@@ -66,13 +66,13 @@ def test_config_id_of_the_baseline_on_digits_is_pinned():
     """Changing how ids are computed (or the baseline) would orphan every recorded run: this must not move."""
     from toolkit.recipes import registry
     from toolkit.data.datasets import resolve
-    r = resolve(replace(registry.get("baseline"), dataset="digits"))
+    r = resolve(replace(registry.get("baseline"), dataset="digits", precision="fp32", channels_last=False))
     assert effective(r) == {"dataset": "digits", "size": 16}
     assert config_id(r) == "49d538131212"
 
 
 def test_config_id_ignores_metadata_defaults_and_settings_without_effect():
-    r = Recipe(dataset="digits", size=16)
+    r = Recipe(dataset="digits", size=16, precision="fp32", channels_last=False)
     assert config_id(replace(r, name="x", parent="y", notes="z", seed=7)) == config_id(r)
     assert config_id(replace(r, presize=2)) == config_id(r)                    # 2 and 2.0 are one presize
     assert config_id(replace(r, tta_n=8)) == config_id(r)                      # TTA is off: tta_n has no effect
@@ -87,7 +87,7 @@ def test_config_id_ignores_metadata_defaults_and_settings_without_effect():
 
 def test_recipe_round_trips_through_json_with_extra_keys():
     import json
-    r = Recipe(name="p", dataset="digits", size=32, stages=((0.5, 1, 1e-3, "one_cycle"), (1, 1, 1e-3, "fine_tune")))
+    r = Recipe(name="p", dataset="digits", size=32, precision="bf16", channels_last=True, stages=((0.5, 1, 1e-3, "one_cycle"), (1, 1, 1e-3, "fine_tune")))
     saved = json.loads(json.dumps({**r.to_dict(), "config_id": "abc", "stage_plan": [[16, 1]]}))
     assert Recipe.from_dict(saved) == r and config_id(Recipe.from_dict(saved)) == config_id(r)
 
@@ -125,6 +125,6 @@ def test_a_budget_too_small_for_the_full_size_stages_is_an_error():
 
 
 def test_budgets_are_part_of_the_config():
-    r = Recipe(dataset="digits", size=32, stages=PROGRESSIVE)
+    r = Recipe(dataset="digits", size=32, stages=PROGRESSIVE, precision="fp32", channels_last=False)
     assert config_id(replace(r, budget_pixels=999)) == config_id(r)         # no effect under budget=epochs
     assert config_id(replace(r, budget="pixels", budget_pixels=5 * 32 ** 2)) != config_id(r)

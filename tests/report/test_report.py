@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from toolkit.data.datasets import resolve
+from tests.conftest import resolved as resolve
 from toolkit.errors import ToolkitError
 from toolkit.recipes import registry
 from toolkit.report import compare

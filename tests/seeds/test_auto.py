@@ -1,5 +1,6 @@
 """--seeds auto on a results table that already holds every seed: the rounds, who stops where, and what each round
 runs, without training (every job is found finished in the table)."""
+import pytest
 import numpy as np
 
 from toolkit import api
@@ -49,3 +50,21 @@ def test_bad_auto_settings_are_clear_errors_before_anything_runs(results):
     with pytest.raises(ToolkitError, match="--margin is a number of accuracy points"):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds=3, margin=-1, results=results, quiet=True)
     assert not (results / runs.TABLE).exists()
+
+
+def test_each_round_replans_a_variant_with_its_treatment_over_the_context(monkeypatch, results):
+    """`--set precision=fp32 --vary precision=bf16 --seeds auto`: every round runs the bf16 variant against the
+    fp32 reference (the context must not be applied over the variant again)."""
+    from toolkit.seeds import auto
+    from toolkit.sweep import plan
+    asked = []
+
+    def fake_run(names, context, vary, against, seeds, **kw):
+        asked.append(plan.plan(names, context, vary, against, seeds=seeds))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(auto.execute, "run", fake_run)
+    ctx = plan.context_of({"precision": "fp32", **CONTEXT})
+    with pytest.raises(KeyboardInterrupt):
+        auto.run_auto(["baseline"], ctx, {"precision": "bf16"}, results=results, log=lambda *a: None)
+    jobs = {(j.role, j.recipe.name): j.recipe.precision for j in asked[0]}
+    assert jobs == {("reference", "baseline"): "fp32", ("recipe", "baseline [precision=bf16]"): "bf16"}

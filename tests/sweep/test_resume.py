@@ -192,7 +192,7 @@ def test_a_failed_append_leaves_the_table_byte_identical(tmp_path, monkeypatch):
     from dataclasses import replace
 
     from toolkit.recipes import registry
-    from toolkit.data.datasets import resolve
+    from tests.conftest import resolved as resolve
     recipe = resolve(replace(registry.get("baseline"), dataset="digits"))
     runs.append_row(tmp_path, runs.result_row(recipe, {}, Path("/nowhere/a"), {"accuracy": 0.5}))
     before = (tmp_path / "runs.csv").read_bytes()

@@ -8,8 +8,8 @@ import pytest
 
 from toolkit.recipes import registry
 from toolkit.sweep import runs
-from toolkit.data.datasets import resolve
-from toolkit.recipes.recipe import config_id
+from tests.conftest import resolved as resolve
+from toolkit.recipes.recipe import LEGACY, config_id
 
 OLD_COLUMNS = ["run_id", "experiment", "dataset", "size", "epochs", "arch", "bs", "lr", "seed", "accuracy",
                "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "images_per_second", "finished_at",
@@ -61,7 +61,8 @@ def test_a_table_from_before_config_ids_is_upgraded_in_place(results, tmp_path):
     assert mixup.parent == "normalize" and mixup.mixup == 0.4 and mixup.loader == "folder"  # old runs read folders
     assert json.loads(t["context"].iloc[1]) == {"arch": "xresnet18", "dataset": "digits", "epochs": "4",
                                                 "loader": "folder", "lr": "0.01", "size": "16"}
-    assert t["config_id"].iloc[1] == config_id(_recipe("baseline", epochs=4, lr=1e-2, loader="folder"))
+    old_run = _recipe("baseline", epochs=4, lr=1e-2, loader="folder", **LEGACY)   # they trained in fp32, too
+    assert t["config_id"].iloc[1] == config_id(old_run) and runs.row_recipe(t.iloc[1]).precision == "fp32"
     assert not list(results.glob(".*.tmp"))
 
 

@@ -52,8 +52,8 @@ def test_old_rows_keep_pooling_with_new_fp32_runs_and_find_their_fp32_reference(
     """A table from before these columns: its rows upgrade to fp32 and pair with fp32 references, while bf16 runs
     of the same settings are rows of their own (upgrade, row_recipe and annotate's reference ids)."""
     fp32, bf16 = (precision.resolve(_baseline(), auto) for auto in (LEGACY, BF16))
-    mixup = precision.resolve(resolve(replace(registry.get("mixup"), dataset="digits", arch="xresnet18")), LEGACY)
-    for i, r in enumerate([fp32, mixup]):
+    normal = precision.resolve(resolve(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
+    for i, r in enumerate([fp32, normal]):
         runs.append_row(results, runs.result_row(r, CONTEXT, Path(f"/nowhere/old{i}"), {"accuracy": 0.9}, LEGACY))
     old = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)
     old.drop(columns=["precision", "channels_last", "auto"]).to_csv(results / "runs.csv", index=False)
@@ -62,13 +62,13 @@ def test_old_rows_keep_pooling_with_new_fp32_runs_and_find_their_fp32_reference(
     runs.append_row(results, runs.result_row(bf16, CONTEXT, Path("/nowhere/bf16"), {"accuracy": 0.91}, BF16))
     table = runs.load_table(results)                                # upgraded in place by the appends
     assert table["precision"].tolist() == ["fp32", "fp32", "fp32", "bf16"]
-    assert [runs.row_recipe(row) for _, row in table.iloc[:2].iterrows()] == [fp32, mixup]
-    assert table["config_id"].tolist()[:3] == [config_id(fp32), config_id(mixup), config_id(fp32)]
+    assert [runs.row_recipe(row) for _, row in table.iloc[:2].iterrows()] == [fp32, normal]
+    assert table["config_id"].tolist()[:3] == [config_id(fp32), config_id(normal), config_id(fp32)]
     notes = annotate(table)
-    assert notes["reference_config_id"].iloc[1] == config_id(fp32)   # the old mixup row: its fp32 baseline
+    assert notes["reference_config_id"].iloc[1] == config_id(fp32)   # the old normalize row: its fp32 baseline
     summary = summarize(notes, notes).set_index("config_id")
     assert summary.loc[config_id(fp32), "n"] == 2 and summary.loc[config_id(bf16), "n"] == 1
-    assert summary.loc[config_id(mixup), "delta_pairs"] == 1           # paired with the old fp32 seed 42
+    assert summary.loc[config_id(normal), "delta_pairs"] == 1           # paired with the old fp32 seed 42
 
 
 def test_the_gradient_scaler_goes_into_the_checkpoint_and_comes_back(tiny):

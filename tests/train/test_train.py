@@ -20,14 +20,14 @@ from toolkit.sweep.jobs import run_job
 from toolkit.sweep.plan import Job
 from toolkit.train.learner import build_learner, run
 
-from conftest import folder_dls
+from conftest import folder_dls, resolved
 
 
 def tiny_recipe(name, tiny, **changes):
     """A registered recipe on the tiny dataset: 32 px, batches of 16, one epoch per stage."""
     r = registry.get(name)
     changes = {"dataset": str(tiny), "size": 32, "bs": 16, "epochs": max(1, len(r.stages)), **changes}
-    return data.resolve(replace(r, **changes))
+    return resolved(replace(r, **changes))
 
 
 def record(recipe, results, **kw):

@@ -31,7 +31,13 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
         raise ToolkitError("--rerun and --seeds auto do not go together: auto decides from what the table holds. "
                            "Run again with a fixed --seeds N --rerun, or into a new --results folder.")
     context = context or {}
-    recipes = {(r.name, config_id(r)): r for r in recipes_of(names, context, vary, against)}
+    # Each row with the recipe it was made from: a round re-plans the undecided ones from there, with the context
+    # and `vary` applied in the same order (the context re-applied to a made variant would undo its treatment).
+    made = {}
+    for base in registry_recipes(names):
+        r = recipes_of([base], context, vary, against)[0]
+        made[(r.name, config_id(r))] = (r, base)
+    recipes = {key: r for key, (r, _) in made.items()}
     refs = {key: _key(reference_recipe(r, context, against)) for key, r in recipes.items()}
     stopped: dict[tuple, int] = {}
     jobs, recorded = [], []
@@ -41,7 +47,7 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            done = execute.run([recipes[key] for key in still], context, None, against, seeds=n, reference=reference,
+            done = execute.run([made[key][1] for key in still], context, vary, against, seeds=n, reference=reference,
                                results=results, executor=executor, address=address, log=log, **options)
             jobs += done.jobs
             recorded.append(done.rows)
@@ -74,6 +80,14 @@ def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log
             out[key] = n
             log(f"    {key[0]}: {line['delta_verdict']}" + (f", {why}" if why else ""))
     return out
+
+
+def registry_recipes(names) -> list:
+    """The recipes that names, patterns, suites or Recipe objects stand for, before any context or variant."""
+    from ..recipes import registry
+    from ..recipes.recipe import Recipe
+    items = [names] if isinstance(names, (str, Recipe)) else names
+    return [r for item in items for r in ([item] if isinstance(item, Recipe) else registry.resolve(item))]
 
 
 def _key(recipe) -> tuple:

@@ -65,9 +65,10 @@ def resolve(recipe, auto: dict | None = None, device: str | None = None):
 
 
 def callbacks(recipe, device) -> list:
-    """The callbacks that train `recipe` in its (resolved) precision and memory format on `device`."""
+    """The callbacks that train `recipe` in its precision and memory format on `device` (auto decided there)."""
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import MixedPrecision
+    recipe = resolve(recipe, device=str(device))
     cbs = [ChannelsLast()] if recipe.channels_last else []   # the model alone: to_channelslast() also adds fp16
     if recipe.precision == "fp32":
         return cbs
