@@ -6,8 +6,8 @@ Rows (the same model, batch size, seed and one-cycle epoch; only the data path c
   3  the packed cache, read by the batch, with per-sample batch augmentation on the device
   4  the same, with the next batch read ahead by a background thread
   5  the limit: the training step fed one pre-made (already augmented) batch over and over
-  6-11  rows 5 and 4 again in bf16 autocast, in channels_last and in both; 11 is row 4 as shipped (precision and
-        channels_last auto: what a run on this device trains in)
+  6-11  rows 5 and 3 again in bf16 autocast, in channels_last and in both; 11 is the packed loader as shipped
+        (precision, channels_last and read-ahead decided for this device: what a run here trains with)
 Rows 1-5 train in fp32, contiguous (what every run did before precision was a setting); every epoch is also
 given as a ratio to the fp32 limit (5).
 A second table times each automatic-augmentation policy alone: torchvision's, one image at a time as a loader's
@@ -45,16 +45,16 @@ ROWS = {
     4: "packed cache + batch augmentation + prefetch thread",
     5: "limit: training step on one pre-made batch (no loading)",
     6: "limit, bf16 autocast",
-    7: "packed + prefetch, bf16 autocast",
+    7: "packed + bf16 autocast",
     8: "limit, channels_last",
     9: "limit, bf16 + channels_last",
-    10: "packed + prefetch, bf16 + channels_last",
-    11: "packed + prefetch, as shipped (auto: {auto})",
+    10: "packed + bf16 + channels_last",
+    11: "packed, as shipped (auto: {auto})",
 }
 # row -> (the row whose data path it uses, precision, channels_last); None: auto
 SETTINGS = {1: (1, "fp32", False), 2: (2, "fp32", False), 3: (3, "fp32", False), 4: (4, "fp32", False),
-            5: (5, "fp32", False), 6: (5, "bf16", False), 7: (4, "bf16", False), 8: (5, "fp32", True),
-            9: (5, "bf16", True), 10: (4, "bf16", True), 11: (4, "auto", None)}
+            5: (5, "fp32", False), 6: (5, "bf16", False), 7: (3, "bf16", False), 8: (5, "fp32", True),
+            9: (5, "bf16", True), 10: (3, "bf16", True), 11: (3, "auto", None)}
 
 
 class TrainTimer(Callback):
@@ -95,11 +95,12 @@ def row_recipe(row: int, recipe: Recipe) -> Recipe:
 
 def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
     """The recipe's own DataLoaders (toolkit/data/pipeline.py), with the loader, workers and read-ahead of `row`."""
+    prefetch = {4: 2, 11: None}.get(row, 0)   # None: read ahead where a run would (on a GPU)
     row = SETTINGS[row][0]
     if row in (1, 2):
         folder = Data(ds, [], None)
         return dataloaders(replace(recipe, loader="folder"), folder, recipe.size, num_workers=0 if row == 1 else workers)
-    dls = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=2 if row == 4 else 0)
+    dls = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=prefetch)
     if row == 5:
         batch = dls.train.one_batch()  # augmented once, already on the device
         train = RepeatedBatch(PackedItems(pack, "train", 0), batch=batch, bs=recipe.bs, shuffle=False,
