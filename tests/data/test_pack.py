@@ -147,3 +147,21 @@ def test_pack_command_prints_sizes_and_reuses(tiny, tmp_path):
     missing = subprocess.run([*cmd[:5], str(tmp_path / "nope"), "--size", "12"], capture_output=True, text=True,
                              env=env, timeout=300)
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
+
+
+def test_a_pack_stores_at_most_the_sources_own_side(tiny, tmp_path, capsys):
+    """The 32 px proxy packed for 32 px training stores 32 px, not presize x 32 = 64; a folder of mixed sizes is
+    capped at its largest shorter side; `toolkit data pack --plan` says so and builds nothing."""
+    ds = data.load(str(tiny))
+    assert pack.stored_size(32, 2.0) == 64 and data.source_side(ds) == 32 and pack.pack_side(ds, 32) == 32
+    assert pack.ensure_pack(ds, pack.pack_side(ds, 32), progress="none").images("train").shape[1:] == (32, 32, 3)
+    assert pack.pack_side(ds, 8) == 16                       # below the source's side: presize x size, as before
+    mixed = tmp_path / "mixed"
+    for split in ("train", "val"):
+        for c, (w, h) in enumerate([(40, 30), (20, 50)]):
+            (mixed / split / f"c{c}").mkdir(parents=True)
+            Image.new("RGB", (w, h), (c * 100, 0, 0)).save(mixed / split / f"c{c}" / "a.png")
+    assert data.source_side(data.load(str(mixed))) == 30
+    assert pack.pack(str(mixed), size=64, plan=True) is None and not list((data.toolkit_home() / "packs").glob("mixed-*"))
+    out = capsys.readouterr().out
+    assert "4 images at 30 px" in out and "presize x size alone would store 128 px" in out
