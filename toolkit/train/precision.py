@@ -3,7 +3,8 @@ callbacks that apply them.
 
     precision      fp32 | bf16 | fp16 (CUDA only) | auto: bf16 where the device computes it natively (a CPU with
                    avx512_bf16 or amx_bf16, a GPU that supports it), else fp32
-    channels_last  True | False | None (auto): on where it measured faster, the CPU (bench/step.py); off on GPUs,
+    channels_last  True | False | None (auto): on where it measured faster, the CPU (bench/step.py,
+                   `toolkit bench data` rows 8 and 9); off on GPUs,
                    where it has not been measured here
 
 Training, the validation after each epoch and TTA all run under the same autocast: a bf16 model is evaluated in
@@ -72,10 +73,7 @@ def callbacks(recipe, device) -> list:
     cbs = [ChannelsLast()] if recipe.channels_last else []   # the model alone: to_channelslast() also adds fp16
     if recipe.precision == "fp32":
         return cbs
-    kind = _device(device).type
-    if kind == "cuda":
+    if _device(device).type == "cuda":
         return [*cbs, MixedPrecision(recipe.precision)]
-    if recipe.precision == "fp16":
-        raise RecipeError(f"precision=fp16 trains on CUDA GPUs only; this run is on {kind}. Use bf16 or fp32.")
-    from .callbacks import Autocast
+    from .callbacks import Autocast   # fp16 off CUDA was refused by `resolve`
     return [*cbs, Autocast(recipe.precision)]
