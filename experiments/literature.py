@@ -33,3 +33,16 @@ FINETUNE = register(derive(NORMALIZE, "finetune", arch="timm:resnet18", weights=
 
 register_suite("literature", "randaugment", "trivialaugment", "autoaugment", "flat_cos", "warmup_exp", "mixup_frac",
                "cutmix", "mixup_cutmix*", "squeezenet", "finetune")
+
+# Ways to evaluate the same training (toolkit/train/evaluation.py): no extra training, each with its own seconds,
+# and compared with the same model's plain accuracy as well as with the reference's.
+EMA = register(derive(NORMALIZE, "ema", ema=0.999,
+                      notes="timm ModelEmaV3 of the weights, decay 0.999 with warm-up, evaluated at the end"))
+TTA_FLIP = register(derive(NORMALIZE, "tta_flip", tta="flip", notes="the image and its mirror, averaged"))
+TTA_CROPS = register(derive(NORMALIZE, "tta_crops", tta="crops",
+                            notes="5 tiles of the training size from a 1.25x view, averaged"))
+TTA_HIRES = register(derive(NORMALIZE, "tta_hires", tta="hires",
+                            notes="evaluation at eval_scale (1.15) x the training size, FixRes arXiv:1906.06423"))
+TTA_ALL = register(derive(NORMALIZE, "tta_all", tta="all", notes="fastai's TTA, flip, crops and hires, each reported"))
+
+register_suite("evaluation", "ema", "tta_flip", "tta_crops", "tta_hires", "tta_all")

@@ -64,6 +64,11 @@ class Dataset:
     def n_train(self) -> int:
         return len(self.files["train"])
 
+    @property
+    def flips(self) -> bool:
+        """Whether a horizontal flip keeps an image's label (digits, or a folder that says so: no)."""
+        return self.aug.get("do_flip", True)
+
 
 def readable(folder: str) -> str:
     """A class folder's display name: ImageNet wnids become words, anything else stays as it is."""
@@ -89,6 +94,8 @@ def load(spec: str | os.PathLike) -> Dataset:
         path = _download(spec, DOWNLOADS[spec][0])
     else:
         path = _folder(spec)
+    if spec not in EMBEDDED and folder_settings(path).get("flip") is False:
+        aug = {"do_flip": False}
     files, classes = scan_folder(path)
     fp = fingerprint(path, files)
     bad = check_images(path, files, fp)
@@ -112,6 +119,25 @@ def _folder(spec: str) -> Path:
             f"nor an existing folder. Pass a folder in Imagenette's layout (train/ and val/, one sub-folder "
             f"per class) or one of those names.")
     return path.resolve()
+
+
+SETTINGS = "dataset.json"  # a folder's own facts: {"flip": false} = a mirrored image is another class (text, digits)
+
+
+def folder_settings(path: Path) -> dict:
+    """A folder's dataset.json, checked: {"flip": false} turns off flips in training and refuses tta=flip."""
+    f = Path(path) / SETTINGS
+    if not f.exists():
+        return {}
+    try:
+        d = json.loads(f.read_text())
+        if not isinstance(d, dict) or set(d) - {"flip", "why"} or not isinstance(d.get("flip", True), bool):
+            raise ValueError('expected an object such as {"flip": false, "why": "a mirrored letter is no letter"}')
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"Dataset folder {path}: {SETTINGS} cannot be used ({e}). It may hold only \"flip\" "
+                           f"(true, or false when mirroring an image changes its class: training then never flips, "
+                           f"and tta=flip is refused) and a \"why\" note; fix or remove it.") from None
+    return d
 
 
 def canonical_name(spec: str | os.PathLike) -> str:

@@ -45,9 +45,12 @@ def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = No
 
 
 def dataloaders(recipe: Recipe, data: Data, size: int, num_workers: int | None = None, prefetch: int | None = None,
-                augment: bool = True):
-    """The recipe's DataLoaders at `size` px, from its pack (loader=packed) or its image folder (loader=folder)."""
-    stats = normalize_stats(recipe, data, size)
+                augment: bool = True, stats_size: int | None = None):
+    """The recipe's DataLoaders at `size` px, from its pack (loader=packed) or its image folder (loader=folder).
+
+    `stats_size`: normalize=data with the statistics at that size (an evaluation at another size uses the ones
+    the model was trained with)."""
+    stats = normalize_stats(recipe, data, stats_size or size)
     tfms = batch_tfms(recipe, data.ds, size, stats, augment=augment)
     if recipe.loader == "folder":
         return folder_dataloaders(data.ds, size, recipe.bs, tfms, presize=recipe.presize if augment else 1.0,

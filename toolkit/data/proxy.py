@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 
 from .. import progress as show
-from ..atomic import atomic_dir, check_folder
-from .datasets import SPLITS, load
+from ..atomic import atomic_dir, check_folder, write_json
+from .datasets import SETTINGS, SPLITS, load
 from ..errors import DatasetError
 
 
@@ -28,11 +28,14 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     check_folder(dst.parent, "The proxy's destination")
     if dst.exists():
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
-    chosen = _choose(load(src).files, per_class, random.Random(seed))  # unreadable images: skipped in load
+    ds = load(src)
+    chosen = _choose(ds.files, per_class, random.Random(seed))  # unreadable images: skipped in load
 
     skipped, written = [], {s: 0 for s in SPLITS}
     todo = [(split, f) for per in chosen.values() for split in SPLITS for f in per[split]]
     with atomic_dir(dst) as tmp:
+        if not ds.flips:   # a proxy of digits is digits still: mirroring changes its classes
+            write_json(tmp / SETTINGS, {"flip": False, "why": f"a proxy of {src}, whose images change class when mirrored"})
         mode, t0 = show.resolve(progress), time.perf_counter()
         for split, f in show.bar(todo, mode, comment=f"proxy of {src}"):
             out = tmp / split / f.parent.name / f.name

@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, fields, replace
 
 from ..errors import RecipeError
-from .vocabulary import POLICIES, parse_ops
+from .vocabulary import POLICIES, parse_ops, parse_tta
 
 AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/data/autoaug.py
 
@@ -63,9 +63,12 @@ class Recipe:
     autoaug_m: int = 9               # randaugment: magnitude bin, 0..30
     autoaug_ops: str = ""            # comma-separated subset of the operations ("" = the standard set)
     autoaug_add: str = ""            # extra operations to add, e.g. "cutout"
-    tta: bool = False                # also report accuracy_tta from Learner.tta()
-    tta_n: int = 4                   # augmented passes averaged by TTA
-    tta_beta: float = 0.25           # weight of the un-augmented prediction in TTA
+    tta: str = ""                    # evaluations besides the plain one, comma-separated: fastai (Learner.tta; true
+                                     # means it), flip, crops, hires, or all (see toolkit/train/evaluation.py)
+    tta_n: int = 4                   # fastai: augmented passes averaged
+    tta_beta: float = 0.25           # fastai: weight of the un-augmented prediction
+    eval_scale: float = 1.15         # hires: evaluate at eval_scale x the training size
+    ema: float = 0.0                 # decay of an exponential moving average of the weights, also evaluated; 0 = off
     loader: str = "packed"           # packed: decode once into a memory-mapped pack | folder: fastai's DataBlock
     precision: str = "auto"          # auto | fp32 | bf16 | fp16 (CUDA only); auto: bf16 where the device has it
     channels_last: bool | None = None  # channels_last memory format; None = auto (on the CPU, where it is faster)
@@ -76,6 +79,10 @@ class Recipe:
     notes: str = ""
 
     def __post_init__(self):
+        try:
+            object.__setattr__(self, "tta", parse_tta(self.tta))  # true -> "fastai", modes in one order
+        except ValueError as e:
+            raise RecipeError(f"Recipe {self.name!r} is invalid: {e}.") from None
         problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
                     if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
         if problems:   # inf and nan pass every range check below (inf > 0), and a run would "finish" with them
@@ -101,6 +108,8 @@ class Recipe:
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1) (got {self.label_smoothing})"),
             (self.tta_n >= 1, f"tta_n must be >= 1 (got {self.tta_n})"),
             (0 <= self.tta_beta <= 1, f"tta_beta must be in [0, 1] (got {self.tta_beta})"),
+            (1 <= self.eval_scale <= 4, f"eval_scale must be in [1, 4] (got {self.eval_scale})"),
+            (0 <= self.ema < 1, f"ema must be 0 (off) or a decay in (0, 1) such as 0.999 (got {self.ema})"),
             (self.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)} (got {self.loader!r})"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"),
             (self.channels_last in (None, True, False), f"channels_last must be true, false or auto (got {self.channels_last!r})"),
@@ -144,8 +153,11 @@ def _inert(r: Recipe) -> set[str]:
         inert |= {"lr", "schedule"}                  # every stage names its own lr and schedule
     if "warmup_exp" not in hows:
         inert |= {"warmup_epochs", "hold_epochs", "lr_decay"}
-    if not r.tta:
+    modes = r.tta.split(",")
+    if "fastai" not in modes:
         inert |= {"tta_n", "tta_beta"}
+    if "hires" not in modes:
+        inert.add("eval_scale")
     if r.budget != "pixels":
         inert.add("budget_pixels")
     if not (r.mixup and r.cutmix):
@@ -180,8 +192,8 @@ def effective(recipe: Recipe) -> dict:
         value = getattr(recipe, f.name)
         if f.name in METADATA or f.name in inert or value == f.default or LEGACY.get(f.name, _MISSING) == value:
             continue
-        out[f.name] = _canonical(value, f.default)
-    return out
+        out[f.name] = True if f.name == "tta" and value == "fastai" else _canonical(value, f.default)
+    return out   # tta: "fastai" alone hashes as `true` did before the other modes, so such runs keep their id
 
 
 def config_id(recipe: Recipe) -> str:

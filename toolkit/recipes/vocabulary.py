@@ -16,3 +16,32 @@ def parse_ops(ops: str = "", add: str = "") -> tuple[str, ...]:
         raise ValueError(f"unknown augmentation operation(s) {', '.join(unknown)}; known: "
                          f"{', '.join(OPS + EXTRA_OPS)}")
     return tuple(dict.fromkeys(chosen + extra))
+
+# Ways to evaluate a trained model besides its plain accuracy (toolkit/train/evaluation.py). Each reports
+# accuracy_<key> and <key>_seconds, keyed as here: fastai's TTA keeps the `tta` key it had before the other modes.
+TTA_MODES = ("fastai", "flip", "crops", "hires")
+CROP_VIEW = 1.25   # crops: the view its tiles are cut from, as a multiple of the training size
+EVALUATIONS = {"fastai": "tta", "flip": "flip", "crops": "crops", "hires": "hires", "ema": "ema"}
+SHOWN_AS = {"tta": "TTA (fastai)", "flip": "TTA flip", "crops": "TTA crops", "hires": "TTA hires", "ema": "EMA"}
+_YES, _NO = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "none", "")
+
+
+def parse_tta(value) -> str:
+    """`tta` as a recipe stores it: the modes asked for, comma-separated in TTA_MODES order ("" = none).
+
+    true (or True, as older runs recorded it) means "fastai"; "all" means every mode."""
+    if isinstance(value, bool) or value is None:
+        return "fastai" if value else ""
+    words = [w.strip().lower() for w in str(value).replace("+", ",").split(",")]
+    modes = set()
+    for w in words:
+        if w in _YES:
+            modes.add("fastai")
+        elif w == "all":
+            modes |= set(TTA_MODES)
+        elif w not in _NO:
+            if w not in TTA_MODES:
+                raise ValueError(f"tta takes one or more of {', '.join(TTA_MODES)} (comma-separated), all, true "
+                                 f"(= fastai) or false (got {value!r})")
+            modes.add(w)
+    return ",".join(m for m in TTA_MODES if m in modes)

@@ -1,10 +1,10 @@
 """The comparison plot: every seed with its mean and interval, the paired differences as a forest plot around zero,
-and accuracy per epoch against pixels and against seconds."""
+accuracy per epoch against pixels and against seconds, and the accuracy-compute frontier (toolkit/report/frontier.py)."""
 from __future__ import annotations
 
 import pandas as pd
 
-from . import stats
+from . import frontier, stats
 from .tables import SHOWN, _shown, _verdict, context_line, epoch_curves, labels
 
 
@@ -18,14 +18,15 @@ def _color(verdict) -> str:
 
 
 def plot(rows: pd.DataFrame, summary: pd.DataFrame):
-    """Four panels: every seed's accuracy (mean and 95% CI); Δ vs the reference with its 95% CI and a line at
+    """Six panels: every seed's accuracy (mean and 95% CI); Δ vs the reference with its 95% CI and a line at
     zero (a forest plot); validation accuracy after each epoch against the pixels and against the training
-    seconds spent so far (means over seeds; seconds swing with the load on a shared machine, pixels do not)."""
+    seconds spent so far (means over seeds; seconds swing with the load on a shared machine, pixels do not);
+    and the frontier: every row and evaluation at its mean accuracy and compute, against pixels and seconds."""
     import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
     k = len(summary)
-    fig, axes = plt.subplots(2, 2, figsize=(15, max(3.8, 0.42 * k + 1.8) + 4.5),
-                             gridspec_kw={"height_ratios": [max(3.8, 0.42 * k + 1.8), 4.5]})
+    top = max(3.8, 0.42 * k + 1.8)
+    fig, axes = plt.subplots(3, 2, figsize=(15, top + 4.5 + 5.5), gridspec_kw={"height_ratios": [top, 4.5, 5.5]})
     names, refs = labels(summary)
     varying = [c for c in SHOWN if summary[c].nunique() > 1]  # in the table they are columns; here, in the label
     names = [f"{n} ({', '.join(_shown(c, s[c]) or 'epochs budget' for c in varying)})" if varying else n
@@ -37,6 +38,9 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame):
     _compute_panel(axes[1, 0], curves, summary, names, "cum_pixels", 1e6,
                    "training pixels seen (millions: images x size², summed over epochs)")
     _compute_panel(axes[1, 1], curves, summary, names, "cum_seconds", 1, "training seconds (train phase)")
+    p = frontier.points(summary, names)
+    _frontier_panel(axes[2, 0], p, "pixels", 1e6)
+    _frontier_panel(axes[2, 1], p, "seconds", 1)
     head = context_line(summary)
     if head:
         fig.suptitle(head, fontsize=10)
@@ -98,4 +102,42 @@ def _compute_panel(ax, curves, summary, names, x: str, unit: float, xlabel: str)
                 transform=ax.transAxes, color="gray")
     ax.set(xlabel=xlabel, ylabel="validation accuracy (%)",
            title=f"Accuracy after each epoch against {'pixels' if x == 'cum_pixels' else 'seconds'} (mean over seeds)")
+    ax.grid(alpha=0.3)
+
+
+def _frontier_panel(ax, p, x: str, unit: float):
+    """Every point at its mean compute and accuracy with its 95% CI; references as squares; the frontier joined."""
+    markers = dict(zip(p["evaluation"].unique(), "osD^vP*X"))
+    colors = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(p["label"]))}
+    p = p.assign(at=p[x] / unit)
+    # points at the same compute (every evaluation of a model has its training pixels) spread apart a little
+    step = 0.006 * max(float(p["at"].max() - p["at"].min()) if p["at"].notna().any() else 0.0,
+                       float(p["at"].abs().max()) if p["at"].notna().any() else 0.0)
+    p["at"] = p["at"] + step * (p.groupby(p["at"].round(9)).cumcount() - p.groupby(p["at"].round(9))["at"].transform(
+        "size").sub(1).div(2))
+    for _, q in p.iterrows():
+        if pd.isna(q["at"]) or pd.isna(q["mean"]):
+            continue
+        if pd.notna(q["low"]):
+            ax.plot([q["at"]] * 2, [100 * q["low"], 100 * q["high"]], color=colors[q["label"]], lw=1, alpha=0.6)
+        ax.scatter([q["at"]], [100 * q["mean"]], marker=markers[q["evaluation"]], s=60 if q["reference"] else 30,
+                   color="white" if q["reference"] else colors[q["label"]], edgecolors=colors[q["label"]],
+                   linewidths=1.5, zorder=3)
+    best = p[frontier.on_frontier(p, x)].sort_values(x)
+    if len(best):
+        ax.plot(best["at"], 100 * best["mean"], color="black", lw=1, ls="--", zorder=2, label="frontier")
+    for label, c in colors.items():
+        ax.scatter([], [], color=c, marker="o", s=30, label=label)
+    for ev, m in markers.items():
+        ax.scatter([], [], color="gray", marker=m, s=30, label=ev)
+    if p["reference"].any():
+        ax.scatter([], [], color="white", edgecolors="gray", marker="o", s=60, label="reference (hollow)")
+    ax.legend(fontsize=7, loc="best")
+    if p["at"].notna().any():   # equal computes stay visibly equal: at least +-10% of the largest around them
+        lo, hi, big = p["at"].min(), p["at"].max(), p["at"].abs().max()
+        if hi - lo < 0.2 * big:
+            mid = (lo + hi) / 2
+            ax.set_xlim(mid - 0.15 * big, mid + 0.15 * big)
+    ax.set(xlabel=f"{frontier.COMPUTE[x]}; equal ones nudged apart", ylabel="validation accuracy (%), mean and 95% CI",
+           title=f"Frontier against {x} (dashed: the points no other beats on both)")
     ax.grid(alpha=0.3)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import stats
 from ..recipes.recipe import label
+from ..recipes.vocabulary import CROP_VIEW, EVALUATIONS, SHOWN_AS
 
 GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
@@ -23,7 +24,14 @@ _STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
-           *(f"delta_{k}" for k in _STATS), "accuracy_tta_mean", "tta_vs", *(f"delta_tta_{k}" for k in _STATS),
+           *(f"delta_{k}" for k in _STATS), "eval_seconds",
+           # each evaluation besides the plain one (EVALUATIONS: tta, flip, crops, hires, ema): its accuracy, its
+           # seconds, what it buys over the same model's plain accuracy (gain_) and its difference with the
+           # reference (delta_: the reference's same evaluation when it has one, else its plain accuracy)
+           *(c for key in EVALUATIONS.values() for c in (
+               *(f"accuracy_{key}_{k}" for k in ("pairs", "mean", "std", "low", "high", "method")),
+               f"{key}_seconds", f"{key}_vs", *(f"gain_{key}_{k}" for k in _STATS),
+               *(f"delta_{key}_{k}" for k in _STATS))),
            "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
            "wall_seconds", "n_valid", "margin", "design", "stopped"]
 
@@ -58,17 +66,30 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
-        tta = g.groupby("seed")["accuracy_tta"].mean().dropna()
-        if len(tta):
-            ref_tta = refs.groupby("seed")["accuracy_tta"].mean().dropna()
-            line["accuracy_tta_mean"] = tta.mean()
-            line["tta_vs"] = "TTA" if len(ref_tta) else "plain"
-            line.update(_paired("delta_tta", tta, ref_tta if len(ref_tta) else ref_acc, False, bool(ref_id), margin,
-                                design))
+        line["eval_seconds"] = g["eval_seconds"].mean() if "eval_seconds" in g else None
+        for key in EVALUATIONS.values():
+            line.update(_evaluation(key, g, refs, acc, ref_acc, bool(ref_id), margin, design))
         if ref_id == cid:
             line.update(reference="", reference_name="")
         lines.append(line)
     return pd.DataFrame(lines, columns=COLUMNS)
+
+
+def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, ref_acc: pd.Series, has_ref: bool,
+                margin: float, design: stats.Design | None) -> dict:
+    """One evaluation of a row's models (accuracy_<key>): its accuracy over seeds, its seconds, what it buys over
+    the same models' plain accuracy, and its difference with the reference's."""
+    col = f"accuracy_{key}"
+    ev = g.groupby("seed")[col].mean().dropna() if col in g else pd.Series(dtype=float)
+    if not len(ev):
+        return {}
+    ref_ev = refs.groupby("seed")[col].mean().dropna() if col in refs else pd.Series(dtype=float)
+    out = _prefixed(col, stats.mean_interval(ev.values))
+    out[f"{key}_seconds"] = g[f"{key}_seconds"].mean()
+    out[f"{key}_vs"] = SHOWN_AS[key] if len(ref_ev) else "plain"
+    out.update(_paired(f"gain_{key}", ev, acc, False, True, margin, design))
+    out.update(_paired(f"delta_{key}", ev, ref_ev if len(ref_ev) else ref_acc, False, has_ref, margin, design))
+    return out
 
 
 def _compute(g: pd.DataFrame, curves: pd.DataFrame, ref_acc: pd.Series) -> dict:
@@ -214,14 +235,6 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["verdict"] = [_verdict(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
     if summary["stopped"].notna().any():
         t["stopped at"] = summary["stopped"].astype(object).fillna("")
-    if summary["accuracy_tta_mean"].notna().any():
-        t["TTA %"] = summary["accuracy_tta_mean"].map(_pct)
-        t["Δ TTA pts [95% CI]"] = [
-            "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(lo, hi, True)} vs {vs}".replace("  ", " ")
-            for m, lo, hi, vs in zip(summary["delta_tta_mean"], summary["delta_tta_low"],
-                                     summary["delta_tta_high"], summary["tta_vs"].fillna(""))]
-        t["TTA verdict"] = [_verdict(v, k) for v, k in zip(summary["delta_tta_verdict"].fillna(""),
-                                                            summary["delta_tta_needed"])]
     if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
         t["epochs run"] = summary["epochs_run"].map(lambda v: _num(v, ".0f"))   # a pixel budget changed them
     t["Mpx"] = summary["pixels_seen"].map(lambda v: _num(v / 1e6, ".1f"))
@@ -236,7 +249,55 @@ def to_markdown(summary: pd.DataFrame) -> str:
             align[list(t.columns).index(col)] = "left"
     table = t.to_markdown(index=False, disable_numparse=True, colalign=align)
     head = context_line(summary)
-    return (f"{head}\n\n" if head else "") + table + "\n\n" + footnotes(summary)
+    more = evaluations_markdown(summary)
+    return ((f"{head}\n\n" if head else "") + table + (f"\n\n{more}" if more else "") + "\n\n"
+            + footnotes(summary))
+
+
+def evaluated(summary: pd.DataFrame) -> list[str]:
+    """The evaluation keys (EVALUATIONS) that some row of `summary` has."""
+    return [k for k in EVALUATIONS.values() if summary[f"accuracy_{k}_mean"].notna().any()]
+
+
+def evaluations_markdown(summary: pd.DataFrame) -> str:
+    """The evaluations besides the plain one, a line each under its row's plain line: accuracy, what it buys over the
+    same models' plain accuracy, its difference with the reference, and its seconds ('' when none was asked for)."""
+    keys = evaluated(summary)
+    if not keys:
+        return ""
+    names, _ = labels(summary)
+    lines = []
+    for name, (_, s) in zip(names, summary.iterrows()):
+        mine = [k for k in keys if pd.notna(s[f"accuracy_{k}_mean"])]
+        if not mine:
+            continue
+        lines.append({"experiment": name, "evaluation": "plain", "n": str(int(s["n"])),
+                      "accuracy %": _pct(s["accuracy_mean"]), "95% CI": _interval(s["accuracy_low"], s["accuracy_high"]),
+                      "eval s": _num(s["eval_seconds"], ".1f")})
+        for k in mine:
+            lines.append({"experiment": "", "evaluation": SHOWN_AS[k], "n": str(int(s[f"accuracy_{k}_pairs"])),
+                          "accuracy %": _pct(s[f"accuracy_{k}_mean"]),
+                          "95% CI": _interval(s[f"accuracy_{k}_low"], s[f"accuracy_{k}_high"]),
+                          "vs plain: Δ pts [95% CI]": _delta(s, f"gain_{k}"),
+                          "verdict": _verdict(s[f"gain_{k}_verdict"], s[f"gain_{k}_needed"]),
+                          "vs reference: Δ pts [95% CI]": _delta(s, f"delta_{k}")
+                          + (f" vs {s[f'{k}_vs']}" if _delta(s, f"delta_{k}") else ""),
+                          "reference verdict": _verdict(s[f"delta_{k}_verdict"], s[f"delta_{k}_needed"])
+                          if pd.notna(s[f"delta_{k}_verdict"]) else "",
+                          "eval s": _num(s[f"{k}_seconds"], ".1f")})
+    cols = ["experiment", "evaluation", "n", "accuracy %", "95% CI", "vs plain: Δ pts [95% CI]", "verdict",
+            "vs reference: Δ pts [95% CI]", "reference verdict", "eval s"]
+    t = pd.DataFrame(lines, columns=cols).fillna("")
+    align = ["left", "left"] + ["right"] * (len(t.columns) - 2)
+    for col in ("verdict", "reference verdict"):
+        align[list(t.columns).index(col)] = "left"
+    return ("Evaluations of the same models (no extra training):\n\n"
+            + t.to_markdown(index=False, disable_numparse=True, colalign=align))
+
+
+def _delta(s, prefix: str) -> str:
+    m = s.get(f"{prefix}_mean")
+    return "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(s[f'{prefix}_low'], s[f'{prefix}_high'], True)}".strip()
 
 
 def _verdict(v, needed) -> str:
@@ -274,12 +335,24 @@ def footnotes(summary: pd.DataFrame) -> str:
         notes.append(f"{design}. A row stops once decided, at the last look, or from the second look on "
                      f"when its ~N exceeds the largest look (it stays inconclusive); `stopped at` says where. "
                      f"The table's 95% CI is the plain one.")
-    if (summary[["delta_method", "delta_tta_method"]] == "all equal").any(axis=None):
+    methods = ["delta_method", *(f"{p}_{k}_method" for k in EVALUATIONS.values() for p in ("gain", "delta"))]
+    if (summary[methods] == "all equal").any(axis=None):
         notes.append("A CI of zero width: every pair differed by exactly the same amount (e.g. the same model "
                      "evaluated twice), so there is no spread to build an interval from.")
-    if summary["accuracy_tta_mean"].notna().any():
-        notes.append("Δ TTA: accuracy with TTA minus the reference's accuracy with TTA when it has TTA, else its "
-                     "plain accuracy (what TTA buys); its verdict follows the same rules.")
+    keys = evaluated(summary)
+    if keys:
+        what = {"tta": "fastai's Learner.tta (n augmented passes averaged, then lerped with the plain prediction by "
+                       "beta)",
+                "flip": "the image and its horizontal mirror, probabilities averaged",
+                "crops": f"5 tiles of the training size (4 corners and the centre) from a view at {CROP_VIEW:g}x it, "
+                         f"probabilities averaged",
+                "hires": "one pass at eval_scale x the training size, no augmentation",
+                "ema": "the moving average of the weights (timm ModelEmaV3, with warm-up), one plain pass"}
+        notes.append("Evaluations: " + "; ".join(f"{SHOWN_AS[k]}: {what[k]}" for k in keys) + ". vs plain: the "
+                     "evaluation's accuracy minus the same models' plain accuracy, paired by seed (what it buys); vs "
+                     "reference: minus the reference's accuracy under the same evaluation when it has one, else its "
+                     "plain accuracy; verdicts follow the same rules. eval s: seconds of that evaluation of the "
+                     "validation set (plain: the last epoch's validation), mean over seeds, on this machine's load.")
     for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
         se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
         spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..recipes.vocabulary import EVALUATIONS
 from ..errors import RunInterrupted, Terminated, ToolkitError
 from . import runs
 from .plan import Job, replay
@@ -93,10 +94,11 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
 
 
 def outcome(row: dict) -> str:
-    """One line for a finished job: its accuracy (and with TTA), time and folder."""
-    tta = row.get("accuracy_tta")
-    return (f"accuracy {100 * row['accuracy']:.1f}%" + (f", with TTA {100 * tta:.1f}%" if tta not in ("", None) else "")
-            + f" in {row['wall_seconds']:.0f}s -> {row['run_dir']}")
+    """One line for a finished job: its accuracy (and each other evaluation's), time and folder."""
+    names = {"tta": "TTA", "flip": "flip", "crops": "crops", "hires": "hires", "ema": "EMA"}
+    more = "".join(f", {names[k]} {100 * row[f'accuracy_{k}']:.1f}%" for k in EVALUATIONS.values()
+                   if row.get(f"accuracy_{k}") not in ("", None))
+    return f"accuracy {100 * row['accuracy']:.1f}%{more} in {row['wall_seconds']:.0f}s -> {row['run_dir']}"
 
 
 def resume(run_dir: str | Path, progress: str | None = None, every: float | None = None, keep_checkpoints: bool = False,

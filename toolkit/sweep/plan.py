@@ -140,9 +140,13 @@ def replay(path: str | Path) -> tuple[Recipe, dict]:
 
 def check(jobs: list[Job]) -> dict:
     """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
+    from ..train.evaluation import check as check_evaluations
     from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
     for job in jobs:
         check_arch(job.recipe.arch)
         check_weights(job.recipe.arch, job.recipe.weights)
         stage_plan(job.recipe, job.recipe.size)
-    return {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}
+    loaded = {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}
+    for job in jobs:
+        check_evaluations(job.recipe, loaded[job.recipe.dataset])
+    return loaded

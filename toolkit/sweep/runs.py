@@ -34,18 +34,21 @@ from ..recipes import registry
 from ..atomic import check_folder, lock, write_atomic, write_json
 from ..errors import CheckpointError, TableError, ToolkitError
 from ..recipes.recipe import LEGACY, METADATA, Recipe, apply_overrides, changes, config_id
+from ..recipes.vocabulary import EVALUATIONS
 from ..train import precision
 
 TABLE = "runs.csv"
 RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
-METRICS = ["accuracy", "valid_loss", "accuracy_tta", "tta_seconds", "wall_seconds", "train_seconds",
+# Each evaluation besides the plain one (toolkit/train/evaluation.py): its accuracy and its seconds.
+EVALUATED = [c for key in EVALUATIONS.values() for c in (f"accuracy_{key}", f"{key}_seconds")]
+METRICS = ["accuracy", "valid_loss", *EVALUATED, "eval_seconds", "wall_seconds", "train_seconds",
            "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "attempts",
            "restarted", "started_at", "n_train", "n_valid"]
 COLUMNS = ["run_id", "name", "config_id", "seed", "context", "auto", *METRICS, "finished_at", "run_dir", *RECIPE_FIELDS]
 NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
            "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
            "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
-           "tta_n", "tta_beta", "budget_pixels"]
+           "tta_n", "tta_beta", "eval_scale", "ema", "budget_pixels"]
 
 
 # --- run folders ---------------------------------------------------------------------------------------

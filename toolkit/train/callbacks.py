@@ -31,6 +31,7 @@ class EpochLog(Callback):
         self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
         self.lines, self.total = lines, total   # lines: print each epoch as one plain line (toolkit/progress.py)
         self.train_seconds, self.train_images, self.train_pixels = 0.0, 0, 0
+        self.valid_seconds = 0.0   # the last epoch's validation: what the plain evaluation costs
 
     def before_train(self):
         self._t, self._n, self._px = time.perf_counter(), 0, 0
@@ -57,11 +58,17 @@ class EpochLog(Callback):
         self.train_images += self._n
         self.train_pixels += self._px
 
+    def before_validate(self):
+        self._tv = time.perf_counter()
+
+    def after_validate(self):
+        self.valid_seconds = time.perf_counter() - self._tv
+
     def after_epoch(self):
         names = self.learn.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         row = {"epoch": self.epoch_done, "stage": self.stage, "size": self.size,
                **dict(zip(names, self.learn.recorder.values[-1])),
-               "train_seconds": round(self._epoch_seconds, 3),
+               "train_seconds": round(self._epoch_seconds, 3), "valid_seconds": round(self.valid_seconds, 3),
                "images_per_second": round(self._n / max(self._epoch_seconds, 1e-9), 2),
                "images": self._n, "pixels": self._px}
         self.epoch_done += 1
@@ -229,3 +236,46 @@ class Autocast(Callback):
 
     after_cancel_batch = after_batch = close
     after_fit = release
+
+
+class WeightEMA(Callback):
+    """An exponential moving average of the weights (and BatchNorm statistics): timm's `ModelEmaV3`, updated after
+    every optimizer step of every fit (progressive stages included), with timm's warm-up (inv_gamma 1, power 2/3:
+    the decay is 1 - (1 + step)^(-2/3) until it reaches `decay`), so that a short run is not dominated by the
+    initial weights. It only reads the model: the raw training is unchanged, bit for bit.
+
+    The average starts at the first training batch and never restarts: fastai fires before_fit / after_epoch /
+    after_fit in `validate`, `get_preds` and `tta` too, so nothing happens on those events; the state (weights
+    and step) goes into a run's checkpoint (`state`, `load`)."""
+    order = Recorder.order + 2
+
+    def __init__(self, decay: float):
+        self.decay, self.ema, self.step = decay, None, 0
+
+    def _new(self):
+        from timm.utils.model_ema import ModelEmaV3
+        return ModelEmaV3(self.learn.model, decay=self.decay, use_warmup=True)
+
+    def before_batch(self):
+        if self.training and self.ema is None:
+            self.ema = self._new()
+
+    def after_batch(self):
+        if self.training:
+            self.step += 1
+            self.ema.update(self.learn.model, step=self.step)
+
+    @property
+    def model(self):
+        """The averaged model (None before the first training batch)."""
+        return None if self.ema is None else self.ema.module
+
+    def state(self) -> dict:
+        return {} if self.ema is None else {"step": self.step, "model": self.ema.module.state_dict()}
+
+    def load(self, state: dict) -> None:
+        """Go on from a checkpoint's `state()` (an empty one: no training batch yet)."""
+        if state:
+            self.ema = self._new()
+            self.ema.module.load_state_dict(state["model"])
+            self.step = int(state["step"])

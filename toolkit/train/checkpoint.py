@@ -11,6 +11,7 @@ A checkpoint is a dict of tensors and plain values only (so it loads with `torch
     log        the compute counted so far: training seconds, images and pixels
     smooth     the Recorder's smoothed training loss (fastai resets it at each fit, not at each epoch)
     scaler     fp16's GradScaler state (its loss scale and growth tracker), {} without one
+    ema        the weight average (`WeightEMA`): its weights and step, {} without one
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def capture(learn, position: dict, log: dict) -> dict:
         "smooth": {"count": learn.recorder.smooth_loss.count, "val": plain(learn.recorder.smooth_loss.val)},
         "opt": plain(learn.opt.state_dict()),
         "scaler": plain(scaler.state_dict()) if (scaler := getattr(learn, "scaler", None)) is not None else {},
+        "ema": plain(ema.state()) if (ema := getattr(learn, "weight_ema", None)) is not None else {},
         "rng": {"python": random.getstate(), "numpy": [np_state[0], plain(np_state[1]), *np_state[2:]],
                 "torch": torch.get_rng_state(),
                 "cuda": [s.clone() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
@@ -56,6 +58,13 @@ def capture(learn, position: dict, log: dict) -> dict:
 
 def restore_model(learn, state: dict) -> None:
     learn.model.load_state_dict(state["model"])
+
+
+def restore_ema(learn, state: dict) -> None:
+    """The weight average as it stood (a checkpoint from before EMA existed has none: the run starts it afresh)."""
+    ema = getattr(learn, "weight_ema", None)
+    if ema is not None:
+        ema.load(state.get("ema", {}))
 
 
 def restore_rng(learn, state: dict) -> None:

@@ -24,7 +24,8 @@ from ..data.datasets import resolve
 from ..data.pipeline import Data, dataloaders, prepare
 from ..recipes.recipe import Recipe
 from . import checkpoint, precision, schedule
-from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog
+from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
+from .evaluation import check as check_evaluations, evaluate
 from .mix import Mix
 from .models import check_arch, check_weights, create_model
 
@@ -37,6 +38,8 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
         extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
     else:
         extra = [MixUp(recipe.mixup)] if recipe.mixup else []
+    if recipe.ema:
+        extra.append(WeightEMA(recipe.ema))
     return Learner(dls, create_model(recipe.arch, dls.c, recipe.weights), loss_func=loss, metrics=accuracy,
                    cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
 
@@ -63,6 +66,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     check_weights(recipe.arch, recipe.weights)
     mode = show.resolve(progress)
     data = data or prepare(recipe, progress=mode)
+    check_evaluations(recipe, data.ds)
     plan = data.plan
     stage0, start0 = _position(resume)
     epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in plan)), DeferInterrupt()
@@ -81,7 +85,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
                 stack.enter_context(learn.no_bar())
                 stack.enter_context(learn.no_logging())
             _fit_stages(learn, recipe, data, epochs, saver, resume, num_workers)
-            metrics = evaluate(learn, recipe, mode)
+            metrics = evaluate(learn, recipe, data, mode, num_workers)
     except KeyboardInterrupt:
         if saver:
             saver.flush()   # the last finished epoch, if its checkpoint was not written yet
@@ -124,6 +128,7 @@ def _go_back_to(learn, epochs: EpochLog, resume: dict | None) -> None:
     if resume:
         epochs.restore(resume["log"], lost_seconds=lost)
         checkpoint.restore_model(learn, resume)
+        checkpoint.restore_ema(learn, resume)
         checkpoint.restore_rng(learn, resume)
 
 
@@ -144,23 +149,3 @@ def _trim_log(path: Path | None, keep: int) -> float:
     elif len(lines) > 1 + keep:
         write_atomic(path, lambda p: Path(p).write_text("".join(lines[:1 + keep])))
     return lost
-
-
-def evaluate(learn: Learner, recipe: Recipe, progress: str = "none") -> dict:
-    """Final validation accuracy and loss (from the last epoch), and with `recipe.tta` the accuracy under TTA."""
-    if getattr(learn.recorder, "values", None):
-        values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
-        metrics = {"accuracy": float(values["accuracy"]), "valid_loss": float(values["valid_loss"])}
-    else:  # resumed after its last epoch: nothing was fit here, so validate the restored model (logging no epoch)
-        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, (EpochLog, Checkpoints))]):
-            valid_loss, acc = learn.validate()[:2]
-        metrics = {"accuracy": float(acc), "valid_loss": float(valid_loss)}
-    if recipe.tta:
-        t = time.perf_counter()
-        preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
-        metrics.update(accuracy_tta=float(accuracy(preds, targs)), tta_n=recipe.tta_n, tta_beta=recipe.tta_beta,
-                       tta_seconds=round(time.perf_counter() - t, 3))
-        if progress == "lines":
-            show.line(f"TTA (n={recipe.tta_n}, beta={recipe.tta_beta:g}): accuracy {100 * metrics['accuracy_tta']:.1f}% "
-                      f"in {metrics['tta_seconds']:.1f}s", progress)
-    return metrics
