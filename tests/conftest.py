@@ -33,6 +33,15 @@ def tiny(tmp_path_factory, toolkit_home) -> Path:
     return dst
 
 
+@pytest.fixture(scope="session")
+def tiny_flips(tiny, tmp_path_factory) -> Path:
+    """The tiny dataset without its dataset.json: a folder whose images may be mirrored (for tta=flip)."""
+    import shutil
+    dst = tmp_path_factory.mktemp("tiny_flips") / "digits-4-flips"
+    shutil.copytree(tiny, dst, ignore=shutil.ignore_patterns("dataset.json"))
+    return dst
+
+
 @pytest.fixture
 def results(tmp_path) -> Path:
     return tmp_path / "results"
@@ -55,9 +64,9 @@ def resolved(recipe):
 CONTEXT = {"arch": "xresnet18", "dataset": "digits"}   # the context of the rows `add_rows` writes
 
 
-def add_rows(results, name, accuracies, seed0=42, tta=None, **changes):
+def add_rows(results, name, accuracies, seed0=42, tta=None, evals=None, **changes):
     """Results-table rows for `name` under CONTEXT, one per seed from seed0, with the given accuracies (and TTA
-    accuracies): a table to compare without training."""
+    accuracies, or {key: accuracies} of other evaluations, each taking 2 s): a table to compare without training."""
     from dataclasses import replace
     from toolkit.recipes import registry
     from toolkit.sweep import runs
@@ -65,7 +74,10 @@ def add_rows(results, name, accuracies, seed0=42, tta=None, **changes):
     for i, acc in enumerate(accuracies):
         r = replace(recipe, seed=seed0 + i)
         metrics = {"accuracy": acc, "valid_loss": 1.0, "wall_seconds": 10.0, "n_valid": 359,
-                   **({"accuracy_tta": tta[i]} if tta else {})}
+                   "pixels_seen": 1e6, "train_seconds": 20.0, "eval_seconds": 1.0,
+                   **({"accuracy_tta": tta[i]} if tta else {}),
+                   **{m: v for k, accs in (evals or {}).items()
+                      for m, v in ((f"accuracy_{k}", accs[i]), (f"{k}_seconds", 2.0))}}
         ctx = {**CONTEXT, **{k: str(v) for k, v in changes.items()}}
         runs.append_row(results, runs.result_row(r, ctx, Path(f"/nowhere/{name}-{i}-{len(changes)}"), metrics))
 

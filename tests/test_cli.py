@@ -70,6 +70,8 @@ def launch(args, capsys) -> tuple[int, str, str]:
     (["run", "--config", "/no/such/recipe.json"], "Cannot replay /no/such/recipe.json"),
     (["run"], "Give experiment names"),
     (["show", "baseline", "--dataset", "/no/such/folder"], "is neither a known dataset name"),
+    (["run", "tta_flip", "--dataset", "digits"], "asks for tta=flip on digits, where flipping an image changes its label"),
+    (["run", "baseline", "--set", "tta=mirror"], "tta takes one or more of fastai, flip, crops, hires"),
 ])
 def test_bad_input_is_one_clear_error(args, message, capsys):
     code, _, err = launch(args, capsys)   # in this process: an exception would fail the test as a traceback

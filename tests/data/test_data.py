@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -116,3 +117,13 @@ def test_real_untar_data_path_offline(fastai_home, imagenette):
     assert len(ds.classes) == 10 and len(ds.files["train"]) == 30
     dls = folder_dls(ds, 32, 8)
     assert {"tench", "parachute", "golf ball"} <= set(dls.vocab)
+
+
+def test_a_folder_says_flipping_changes_its_labels_in_dataset_json(tiny, tiny_flips, tmp_path):
+    assert data.load("digits").flips is False and data.load(tiny_flips).flips is True
+    assert json.loads((tiny / "dataset.json").read_text())["flip"] is False   # a proxy of digits carries it
+    assert data.load(tiny).flips is False and data.load(tiny).aug == {"do_flip": False}
+    bad = _copy(tiny, tmp_path / "bad")
+    (bad / "dataset.json").write_text('{"flip": "sometimes"}')
+    with pytest.raises(DatasetError, match=r"dataset.json cannot be used .* may hold only \"flip\""):
+        data.load(bad)

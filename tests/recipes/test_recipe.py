@@ -9,7 +9,7 @@ from toolkit.recipes.recipe import Recipe, apply_overrides, config_id, effective
 def test_overrides_are_parsed_by_field_type():
     r = apply_overrides(Recipe(), ["lr=1e-3", "epochs=7", "tta=true", "size=64", "arch=timm:resnet18",
                                    "stages=((0.5, 1, 1e-2, 'one_cycle'), (1, 1, 1e-3, 'fine_tune'))"])
-    assert (r.lr, r.epochs, r.tta, r.size, r.arch) == (1e-3, 7, True, 64, "timm:resnet18")
+    assert (r.lr, r.epochs, r.tta, r.size, r.arch) == (1e-3, 7, "fastai", 64, "timm:resnet18")
     assert r.stages == ((0.5, 1, 1e-2, "one_cycle"), (1, 1, 1e-3, "fine_tune"))
     assert apply_overrides(r, ["size=none"]).size is None
 
@@ -22,7 +22,8 @@ def test_unknown_key_suggests_close_match():
 @pytest.mark.parametrize("item, message", [
     ("lr=fast", r"Bad value 'fast' for recipe key 'lr' \(type float\)"),
     ("epochs=2.5", r"Bad value '2.5' for recipe key 'epochs' \(type int\)"),
-    ("tta=maybe", r"expected true or false"),
+    ("tta=maybe", r"tta takes one or more of fastai, flip, crops, hires"),
+    ("ema=1", r"ema must be 0 \(off\) or a decay in \(0, 1\)"),
     ("epochs=0", r"epochs must be >= 1"),
     ("normalize=zscore", r"normalize must be one of none, imagenet, data"),
     ("label_smoothing=1.5", r"label_smoothing must be in \[0, 1\)"),
@@ -78,6 +79,7 @@ def test_config_id_ignores_metadata_defaults_and_settings_without_effect():
     assert config_id(replace(r, tta_n=8)) == config_id(r)                      # TTA is off: tta_n has no effect
     assert config_id(replace(r, tta=True, tta_n=8)) != config_id(replace(r, tta=True))
     assert config_id(replace(r, mix_switch=0.9, autoaug_m=3)) == config_id(r)
+    assert config_id(replace(r, eval_scale=1.3)) == config_id(r)               # no hires: eval_scale has no effect
     stages = ((0.5, 0.5, 3e-3, "one_cycle"), (1.0, 0.5, 1e-3, "fine_tune"))
     assert config_id(replace(r, stages=stages, lr=1.0)) == config_id(replace(r, stages=stages))  # stages set the lr
     assert config_id(replace(r, lr=1e-2)) != config_id(r) and config_id(replace(r, size=32)) != config_id(r)
@@ -128,3 +130,16 @@ def test_budgets_are_part_of_the_config():
     r = Recipe(dataset="digits", size=32, stages=PROGRESSIVE, precision="fp32", channels_last=False)
     assert config_id(replace(r, budget_pixels=999)) == config_id(r)         # no effect under budget=epochs
     assert config_id(replace(r, budget="pixels", budget_pixels=5 * 32 ** 2)) != config_id(r)
+
+
+def test_tta_true_is_the_fastai_mode_and_keeps_its_id():
+    r = Recipe(dataset="digits", size=16, precision="fp32", channels_last=False)
+    fastai = replace(r, tta=True)
+    assert fastai.tta == "fastai" and Recipe.from_dict({**r.to_dict(), "tta": True}).tta == "fastai"
+    assert effective(fastai)["tta"] is True            # hashed as `true` was, before the other modes existed
+    assert config_id(replace(r, tta="fastai")) == config_id(fastai) == "0be9ded8cb6b"  # its id before the modes
+    assert replace(r, tta="hires, flip").tta == "flip,hires" == apply_overrides(r, ["tta=hires+flip"]).tta
+    assert replace(r, tta="all").tta == "fastai,flip,crops,hires" and replace(r, tta=False).tta == ""
+    assert config_id(replace(r, tta="flip")) != config_id(fastai) != config_id(replace(r, tta="fastai,flip"))
+    assert config_id(replace(r, tta="hires", eval_scale=1.3)) != config_id(replace(r, tta="hires"))
+    assert config_id(replace(r, ema=0.999)) != config_id(r)

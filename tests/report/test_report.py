@@ -74,7 +74,7 @@ def test_too_few_pairs_and_equal_differences_have_defined_answers(results):
     assert t["tta_vs"] == "plain" and t["delta_tta_mean"] == pytest.approx(0.02)    # what TTA buys
     assert t["delta_tta_low"] == pytest.approx(0.02) and t["delta_tta_verdict"] == "better"
     md = report.to_markdown(s.reset_index())
-    assert "no spread to build an interval from" in md and "what TTA buys" in md
+    assert "no spread to build an interval from" in md and "what it buys" in md
     assert "nan" not in md.lower()
 
 
@@ -85,7 +85,7 @@ def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
         runs.append_row(results, runs.result_row(replace(more, seed=42 + i), CONTEXT, Path(f"/nowhere/v{i}"),
                                                  {"accuracy": acc, "accuracy_tta": tta, "n_valid": 359}))
     s = summary_of(results).loc["tta [tta_n=8]"]
-    assert s["reference"] == "tta" and s["tta_vs"] == "TTA"
+    assert s["reference"] == "tta" and s["tta_vs"] == "TTA (fastai)"
     assert s["delta_tta_mean"] == pytest.approx((0.01 + 0.02 + 0.01) / 3)
 
 
@@ -119,3 +119,28 @@ def test_compare_keeps_the_two_budgets_apart_and_can_show_one(results):
     assert summary["budget"].tolist() == ["pixels"] and summary["accuracy_mean"].iloc[0] == pytest.approx(0.85)
     with pytest.raises(ToolkitError, match="budget"):
         compare.compare(results, ["normalize"], budget="pixels")
+
+
+def test_each_evaluation_is_compared_with_the_same_models_and_with_the_reference(results, tmp_path):
+    add(results, "normalize", [0.70, 0.80, 0.90])
+    add(results, "tta_all", [0.70, 0.80, 0.90], evals={"flip": [0.72, 0.82, 0.92], "hires": [0.69, 0.80, 0.88]})
+    table = compare.annotate(runs.load_table(results))
+    summary = report.summarize(table, table)
+    s = summary.set_index("label").loc["tta_all"]
+    assert s["accuracy_flip_mean"] == pytest.approx(0.82) and s["flip_seconds"] == 2.0
+    assert s["gain_flip_mean"] == pytest.approx(0.02) and s["gain_flip_verdict"] == "better"   # what it buys
+    assert s["flip_vs"] == "plain" and s["delta_flip_mean"] == pytest.approx(0.02)  # the reference has no flip
+    assert s["gain_hires_mean"] == pytest.approx(-0.01) and s["gain_hires_pairs"] == 3
+    assert pd.isna(s["accuracy_ema_mean"]) and pd.isna(s["accuracy_crops_mean"])
+    md = report.to_markdown(summary)
+    assert "Evaluations of the same models (no extra training)" in md and "| TTA flip " in md
+    assert "+2.0 [+2.0, +2.0]" in md and "what it buys" in md and "TTA crops" not in md
+    outs = compare.write_comparison(table, summary, tmp_path / "cmp")
+    assert outs[2].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_frontier_joins_the_points_no_other_beats_on_both():
+    from toolkit.report.frontier import on_frontier
+    p = pd.DataFrame({"pixels": [1, 1, 2, 3, 3], "mean": [0.5, 0.6, 0.6, 0.7, 0.65]})
+    # (1, .5) is beaten by (1, .6) at the same pixels; (2, .6) by (1, .6) at fewer; (3, .65) by (3, .7)
+    assert on_frontier(p, "pixels").tolist() == [False, True, False, True, False]

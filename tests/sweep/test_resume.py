@@ -46,24 +46,27 @@ def context(tiny, epochs):
     return ["--dataset", tiny, "--size", 32, "--epochs", epochs, "--set", "arch=xresnet18", "--set", "bs=16"]
 
 
-def uninterrupted(name, tiny, epochs, results):
+def uninterrupted(name, tiny, epochs, results, sets=()):
     """The same run in this process, never stopped: what the resumed one must equal."""
-    ctx = plan.context_of({"dataset": str(tiny), "size": 32, "epochs": epochs, "arch": "xresnet18", "bs": 16})
+    ctx = plan.context_of({"dataset": str(tiny), "size": 32, "epochs": epochs, "arch": "xresnet18", "bs": 16,
+                           **dict(s.split("=", 1) for s in sets)})
     job = plan.plan([name], ctx, reference=False)[0]
     return jobs.run_job(job, results, progress="none", every=0, keep_checkpoint=True)
 
 
-@pytest.mark.parametrize("name, epochs, k, where", [
-    ("baseline", 4, 2, (0, 2)),        # mid-stage
-    ("progressive", 4, 3, (1, 1)),     # inside the second stage (fine_tune, after its frozen epoch)
-    ("progressive", 4, 2, (1, 0)),     # at the stage boundary
-    ("mixup", 3, 1, (0, 1)),           # with MixUp's draws
-    ("baseline", 2, 2, (1, 0)),        # after the last epoch, before the evaluation: nothing left to train
+@pytest.mark.parametrize("name, epochs, k, where, sets", [
+    ("baseline", 4, 2, (0, 2), ()),        # mid-stage
+    ("progressive", 4, 3, (1, 1), ("ema=0.9",)),  # inside the second stage (fine_tune, after its frozen epoch),
+                                                  # with a weight average going on across the stages
+    ("progressive", 4, 2, (1, 0), ()),     # at the stage boundary
+    ("mixup", 3, 1, (0, 1), ()),           # with MixUp's draws
+    ("baseline", 2, 2, (1, 0), ("ema=0.9",)),  # after the last epoch, before the evaluation: nothing left to
+                                               # train, the average evaluated from the checkpoint
 ])
-def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(name, epochs, k, where, tiny,
+def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(name, epochs, k, where, sets, tiny,
                                                                                  tmp_path):
-    args = ["run", name, *context(tiny, epochs), "--results", tmp_path / "r", "--no-reference", "--quiet",
-            "--checkpoint-every", 0, "--keep-checkpoints"]
+    args = ["run", name, *context(tiny, epochs), *[a for s in sets for a in ("--set", s)], "--results",
+            tmp_path / "r", "--no-reference", "--quiet", "--checkpoint-every", 0, "--keep-checkpoints"]
     killed = subprocess.run([sys.executable, "-c", KILLER, *map(str, args)], capture_output=True, text=True,
                             timeout=300, env={**os.environ, "KILL_AFTER_CHECKPOINT": str(k)})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -80,16 +83,22 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
     assert after[:1 + k] == before[:1 + k]                   # the epochs before the checkpoint, byte for byte
     assert len(after) == 1 + epochs and len(list((tmp_path / "r" / "runs").iterdir())) == 1
 
-    full = uninterrupted(name, tiny, epochs, tmp_path / "full")
+    full = uninterrupted(name, tiny, epochs, tmp_path / "full", sets)
     mine, theirs = pd.read_csv(run_dir / "epochs.csv"), pd.read_csv(Path(full["run_dir"]) / "epochs.csv")
     assert mine[METRIC_COLUMNS].equals(theirs[METRIC_COLUMNS])  # every later epoch, bit for bit on the CPU
-    w1 = runs.load_checkpoint(run_dir)["model"]
-    w2 = runs.load_checkpoint(Path(full["run_dir"]))["model"]
+    c1, c2 = runs.load_checkpoint(run_dir), runs.load_checkpoint(Path(full["run_dir"]))
+    w1, w2 = c1["model"], c2["model"]
     assert all(torch.equal(w1[key], w2[key]) for key in w2)  # the final weights too
+    assert bool(c2["ema"]) == bool(sets) and c1["ema"].keys() == c2["ema"].keys()
+    if sets:                                                 # and the weight average, at the same step
+        assert c1["ema"]["step"] == c2["ema"]["step"] > 0
+        assert all(torch.equal(c1["ema"]["model"][key], v) for key, v in c2["ema"]["model"].items())
     row = runs.load_table(tmp_path / "r").iloc[0]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert row["attempts"] == 2 and metrics["resumed_at_epoch"] == k  # the second attempt trained epochs - k
     assert row["accuracy"] == full["accuracy"] and row["pixels_seen"] == full["pixels_seen"]
+    if sets:
+        assert row["accuracy_ema"] == full["accuracy_ema"]
 
 
 def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path):

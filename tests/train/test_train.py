@@ -13,7 +13,8 @@ from fastai.losses import LabelSmoothingCrossEntropy
 from toolkit.data import datasets as data
 from toolkit.recipes import registry
 from toolkit.sweep import runs
-from toolkit.errors import RunInterrupted
+from toolkit.errors import RecipeError, RunInterrupted
+from toolkit.recipes.vocabulary import EVALUATIONS
 from toolkit.train.models import create_model
 from toolkit.recipes.recipe import config_id
 from toolkit.sweep.jobs import run_job
@@ -46,8 +47,13 @@ def local_weights(recipe, folder: Path):
 
 
 @pytest.mark.parametrize("name", registry.list_experiments())
-def test_every_experiment_trains_and_records(name, tiny, results, tmp_path):
+def test_every_experiment_trains_and_records(name, tiny, tiny_flips, results, tmp_path):
     recipe = local_weights(tiny_recipe(name, tiny), tmp_path)
+    if "flip" in recipe.tta.split(","):  # the tiny digits refuse a mirror, before anything trains...
+        with pytest.raises(RecipeError, match=r"tta=flip on .*digits-4, where flipping an image changes its label"):
+            record(recipe, results)
+        assert not (results / "runs.csv").exists()
+        recipe = tiny_recipe(name, tiny_flips)  # ...and a copy that may be mirrored evaluates it
     row, run_dir, m = record(recipe, results)
     assert math.isfinite(m["valid_loss"]) and 0.0 <= m["accuracy"] <= 1.0
     assert m["images_per_second"] > 0 and m["epochs_done"] == recipe.epochs
@@ -63,8 +69,13 @@ def test_every_experiment_trains_and_records(name, tiny, results, tmp_path):
     saved = json.loads((run_dir / "recipe.json").read_text())   # it went through the packed path
     assert saved["config_id"] == config_id(recipe)
     assert saved["loader"] == table["loader"].iloc[0] == "packed" and (Path(saved["pack"]) / "meta.json").is_file()
-    if recipe.tta:
-        assert 0.0 <= m["accuracy_tta"] <= 1.0 and m["tta_seconds"] > 0 and m["tta_n"] == 4
+    asked = [EVALUATIONS[k] for k in recipe.tta.split(",") if k] + (["ema"] if recipe.ema else [])
+    assert [k for k in EVALUATIONS.values() if f"accuracy_{k}" in m] == [k for k in EVALUATIONS.values() if k in asked]
+    for k in asked:                    # each evaluation: its accuracy and seconds, in metrics.json and the row
+        assert 0.0 <= m[f"accuracy_{k}"] <= 1.0 and m[f"{k}_seconds"] > 0
+        assert table[f"accuracy_{k}"].iloc[0] == pytest.approx(m[f"accuracy_{k}"])
+    if "fastai" in recipe.tta:
+        assert m["tta_n"] == 4 and m["tta_beta"] == 0.25
 
 
 class Capture(Callback):
@@ -111,14 +122,6 @@ def test_progressive_stages_change_the_input_size(tiny, tmp_path):
     assert epochs["size"].tolist() == [16, 32] and epochs["stage"].tolist() == [0, 1]
 
 
-def test_tta_reports_both_accuracies(tiny, results):
-    _, _, m = record(tiny_recipe("tta", tiny), results)
-    row = runs.load_table(results).iloc[0]
-    assert row["accuracy"] == pytest.approx(m["accuracy"])
-    assert row["accuracy_tta"] == pytest.approx(m["accuracy_tta"])
-    assert m["tta_beta"] == 0.25 and m["tta_seconds"] > 0
-
-
 class InterruptAt(Callback):
     def __init__(self, epoch):
         self.at = epoch
@@ -147,10 +150,14 @@ def test_folder_loader_still_trains(tiny, results):
     assert runs.load_table(results)["loader"].tolist() == ["folder"]
 
 
-def test_same_seed_same_result(tiny):
-    a = run(tiny_recipe("baseline", tiny, arch="xresnet18"), progress="none", num_workers=0)
-    b = run(tiny_recipe("baseline", tiny, arch="xresnet18"), progress="none", num_workers=0)
-    assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
+def test_same_seed_same_result_and_evaluations_leave_training_alone(tiny):
+    """The same run twice, the second with a weight average and more evaluations: its raw training is the same,
+    bit for bit, and hires at eval_scale 1 is the plain evaluation again."""
+    a = run(tiny_recipe("baseline", tiny, arch="xresnet18", epochs=2), progress="none", num_workers=0)
+    b = run(tiny_recipe("baseline", tiny, arch="xresnet18", epochs=2, ema=0.9, tta="crops,hires", eval_scale=1.0),
+            progress="none", num_workers=0)
+    assert (a["valid_loss"], a["accuracy"]) == (b["valid_loss"], b["accuracy"])
+    assert b["accuracy_hires"] == b["accuracy"] and 0 <= b["accuracy_crops"] <= 1 and 0 <= b["accuracy_ema"] <= 1
 
 
 def test_timm_models_by_name(tiny):

@@ -1,0 +1,49 @@
+"""Evaluations of the same training: the weight average, and the views TTA averages."""
+import pytest
+import torch
+
+from toolkit.data import datasets as data
+from toolkit.train.callbacks import WeightEMA
+from toolkit.train.evaluation import Views, _tiles
+from toolkit.train.learner import build_learner
+
+from conftest import folder_dls
+from tests.train.test_train import tiny_recipe
+
+
+def test_the_average_goes_on_across_fits_and_ignores_validate_get_preds_and_tta(tiny):
+    recipe = tiny_recipe("normalize", tiny, arch="xresnet18", ema=0.9)
+    learn = build_learner(recipe, folder_dls(data.load(recipe.dataset), 32, 16))
+    ema = learn.weight_ema
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+        steps = len(learn.dls.train)
+        assert isinstance(ema, WeightEMA) and ema.step == steps
+        before = {k: v.clone() for k, v in ema.model.state_dict().items()}
+        learn.validate()
+        learn.get_preds()
+        learn.tta(n=1)
+        assert ema.step == steps and all(torch.equal(before[k], v) for k, v in ema.model.state_dict().items())
+        raw = learn.model.state_dict()
+        assert any(not torch.equal(raw[k], v) for k, v in before.items() if v.is_floating_point())
+        learn.fit(1, 1e-3)                  # a second fit (a progressive stage) goes on with the same average
+        assert ema.step == 2 * steps
+    restored = WeightEMA(0.9)
+    restored.learn = learn
+    restored.load(ema.state())              # what a checkpoint holds puts it back exactly
+    assert restored.step == ema.step
+    assert all(torch.equal(v, ema.model.state_dict()[k]) for k, v in restored.model.state_dict().items())
+
+
+def test_views_of_the_same_image_change_nothing_and_tiles_cover_the_view(tiny):
+    recipe = tiny_recipe("normalize", tiny, arch="xresnet18")
+    learn = build_learner(recipe, folder_dls(data.load(recipe.dataset), 32, 16))
+    with learn.no_bar(), learn.no_logging():
+        plain = learn.validate()
+        twice = learn.validate(cbs=[Views(lambda x: [x, x])])
+    assert twice[1] == plain[1] and twice[0] == pytest.approx(plain[0], rel=1e-5)
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).view(2, 3, 5, 5)
+    tiles = _tiles(x, 4)
+    assert [t.shape[-2:] for t in tiles] == [(4, 4)] * 5
+    assert torch.equal(tiles[0], x[..., :4, :4]) and torch.equal(tiles[3], x[..., 1:, 1:])
+    assert torch.equal(tiles[4], x[..., :4, :4])          # the centre of 5 px by 4 px tiles starts at 0
