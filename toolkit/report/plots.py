@@ -126,6 +126,7 @@ def _frontier_panel(ax, p, x: str, unit: float):
     best = p[frontier.on_frontier(p, x)].sort_values(x)
     if len(best):
         ax.plot(best["at"], 100 * best["mean"], color="black", lw=1, ls="--", zorder=2, label="frontier")
+        ax.scatter(best["at"], 100 * best["mean"], s=140, facecolors="none", edgecolors="black", lw=0.8, zorder=2)
     for label, c in colors.items():
         ax.scatter([], [], color=c, marker="o", s=30, label=label)
     for ev, m in markers.items():

@@ -283,14 +283,17 @@ def evaluations_markdown(summary: pd.DataFrame) -> str:
                           "vs reference: Δ pts [95% CI]": _delta(s, f"delta_{k}")
                           + (f" vs {s[f'{k}_vs']}" if _delta(s, f"delta_{k}") else ""),
                           "reference verdict": _verdict(s[f"delta_{k}_verdict"], s[f"delta_{k}_needed"])
-                          if pd.notna(s[f"delta_{k}_verdict"]) else "",
+                          if _delta(s, f"delta_{k}") else "",   # no pairs: the main table says why
                           "eval s": _num(s[f"{k}_seconds"], ".1f")})
     cols = ["experiment", "evaluation", "n", "accuracy %", "95% CI", "vs plain: Δ pts [95% CI]", "verdict",
             "vs reference: Δ pts [95% CI]", "reference verdict", "eval s"]
     t = pd.DataFrame(lines, columns=cols).fillna("")
+    if not (t["vs reference: Δ pts [95% CI]"] != "").any():   # no reference runs at all: the main table says why
+        t = t.drop(columns=["vs reference: Δ pts [95% CI]", "reference verdict"])
     align = ["left", "left"] + ["right"] * (len(t.columns) - 2)
     for col in ("verdict", "reference verdict"):
-        align[list(t.columns).index(col)] = "left"
+        if col in t.columns:
+            align[list(t.columns).index(col)] = "left"
     return ("Evaluations of the same models (no extra training):\n\n"
             + t.to_markdown(index=False, disable_numparse=True, colalign=align))
 
