@@ -8,7 +8,7 @@ from ..recipes.vocabulary import SHOWN_AS
 from .tables import SELF, evaluated
 
 COMPUTE = {"pixels": "training pixels per run (millions: images x size², summed over epochs)",
-           "seconds": "seconds per run: training (train phase) + that evaluation of the validation set"}
+           "seconds": "seconds per run: training (train phase, mean) + that evaluation (median)"}
 
 
 def points(summary: pd.DataFrame, names: list[str]) -> pd.DataFrame:

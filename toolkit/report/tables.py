@@ -66,7 +66,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
-        line["eval_seconds"] = g["eval_seconds"].mean() if "eval_seconds" in g else None
+        line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
         for key in EVALUATIONS.values():
             line.update(_evaluation(key, g, refs, acc, ref_acc, bool(ref_id), margin, design))
         if ref_id == cid:
@@ -85,7 +85,7 @@ def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, r
         return {}
     ref_ev = refs.groupby("seed")[col].mean().dropna() if col in refs else pd.Series(dtype=float)
     out = _prefixed(col, stats.mean_interval(ev.values))
-    out[f"{key}_seconds"] = g[f"{key}_seconds"].mean()
+    out[f"{key}_seconds"] = g[f"{key}_seconds"].median()   # median: one busy moment moves a mean, not it
     out[f"{key}_vs"] = SHOWN_AS[key] if len(ref_ev) else "plain"
     out.update(_paired(f"gain_{key}", ev, acc, False, True, margin, design))
     out.update(_paired(f"delta_{key}", ev, ref_ev if len(ref_ev) else ref_acc, False, has_ref, margin, design))
@@ -355,7 +355,7 @@ def footnotes(summary: pd.DataFrame) -> str:
                      "evaluation's accuracy minus the same models' plain accuracy, paired by seed (what it buys); vs "
                      "reference: minus the reference's accuracy under the same evaluation when it has one, else its "
                      "plain accuracy; verdicts follow the same rules. eval s: seconds of that evaluation of the "
-                     "validation set (plain: the last epoch's validation), mean over seeds, on this machine's load.")
+                     "validation set (plain: the last epoch's validation), median over seeds, on this machine's load.")
     for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
         se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
         spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"

@@ -244,10 +244,13 @@ class WeightEMA(Callback):
     the decay is 1 - (1 + step)^(-2/3) until it reaches `decay`), so that a short run is not dominated by the
     initial weights. It only reads the model: the raw training is unchanged, bit for bit.
 
-    The average starts at the first training batch and never restarts: fastai fires before_fit / after_epoch /
-    after_fit in `validate`, `get_preds` and `tta` too, so nothing happens on those events; the state (weights
-    and step) goes into a run's checkpoint (`state`, `load`)."""
-    order = Recorder.order + 2
+    The average is made once, at the first before_fit, and never restarts: fastai fires before_fit / after_epoch
+    / after_fit in `validate`, `get_preds` and `tta` too, so it is neither reset nor swapped on those events
+    and it moves on training batches only (its first update copies the weights: timm's decay is 0 at step 1,
+    so when it was made does not matter). Its state (weights and step) goes into a run's checkpoint (`state`,
+    `load`)."""
+    order = 0   # after ChannelsLast (-1): the copy has the model's memory format; before Autocast (10) puts its
+                # hooks on the model, which a copy would carry (and deepcopy cannot copy what they hold)
 
     def __init__(self, decay: float):
         self.decay, self.ema, self.step = decay, None, 0
@@ -256,8 +259,8 @@ class WeightEMA(Callback):
         from timm.utils.model_ema import ModelEmaV3
         return ModelEmaV3(self.learn.model, decay=self.decay, use_warmup=True)
 
-    def before_batch(self):
-        if self.training and self.ema is None:
+    def before_fit(self):
+        if self.ema is None:
             self.ema = self._new()
 
     def after_batch(self):
