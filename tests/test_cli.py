@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import resolved as resolve
 from toolkit.recipes import registry
@@ -191,3 +192,33 @@ def test_ctrl_c_keeps_finished_epochs_and_table(tiny, tmp_path):
     assert (res / "runs.csv").read_bytes() == table
     unfinished = [p for p in (res / "runs").iterdir() if not (p / "metrics.json").exists()]
     assert len(unfinished) == 1 and len(pd.read_csv(unfinished[0] / "epochs.csv")) >= 2
+
+
+def test_a_saved_model_exports_to_a_learner_that_predicts_its_accuracy_back(tmp_path, capsys):
+    import warnings as w
+    from fastai.learner import load_learner
+    from toolkit.data.datasets import load
+    results = tmp_path / "r"
+    code, out, err = launch(["run", "baseline", "--dataset", "digits", "--epochs", 1, "--set", "arch=xresnet18",
+                             "--set", "ema=0.9", "--no-reference", "--quiet", "--save-model", "--results", results],
+                            capsys)
+    assert code == 0, err
+    run_dir = next((results / "runs").iterdir())
+    weights = torch.load(run_dir / "model.pth", weights_only=True)          # plain tensors, both sets named
+    assert sorted(weights) == ["ema", "model"] and all(isinstance(v, torch.Tensor) for v in weights["model"].values())
+    assert f"{run_dir / 'model.pth'}" in (results / "last_run.md").read_text()  # the comparison says where
+    code, out, err = launch(["export", run_dir, tmp_path / "digits.pkl"], capsys)
+    assert code == 0, err
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        learn = load_learner(tmp_path / "digits.pkl")
+    files = list(load("digits").files["val"])
+    with learn.no_bar(), learn.no_logging():
+        acc = float(learn.validate(dl=learn.dls.test_dl(files, with_labels=True))[1])
+        label = learn.predict(files[0])[0]
+    row = runs.load_table(results).iloc[0]
+    # the folder pipeline resamples the images once more than the pack did: within 5 of 359 images
+    assert abs(acc - row["accuracy"]) <= 5 / 359 and label in learn.dls.vocab
+    (run_dir / "model.pth").unlink()
+    code, _, err = launch(["export", run_dir, tmp_path / "x.pkl"], capsys)
+    assert code == 2 and "only a run made with --save-model keeps its weights" in err

@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
         rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
         executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, max_seeds=args.max_seeds,
-        margin=args.margin, log=lambda m: print(m, flush=True))
+        margin=args.margin, save_model=args.save_model, log=lambda m: print(m, flush=True))
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
@@ -108,10 +108,39 @@ def _point_to_noise(summary, args) -> None:
           f"what a question costs on it: `toolkit noise {name} {context}`".rstrip())
 
 
+def cmd_export(args) -> int:
+    import pickle
+
+    import torch
+
+    from .atomic import check_folder
+    from .data.datasets import resolve
+    from .errors import ToolkitError
+    from .sweep import runs
+    from .sweep.plan import replay
+    from .train.export import export
+    run_dir = Path(args.run_dir)
+    path = run_dir / runs.MODEL
+    if not path.is_file():
+        raise ToolkitError(f"{run_dir} holds no {runs.MODEL}: only a run made with --save-model keeps its weights. "
+                           f"Run it again with `toolkit run ... --save-model --rerun`, or `toolkit run --config "
+                           f"{run_dir / 'recipe.json'} --save-model`.")
+    check_folder(Path(args.out).parent, "The export file's folder")
+    recipe, _ = replay(run_dir / "recipe.json")
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, OSError, RuntimeError, EOFError) as e:
+        raise ToolkitError(f"{path} cannot be read as plain tensors ({type(e).__name__}: {e}).") from None
+    out = export(resolve(recipe), weights, args.out, args.weights)
+    print(f"Exported {run_dir.name} ({args.weights} weights) to {out}: `load_learner('{out}')` opens it (a pickle: "
+          f"open only files you trust), `learn.predict('image.jpg')` classifies an image.")
+    return 0
+
+
 def cmd_resume(args) -> int:
     from .sweep.jobs import resume
     row = resume(args.run_dir, progress=show.of(args.quiet, args.progress), every=args.checkpoint_every,
-                       keep_checkpoints=args.keep_checkpoints)
+                       keep_checkpoints=args.keep_checkpoints, save_model=args.save_model)
     print(f"accuracy {100 * row['accuracy']:.1f}% after {row['attempts']} attempt(s) -> {row['run_dir']}")
     return 0
 
@@ -234,6 +263,9 @@ def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
                         "or 50 times what the last one took to write if longer: under 2%% of the time); always at a "
                         "stage's end and on Ctrl-C or SIGTERM")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep a run's checkpoint after it finishes")
+    p.add_argument("--save-model", action="store_true",
+                   help="keep each run's final weights in its folder (model.pth; `toolkit export` turns one into a "
+                        "fastai export file)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -263,6 +295,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
     _add_margin_option(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="a finished run's weights (--save-model) as a fastai export file for "
+                                      "load_learner and predict")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="RESULTS/runs/<run>, run with --save-model")
+    p.add_argument("out", metavar="OUT.pkl")
+    p.add_argument("--weights", choices=("model", "ema"), default="model",
+                   help="the final weights (default) or their moving average (a run with ema > 0)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("noise", help="how noisy is this proxy: 2K seeds of one experiment, its A/A spread, the "
                                      "smallest difference n pairs detect, and what a question costs here")

@@ -15,6 +15,7 @@ import pandas as pd
 from . import stats
 from ..recipes.recipe import label
 from ..recipes.vocabulary import CROP_VIEW, EVALUATIONS, SHOWN_AS
+from ..sweep.runs import MODEL
 
 GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
@@ -33,7 +34,7 @@ COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "ch
                f"{key}_seconds", f"{key}_vs", *(f"gain_{key}_{k}" for k in _STATS),
                *(f"delta_{key}_{k}" for k in _STATS))),
            "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
-           "wall_seconds", "n_valid", "margin", "design", "stopped"]
+           "wall_seconds", "n_valid", "margin", "design", "stopped", "models"]
 
 
 def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MARGIN,
@@ -66,6 +67,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
+        line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"]) if Path(p).is_file())
         line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
         for key in EVALUATIONS.values():
             line.update(_evaluation(key, g, refs, acc, ref_acc, bool(ref_id), margin, design))
@@ -365,6 +367,10 @@ def footnotes(summary: pd.DataFrame) -> str:
                      + (f" The margin {m} is smaller than that: unless both models err on much the same images, "
                         f"equivalence at {m} is hard to reach here (a larger margin, or a larger validation set, "
                         f"makes it reachable)." if margin < se[-1] else ""))
+    kept = [(n, m.split(";")) for n, m in zip(labels(summary)[0], summary["models"].fillna("")) if m]
+    if kept:
+        notes.append("Kept weights (`--save-model`; `toolkit export RUN_DIR OUT.pkl` makes a fastai export file): "
+                     + "; ".join(f"{n}: {', '.join(ms)}" for n, ms in kept) + ".")
     compared = int(summary["delta_mean"].notna().sum())
     if compared > 1:
         notes.append(f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at "

@@ -32,7 +32,7 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
         num_workers: int | None = None, rerun: bool = False,
         every: float | None = None, keep_checkpoints: bool = False, executor: str = "serial",
         address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
-        log=print) -> Sweep:
+        save_model: bool = False, log=print) -> Sweep:
     """Plan, check, run and record a sweep; see toolkit/sweep/plan.py for `context`, `vary` and `against`.
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`).
@@ -47,9 +47,9 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
     if executor == "ray":
         from .ray_executor import run_jobs
         rows = run_jobs(todo, results, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                        every=every, keep_checkpoints=keep_checkpoints, log=log)
+                        every=every, keep_checkpoints=keep_checkpoints, save_model=save_model, log=log)
     else:
-        rows = _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, log)
+        rows = _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, save_model, log)
     run_ids = [row["run_id"] for row in rows]
     table = runs.load_table(results)
     involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
@@ -72,14 +72,14 @@ def check_options(executor: str, address: str | None, cpus_per_run, gpus_per_run
         check_address(address)
 
 
-def _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, log):
+def _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, save_model, log):
     """Run the jobs one after another in this process; yields each one's row as it is recorded."""
     for i, (job, run_dir) in enumerate(todo, 1):
         r = job.recipe
         log(f"[{i}/{len(todo)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
             f"{Path(r.dataset).name} (seed {r.seed})" + (f", resuming {run_dir}" if run_dir else ""))
         row = run_job(job, results, datasets, progress=progress, num_workers=num_workers, run_dir=run_dir, every=every,
-                      keep_checkpoint=keep_checkpoints)
+                      keep_checkpoint=keep_checkpoints, save_model=save_model)
         log(f"    {outcome(row)}")
         yield row
 

@@ -15,12 +15,14 @@ from .plan import Job, replay
 
 def run_job(job: Job, results: str | Path, datasets: dict | None = None, progress: str | None = None,
             num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
-            keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None) -> dict:
+            keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None,
+            save_model: bool = False) -> dict:
     """Run one job in this process; returns its row for the results table (appended there unless not `record`).
 
     `run_dir`: the job's folder: an unfinished run's, to resume it from its checkpoint (or from its start if it
     has none), or a new one assigned by a driver. `attempt`: how many times the job has been started, when a
-    driver counts them (a retry on another node starts afresh in a folder of its own).
+    driver counts them (a retry on another node starts afresh in a folder of its own). `save_model`: the final
+    weights go to run_dir/model.pth (`runs.save_model`) before the run is marked finished.
     """
     from ..data import pipeline
     from ..train import learner
@@ -36,7 +38,8 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
     try:
         metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
                             save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
-                            keep_last=keep_checkpoint)
+                            keep_last=keep_checkpoint,
+                            keep_model=(lambda st: runs.save_model(run_dir, st)) if save_model else None)
     except KeyboardInterrupt as e:
         done = runs.epochs_done(run_dir)
         runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
@@ -102,7 +105,7 @@ def outcome(row: dict) -> str:
 
 
 def resume(run_dir: str | Path, progress: str | None = None, every: float | None = None, keep_checkpoints: bool = False,
-           log=print) -> dict:
+           log=print, save_model: bool = False) -> dict:
     """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row."""
     run_dir = Path(run_dir)
     st = runs.read_status(run_dir)
@@ -116,4 +119,4 @@ def resume(run_dir: str | Path, progress: str | None = None, every: float | None
     log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
         f"{runs.epochs_done(run_dir)} epoch(s)")
     return run_job(Job(recipe, context, auto=auto), results, progress=progress, run_dir=run_dir, every=every,
-                   keep_checkpoint=keep_checkpoints)
+                   keep_checkpoint=keep_checkpoints, save_model=save_model)

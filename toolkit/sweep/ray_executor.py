@@ -94,7 +94,7 @@ def connect(address: str | None = None) -> bool:
 
 def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None = None,
              gpus_per_run: float | None = None, every: float | None = None, keep_checkpoints: bool = False,
-             log=print):
+             save_model: bool = False, log=print):
     """Run [(job, run_dir or None)] as Ray tasks; yields each finished job's row once the driver recorded it."""
     ray = require_ray()
     started_here = connect(address)
@@ -109,7 +109,7 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
         for job, run_dir in todo:
             run_dir = run_dir or runs.new_run_name(results, job.recipe)
             ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints,
-                              coordinator)
+                              coordinator, save_model)
             pending[ref] = (job, Path(run_dir))
         log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
         yield from _gather(ray, pending, results, log, coordinator)
@@ -254,7 +254,7 @@ def _watch(ray, coordinator, done: threading.Event) -> None:
 
 
 def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool,
-          coordinator) -> dict:
+          coordinator, save_model: bool = False) -> dict:
     """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally."""
     import ray
     import torch
@@ -272,7 +272,7 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
         if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
             attempt = max(attempt, runs.attempts(run_dir) + 1)
             row = run_job(job, run_dir.parent.parent, progress="none", run_dir=run_dir, every=every,
-                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt)
+                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt, save_model=save_model)
             return {"row": row}
         local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
         try:

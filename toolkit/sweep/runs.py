@@ -6,6 +6,7 @@
         env.json        versions, device, threads, the toolkit's commit
         epochs.csv      one row per finished epoch, flushed at once
         checkpoint.pt   the latest epoch-boundary checkpoint while the run is unfinished
+        model.pth       with --save-model: the final weights ("model"; with EMA also "ema"), plain tensors
         metrics.json    final metrics
         status.json     running (pid, process start, host) | finished | failed | interrupted
 
@@ -209,6 +210,16 @@ def save_checkpoint(run_dir: Path, state: dict) -> Path:
     """Write `state` (tensors, numbers, strings, lists, dicts only) to run_dir/checkpoint.pt, atomically."""
     import torch
     return write_atomic(Path(run_dir) / CHECKPOINT, lambda p: torch.save(state, p))
+
+
+MODEL = "model.pth"
+
+
+def save_model(run_dir: Path, state: dict) -> Path:
+    """The final weights, {"model": state_dict[, "ema": state_dict]}, to run_dir/model.pth, atomically: plain
+    tensors, so `torch.load(path, weights_only=True)` opens it."""
+    import torch
+    return write_atomic(Path(run_dir) / MODEL, lambda p: torch.save(state, p))
 
 
 def load_checkpoint(run_dir: Path) -> dict | None:

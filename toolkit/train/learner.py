@@ -32,8 +32,7 @@ from .models import check_arch, check_weights, create_model
 
 def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
     """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
-    loss = (LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing
-            else CrossEntropyLossFlat())
+    loss = loss_of(recipe)
     if recipe.cutmix or (recipe.mixup and recipe.mix_frac < 1):
         extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
     else:
@@ -44,6 +43,11 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
                    cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
 
 
+def loss_of(recipe: Recipe):
+    """The recipe's loss: label-smoothed cross-entropy, or plain."""
+    return LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing else CrossEntropyLossFlat()
+
+
 def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: int | None = None) -> Learner:
     """The recipe's Learner on its data at `size` px, seeded as every run starts (data order, initial weights)."""
     set_seed(recipe.seed, reproducible=True)
@@ -52,14 +56,15 @@ def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: in
 
 def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, progress: str | None = None,
         num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
-        resume: dict | None = None, keep_last: bool = False) -> dict:
+        resume: dict | None = None, keep_last: bool = False, keep_model=None) -> dict:
     """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
     finished epoch, flushed at once, so an interrupted run keeps its finished epochs. `save(state)`: writes a
     checkpoint (see `Checkpoints`; `every` seconds apart at most). `resume`: a checkpoint's state; training goes
     on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
-    the log loses the epochs trained after it.
+    the log loses the epochs trained after it. `keep_model(weights)`: called after the evaluation with the final
+    weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too.
     """
     recipe = precision.resolve(resolve(recipe))
     check_arch(recipe.arch)                      # fail before any data work
@@ -86,6 +91,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
                 stack.enter_context(learn.no_logging())
             _fit_stages(learn, recipe, data, epochs, saver, resume, num_workers)
             metrics = evaluate(learn, recipe, data, mode, num_workers)
+            if keep_model is not None:
+                keep_model(final_weights(learn))
     except KeyboardInterrupt:
         if saver:
             saver.flush()   # the last finished epoch, if its checkpoint was not written yet
@@ -101,6 +108,15 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
             "threads": torch.get_num_threads(), "device": str(learn.dls.device),
             "epochs_done": epochs.epoch_done, "resumed_at_epoch": resume["log"]["epochs_done"] if resume else 0,
             "n_train": data.ds.n_train, "n_valid": len(data.ds.files["val"])}
+
+
+def final_weights(learn) -> dict:
+    """The learner's weights (and its weight average's) as plain tensors: what --save-model keeps."""
+    ema = getattr(learn, "weight_ema", None)
+    out = {"model": checkpoint.plain(learn.model.state_dict())}
+    if ema is not None and ema.model is not None:
+        out["ema"] = checkpoint.plain(ema.model.state_dict())
+    return out
 
 
 def _fit_stages(learn, recipe: Recipe, data: Data, epochs: EpochLog, saver, resume, num_workers) -> None:
