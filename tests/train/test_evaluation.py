@@ -30,7 +30,8 @@ def test_the_average_goes_on_across_fits_and_ignores_validate_get_preds_and_tta(
         assert ema.step == 2 * steps
     restored = WeightEMA(0.9)
     restored.learn = learn
-    restored.load(ema.state())              # what a checkpoint holds puts it back exactly
+    restored.load(ema.state())              # what a checkpoint holds puts it back exactly, at the next fit
+    restored.before_fit()
     assert restored.step == ema.step
     assert all(torch.equal(v, ema.model.state_dict()[k]) for k, v in restored.model.state_dict().items())
 

@@ -23,7 +23,7 @@ TTA_MODES = ("fastai", "flip", "crops", "hires")
 CROP_VIEW = 1.25   # crops: the view its tiles are cut from, as a multiple of the training size
 EVALUATIONS = {"fastai": "tta", "flip": "flip", "crops": "crops", "hires": "hires", "ema": "ema"}
 SHOWN_AS = {"tta": "TTA (fastai)", "flip": "TTA flip", "crops": "TTA crops", "hires": "TTA hires", "ema": "EMA"}
-_YES, _NO = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "none", "")
+_YES, _NO = ("true", "1", "1.0", "yes", "on"), ("false", "0", "0.0", "no", "off", "none", "nan", "")
 
 
 def parse_tta(value) -> str:

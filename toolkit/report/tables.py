@@ -67,7 +67,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
-        line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"]) if Path(p).is_file())
+        line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"] if d) if Path(p).is_file())
         line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
         for key in EVALUATIONS.values():
             line.update(_evaluation(key, g, refs, acc, ref_acc, bool(ref_id), margin, design))

@@ -277,7 +277,7 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
         local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
         try:
             row = run_job(job, local.parent.parent, progress="none", run_dir=local, every=every, record=False,
-                          attempt=attempt)
+                          attempt=attempt, save_model=save_model)
             files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
             return {"row": row, "files": files}
         finally:

@@ -241,7 +241,7 @@ class Autocast(Callback):
 class WeightEMA(Callback):
     """An exponential moving average of the weights (and BatchNorm statistics): timm's `ModelEmaV3`, updated after
     every optimizer step of every fit (progressive stages included), with timm's warm-up (inv_gamma 1, power 2/3:
-    the decay is 1 - (1 + step)^(-2/3) until it reaches `decay`), so that a short run is not dominated by the
+    the decay is 1 - step^(-2/3) until it reaches `decay`), so that a short run is not dominated by the
     initial weights. It only reads the model: the raw training is unchanged, bit for bit.
 
     The average is made once, at the first before_fit, and never restarts: fastai fires before_fit / after_epoch
@@ -253,15 +253,18 @@ class WeightEMA(Callback):
                 # hooks on the model, which a copy would carry (and deepcopy cannot copy what they hold)
 
     def __init__(self, decay: float):
-        self.decay, self.ema, self.step = decay, None, 0
+        self.decay, self.ema, self.step, self.pending = decay, None, 0, None
 
     def _new(self):
         from timm.utils.model_ema import ModelEmaV3
         return ModelEmaV3(self.learn.model, decay=self.decay, use_warmup=True)
 
     def before_fit(self):
-        if self.ema is None:
+        if self.ema is None:   # made here, once the model is on its device and in its memory format
             self.ema = self._new()
+            if self.pending:
+                self.ema.module.load_state_dict(self.pending["model"])
+                self.step, self.pending = int(self.pending["step"]), None
 
     def after_batch(self):
         if self.training:
@@ -277,8 +280,5 @@ class WeightEMA(Callback):
         return {} if self.ema is None else {"step": self.step, "model": self.ema.module.state_dict()}
 
     def load(self, state: dict) -> None:
-        """Go on from a checkpoint's `state()` (an empty one: no training batch yet)."""
-        if state:
-            self.ema = self._new()
-            self.ema.module.load_state_dict(state["model"])
-            self.step = int(state["step"])
+        """Go on from a checkpoint's `state()` (an empty one: none made yet), put back at the next before_fit."""
+        self.ema, self.pending = None, state or None
