@@ -296,14 +296,7 @@ def parser() -> argparse.ArgumentParser:
     _add_margin_option(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("export", help="a finished run's weights (--save-model) as a fastai export file for "
-                                      "load_learner and predict")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="RESULTS/runs/<run>, run with --save-model")
-    p.add_argument("out", metavar="OUT.pkl")
-    p.add_argument("--weights", choices=("model", "ema"), default="model",
-                   help="the final weights (default) or their moving average (a run with ema > 0)")
-    p.set_defaults(func=cmd_export)
-
+    _export_parser(sub)
     p = sub.add_parser("noise", help="how noisy is this proxy: 2K seeds of one experiment, its A/A spread, the "
                                      "smallest difference n pairs detect, and what a question costs here")
     p.add_argument("name", metavar="NAME")
@@ -321,6 +314,16 @@ def parser() -> argparse.ArgumentParser:
     _data_parsers(sub)
     _bench_parsers(sub)
     return ap
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="a finished run's weights (--save-model) as a fastai export file for "
+                                      "load_learner and predict")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="RESULTS/runs/<run>, run with --save-model")
+    p.add_argument("out", metavar="OUT.pkl")
+    p.add_argument("--weights", choices=("model", "ema"), default="model",
+                   help="the final weights (default) or their moving average (a run with ema > 0)")
+    p.set_defaults(func=cmd_export)
 
 
 def _run_parser(sub) -> None:
