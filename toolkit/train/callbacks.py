@@ -27,9 +27,10 @@ class EpochLog(Callback):
     """
     order = Recorder.order + 1  # after the Recorder has computed this epoch's values
 
-    def __init__(self, path: Path | None, lines: bool = False, total: int = 0):
+    def __init__(self, path: Path | None, lines: bool = False, total: int = 0, on_row=None):
         self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
         self.lines, self.total = lines, total   # lines: print each epoch as one plain line (toolkit/progress.py)
+        self.on_row = on_row   # called with each row once it is written, and the run's pixels and seconds so far
         self.train_seconds, self.train_images, self.train_pixels = 0.0, 0, 0
         self.valid_seconds = 0.0   # the last epoch's validation: what the plain evaluation costs
 
@@ -74,15 +75,16 @@ class EpochLog(Callback):
         self.epoch_done += 1
         if self.lines:
             print(epoch_line(row, self.total), flush=True)
-        if self.path is None:
-            return
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
-            fh.flush()
+        if self.path is not None:
+            new = not self.path.exists()
+            with self.path.open("a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(row))
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+                fh.flush()
+        if self.on_row is not None:
+            self.on_row({**row, "pixels_seen": self.train_pixels, "train_seconds_seen": round(self.train_seconds, 3)})
 
 
 class Checkpoints(Callback):

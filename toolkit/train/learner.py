@@ -56,7 +56,7 @@ def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: in
 
 def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, progress: str | None = None,
         num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
-        resume: dict | None = None, keep_last: bool = False, keep_model=None) -> dict:
+        resume: dict | None = None, keep_last: bool = False, keep_model=None, on_epoch=None) -> dict:
     """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
@@ -64,7 +64,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     checkpoint (see `Checkpoints`; `every` seconds apart at most). `resume`: a checkpoint's state; training goes
     on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
     the log loses the epochs trained after it. `keep_model(weights)`: called after the evaluation with the final
-    weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too.
+    weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too. `on_epoch(row)`: called with each
+    epoch's row once it is logged (what a tracker gets; see toolkit/sweep/track.py).
     """
     recipe = precision.resolve(resolve(recipe))
     check_arch(recipe.arch)                      # fail before any data work
@@ -74,7 +75,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     check_evaluations(recipe, data.ds)
     plan = data.plan
     stage0, start0 = _position(resume)
-    epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in plan)), DeferInterrupt()
+    epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in plan),
+                                  on_row=on_epoch), DeferInterrupt()
     # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
     within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
     saver = Checkpoints(save, epochs, every, resume if within_fit else None, keep_last) if save else None
