@@ -47,7 +47,7 @@ def run(names, dataset: str | None = None, epochs: int | None = None, seeds: int
         quiet: bool = False, rerun: bool = False, executor: str = "serial", address: str | None = None,
         cpus_per_run: int | None = None, gpus_per_run: float | None = None, workers: int | None = None,
         checkpoint_every: float | None = None, keep_checkpoints: bool = False, max_seeds: int | None = None,
-        margin: float | None = None, save_model: bool = False, log=print, **settings) -> Comparison:
+        margin: float | None = None, save_model: bool = False, track=(), log=print, **settings) -> Comparison:
     """Run experiments (names, wildcard patterns, suites or Recipe objects) with `seeds` seeds each, next to their
     references, record every run in RESULTS/runs.csv, and return the comparison of everything involved, written
     to OUT.{md,csv,png} (default RESULTS/last_run): what `toolkit run` does.
@@ -58,13 +58,14 @@ def run(names, dataset: str | None = None, epochs: int | None = None, seeds: int
     `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds` (default 10), at planned looks
     (toolkit/seeds/auto.py). `margin`: the margin of equivalence of the verdicts, in accuracy points (default 1).
     `save_model`: keep each run's final weights in its folder (model.pth; `toolkit export` makes a fastai export).
+    `track`: trackers to log each run to, any of "tensorboard", "wandb", "mlflow" (toolkit/sweep/track.py).
     """
     ctx = context(dataset=dataset, size=size, epochs=epochs, budget=budget, **settings)
     return sweep_and_compare(names, ctx, vary=vary, against=against, seeds=seeds, reference=reference,
                              results=results, out=out, progress=progress, quiet=quiet, rerun=rerun, executor=executor,
                              address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, workers=workers,
                              checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                             max_seeds=max_seeds, margin=margin, save_model=save_model, log=log)
+                             max_seeds=max_seeds, margin=margin, save_model=save_model, track=track, log=log)
 
 
 def sweep_and_compare(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
@@ -74,7 +75,7 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
                       gpus_per_run: float | None = None, workers: int | None = None,
                       checkpoint_every: float | None = None, keep_checkpoints: bool = False,
                       max_seeds: int | None = None, margin: float | None = None, save_model: bool = False,
-                      log=print) -> Comparison:
+                      track=(), log=print) -> Comparison:
     """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...)."""
     from . import progress as show
     from .atomic import check_folder
@@ -87,7 +88,7 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     options = dict(reference=reference, results=results, progress=show.of(quiet, progress), num_workers=workers,
                    rerun=rerun, executor=executor, address=address, cpus_per_run=cpus_per_run,
                    gpus_per_run=gpus_per_run, every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                   save_model=save_model, log=log)
+                   save_model=save_model, track_with=tuple(track), log=log)
     design = None
     if seeds == "auto":
         from .seeds.auto import run_auto

@@ -14,6 +14,7 @@ from . import progress as show
 from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
 from .recipes.recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
+from .sweep.track import TRACKERS
 
 
 def _load_experiments():
@@ -83,7 +84,7 @@ def cmd_run(args) -> int:
         rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
         executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, max_seeds=args.max_seeds,
-        margin=args.margin, save_model=args.save_model, log=lambda m: print(m, flush=True))
+        margin=args.margin, save_model=args.save_model, track=args.track or (), log=lambda m: print(m, flush=True))
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
@@ -140,7 +141,7 @@ def cmd_export(args) -> int:
 def cmd_resume(args) -> int:
     from .sweep.jobs import resume
     row = resume(args.run_dir, progress=show.of(args.quiet, args.progress), every=args.checkpoint_every,
-                       keep_checkpoints=args.keep_checkpoints, save_model=args.save_model)
+                 keep_checkpoints=args.keep_checkpoints, save_model=args.save_model, track_with=args.track or ())
     print(f"accuracy {100 * row['accuracy']:.1f}% after {row['attempts']} attempt(s) -> {row['run_dir']}")
     return 0
 
@@ -266,6 +267,9 @@ def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-model", action="store_true",
                    help="keep each run's final weights in its folder (model.pth; `toolkit export` turns one into a "
                         "fastai export file)")
+    p.add_argument("--track", action="append", choices=TRACKERS, metavar="TRACKER",
+                   help=f"also log each run to a tracker, one of {', '.join(TRACKERS)}; repeat for several (each is "
+                        f"an extra: pip install -e '.[TRACKER]'; see the README's Trackers)")
 
 
 def parser() -> argparse.ArgumentParser:

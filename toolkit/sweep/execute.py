@@ -10,8 +10,8 @@ import pandas as pd
 
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
-from . import runs
-from .jobs import outcome, run_job, triage
+from . import runs, track
+from .jobs import Keep, outcome, run_job, triage
 from .plan import Job, check, plan
 
 EXECUTORS = ("serial", "ray")
@@ -32,25 +32,32 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
         num_workers: int | None = None, rerun: bool = False,
         every: float | None = None, keep_checkpoints: bool = False, executor: str = "serial",
         address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
-        save_model: bool = False, log=print) -> Sweep:
+        save_model: bool = False, track_with=(), log=print) -> Sweep:
     """Plan, check, run and record a sweep; see toolkit/sweep/plan.py for `context`, `vary` and `against`.
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`).
     `executor`: "serial" runs the jobs one after another in this process; "ray" runs each as a Ray task, on
-    this machine or on the cluster at `address` (toolkit/sweep/ray_executor.py).
+    this machine or on the cluster at `address` (toolkit/sweep/ray_executor.py). `save_model`: keep each run's
+    final weights; `track_with`: the trackers to log each run to (toolkit/sweep/track.py).
     """
     check_options(executor, address, cpus_per_run, gpus_per_run, every, num_workers)
+    track.check(track_with)
     table = runs.load_table(results)
     jobs = plan(names, context, vary, against, seeds, reference)
     todo = triage(jobs, results, table, rerun, log)
     datasets = check([job for job, _ in todo])
-    if executor == "ray":
-        from .ray_executor import run_jobs
-        rows = run_jobs(todo, results, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                        every=every, keep_checkpoints=keep_checkpoints, save_model=save_model, log=log)
-    else:
-        rows = _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, save_model, log)
-    run_ids = [row["run_id"] for row in rows]
+    tracking = track.open_sweep(track_with, results, "-".join(map(_name, names))) if track_with and todo else None
+    keep = Keep(save_model, tracking)
+    try:
+        if executor == "ray":
+            from .ray_executor import run_jobs
+            rows = run_jobs(todo, results, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                            every=every, keep_checkpoints=keep_checkpoints, keep=keep, log=log)
+        else:
+            rows = _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, keep, log)
+        run_ids = [row["run_id"] for row in rows]
+    finally:
+        track.close_sweep(tracking)
     table = runs.load_table(results)
     involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
     rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
@@ -72,14 +79,18 @@ def check_options(executor: str, address: str | None, cpus_per_run, gpus_per_run
         check_address(address)
 
 
-def _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, save_model, log):
+def _name(name) -> str:
+    return name if isinstance(name, str) else name.name  # a name, a pattern, a suite, or a Recipe
+
+
+def _serial(todo, results, datasets, progress, num_workers, every, keep_checkpoints, keep, log):
     """Run the jobs one after another in this process; yields each one's row as it is recorded."""
     for i, (job, run_dir) in enumerate(todo, 1):
         r = job.recipe
         log(f"[{i}/{len(todo)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
             f"{Path(r.dataset).name} (seed {r.seed})" + (f", resuming {run_dir}" if run_dir else ""))
         row = run_job(job, results, datasets, progress=progress, num_workers=num_workers, run_dir=run_dir, every=every,
-                      keep_checkpoint=keep_checkpoints, save_model=save_model)
+                      keep_checkpoint=keep_checkpoints, keep=keep)
         log(f"    {outcome(row)}")
         yield row
 

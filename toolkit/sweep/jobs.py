@@ -3,26 +3,36 @@ the results so far (skip, resume, start afresh), and resuming one run folder."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..recipes.vocabulary import EVALUATIONS
 from ..errors import RunInterrupted, Terminated, ToolkitError
-from . import runs
+from . import runs, track
 from .plan import Job, replay
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What a run leaves besides its record: its final weights (`model`: run_dir/model.pth) and its copy in the
+    trackers of `tracking` (toolkit/sweep/track.py)."""
+    model: bool = False
+    tracking: track.Tracking | None = None
 
 
 def run_job(job: Job, results: str | Path, datasets: dict | None = None, progress: str | None = None,
             num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
             keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None,
-            save_model: bool = False) -> dict:
+            keep: Keep = Keep()) -> dict:
     """Run one job in this process; returns its row for the results table (appended there unless not `record`).
 
     `run_dir`: the job's folder: an unfinished run's, to resume it from its checkpoint (or from its start if it
     has none), or a new one assigned by a driver. `attempt`: how many times the job has been started, when a
-    driver counts them (a retry on another node starts afresh in a folder of its own). `save_model`: the final
-    weights go to run_dir/model.pth (`runs.save_model`) before the run is marked finished.
+    driver counts them (a retry on another node starts afresh in a folder of its own). `keep`: the final weights
+    go to run_dir/model.pth before the run is marked finished; the trackers get each epoch as it ends, and the
+    final metrics once the row is recorded.
     """
     from ..data import pipeline
     from ..train import learner
@@ -35,12 +45,17 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
     attempt = attempt or runs.attempts(run_dir) + 1
     started_at = runs.now()
     runs.start(run_dir, recipe, job.context, data, attempt=attempt, auto=job.auto)
+    tracked = track.RunTracking(keep.tracking, run_dir, state["log"]["epochs_done"] if state else 0) \
+        if keep.tracking and keep.tracking.names else None
     try:
         metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
                             save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
                             keep_last=keep_checkpoint,
-                            keep_model=(lambda st: runs.save_model(run_dir, st)) if save_model else None)
+                            keep_model=(lambda st: runs.save_model(run_dir, st)) if keep.model else None,
+                            on_epoch=tracked.epoch if tracked else None)
     except KeyboardInterrupt as e:
+        if tracked:
+            tracked.close("KILLED")
         done = runs.epochs_done(run_dir)
         runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
         raise RunInterrupted(
@@ -50,11 +65,16 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
             terminated=isinstance(e, Terminated)) from None
     except Exception as e:
         runs.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
+        if tracked:
+            tracked.close("FAILED")
         raise
     metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
                    started_at=started_at)
-    return runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, auto=job.auto,
-                       append=record)
+    row = runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, auto=job.auto,
+                      append=record)
+    if tracked:
+        tracked.finish({k: row[k] for k in runs.METRICS if k in row}, metrics["epochs_done"])
+    return row
 
 
 def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
@@ -105,8 +125,9 @@ def outcome(row: dict) -> str:
 
 
 def resume(run_dir: str | Path, progress: str | None = None, every: float | None = None, keep_checkpoints: bool = False,
-           log=print, save_model: bool = False) -> dict:
-    """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row."""
+           log=print, save_model: bool = False, track_with=()) -> dict:
+    """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row.
+    `track_with`: the trackers to log it to (a run tracked before goes on in the same tracker runs)."""
     run_dir = Path(run_dir)
     st = runs.read_status(run_dir)
     if st["status"] == "finished":
@@ -116,7 +137,11 @@ def resume(run_dir: str | Path, progress: str | None = None, every: float | None
     recipe, context = replay(run_dir / "recipe.json")
     auto = json.loads((run_dir / "recipe.json").read_text()).get("auto") or {}
     results = run_dir.parent.parent
+    tracking = track.open_sweep(track_with, results, f"resume-{run_dir.name}") if track_with else None
     log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
         f"{runs.epochs_done(run_dir)} epoch(s)")
-    return run_job(Job(recipe, context, auto=auto), results, progress=progress, run_dir=run_dir, every=every,
-                   keep_checkpoint=keep_checkpoints, save_model=save_model)
+    try:
+        return run_job(Job(recipe, context, auto=auto), results, progress=progress, run_dir=run_dir, every=every,
+                       keep_checkpoint=keep_checkpoints, keep=Keep(save_model, tracking))
+    finally:
+        track.close_sweep(tracking)

@@ -13,6 +13,9 @@ Ray is an optional extra (`pip install -e '.[ray]'`): the rest of the toolkit im
   with a checkpoint), finished runs are kept, and the same command again finishes only what is missing. The
   tasks are asked to stop through a small actor rather than with `ray.cancel`, whose cancel races with a task
   finishing at that moment and can abort the driver inside Ray (seen with Ray 2.60).
+- Trackers: a worker logs its run as it trains to a tracker with a server (MLflow over HTTP, W&B online); the
+  driver logs the rest (local stores: TensorBoard, a SQLite MLflow, W&B offline) from each finished run's folder,
+  so that one process writes each local store.
 - A Ray that the driver started is stopped at the end; one it joined (`--address`) is left running.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import runs
+from . import runs, track
 from ..errors import RunInterrupted, ToolkitError
 
 MARKER = ".shared-disk-marker"
@@ -94,8 +97,13 @@ def connect(address: str | None = None) -> bool:
 
 def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None = None,
              gpus_per_run: float | None = None, every: float | None = None, keep_checkpoints: bool = False,
-             save_model: bool = False, log=print):
+             keep=None, log=print):
     """Run [(job, run_dir or None)] as Ray tasks; yields each finished job's row once the driver recorded it."""
+    from dataclasses import replace
+    from .jobs import Keep
+    keep = keep or Keep()
+    tracking = keep.tracking or track.Tracking()
+    on_workers, by_driver = tracking.only(track.remote), tracking.only(lambda n: not track.remote(n))
     ray = require_ray()
     started_here = connect(address)
     results = Path(results).resolve()
@@ -109,17 +117,17 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
         for job, run_dir in todo:
             run_dir = run_dir or runs.new_run_name(results, job.recipe)
             ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints,
-                              coordinator, save_model)
+                              coordinator, replace(keep, tracking=on_workers))
             pending[ref] = (job, Path(run_dir))
         log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
-        yield from _gather(ray, pending, results, log, coordinator)
+        yield from _gather(ray, pending, results, log, coordinator, by_driver)
     finally:
         (results / MARKER).unlink(missing_ok=True)
         if started_here:
             ray.shutdown()
 
 
-def _gather(ray, pending: dict, results: Path, log, coordinator):
+def _gather(ray, pending: dict, results: Path, log, coordinator, tracking):
     """Record each job as it finishes; report failures once each; on Ctrl-C, cancel and wait for the rest."""
     total, t0, done, recorded, failed, stopped = len(pending), time.monotonic(), 0, 0, [], 0
     try:
@@ -138,7 +146,7 @@ def _gather(ray, pending: dict, results: Path, log, coordinator):
                 stopped += 1
                 log(f"[{done}/{total}] INTERRUPTED {what}: {out['interrupted']}")
                 continue
-            row = _record(results, run_dir, out)
+            row = _record(results, run_dir, out, tracking, log)
             recorded += 1
             elapsed = time.monotonic() - t0
             left = elapsed / done * (total - done)
@@ -146,7 +154,7 @@ def _gather(ray, pending: dict, results: Path, log, coordinator):
                 f"(seed {job.recipe.seed}): {_outcome(row)}")
             yield row
     except KeyboardInterrupt:
-        recorded += _cancel(ray, pending, results, log, coordinator)
+        recorded += _cancel(ray, pending, results, log, coordinator, tracking)
         raise RunInterrupted(f"Interrupted: {recorded} of {total} job(s) finished and recorded; the others were "
                              f"cancelled (their runs are marked interrupted, with their checkpoints). "
                              f"Run the same command again to finish only what is missing.") from None
@@ -160,7 +168,7 @@ def _gather(ray, pending: dict, results: Path, log, coordinator):
                              f"resume them.")
 
 
-def _cancel(ray, pending: dict, results: Path, log, coordinator) -> int:
+def _cancel(ray, pending: dict, results: Path, log, coordinator, tracking) -> int:
     """Ask every task to stop (a running one is interrupted at its next batch: its run is marked interrupted,
     checkpointed; a queued one returns at once), record those that finished meanwhile, and leave no run folder
     marked running. Returns how many finished."""
@@ -173,7 +181,7 @@ def _cancel(ray, pending: dict, results: Path, log, coordinator) -> int:
             out = ray.get(ref, timeout=0)
             if "row" not in out:
                 continue  # stopped before it finished
-            _record(results, run_dir, out)
+            _record(results, run_dir, out, tracking, log)
             finished += 1
         except Exception:  # failed, or still running after the wait: not a finished run
             if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
@@ -193,8 +201,9 @@ def _outcome(row: dict) -> str:
                            if row.get("attempts", 1) > 1 else "")
 
 
-def _record(results: Path, run_dir: Path, out: dict) -> dict:
-    """Write what a task returned: its run's small files (when it worked in a local folder), then its row."""
+def _record(results: Path, run_dir: Path, out: dict, tracking=None, log=print) -> dict:
+    """Write what a task returned: its run's small files (when it worked in a local folder), then its row; then
+    log the run to the trackers the driver writes."""
     row = out["row"]
     if out.get("files"):
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +211,8 @@ def _record(results: Path, run_dir: Path, out: dict) -> dict:
             _write_bytes(run_dir / name, data)
         row = {**row, "run_id": run_dir.name, "run_dir": str(run_dir)}
     runs.append_row(results, row)
+    if tracking is not None:
+        track.replay(tracking, run_dir, row, log=log)
     return row
 
 
@@ -254,12 +265,13 @@ def _watch(ray, coordinator, done: threading.Event) -> None:
 
 
 def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool,
-          coordinator, save_model: bool = False) -> dict:
+          coordinator, keep=None) -> dict:
     """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally."""
     import ray
     import torch
 
-    from .jobs import run_job
+    from .jobs import Keep, run_job
+    keep = keep or Keep()
     torch.set_num_threads(threads)
     if ray.get(coordinator.stopped.remote()):
         return {"interrupted": "the sweep was cancelled before this job started"}
@@ -272,12 +284,12 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
         if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
             attempt = max(attempt, runs.attempts(run_dir) + 1)
             row = run_job(job, run_dir.parent.parent, progress="none", run_dir=run_dir, every=every,
-                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt, save_model=save_model)
+                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt, keep=keep)
             return {"row": row}
         local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
         try:
             row = run_job(job, local.parent.parent, progress="none", run_dir=local, every=every, record=False,
-                          attempt=attempt, save_model=save_model)
+                          attempt=attempt, keep=keep)
             files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
             return {"row": row, "files": files}
         finally:
