@@ -12,16 +12,20 @@ SHARED_IMAGENETTE = Path(__file__).resolve().parents[1].parent / "shared" / "dat
 
 @pytest.fixture(scope="session", autouse=True)
 def toolkit_home(tmp_path_factory):
-    """Every cache the tests make (digits, image checks, stats) goes to a temporary folder."""
+    """Every cache the tests make (digits, image checks, stats) goes to a temporary folder; so does the one MLflow
+    store of the whole test run, and W&B logs offline."""
     home = tmp_path_factory.mktemp("toolkit_home")
-    old = os.environ.get("TOOLKIT_HOME")
-    os.environ["TOOLKIT_HOME"] = str(home)
+    env = {"TOOLKIT_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+           "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
     yield home
-    if old is None:
-        os.environ.pop("TOOLKIT_HOME", None)
-    else:
-        os.environ["TOOLKIT_HOME"] = old
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from toolkit.recipes import registry
-from toolkit.sweep import runs
+from toolkit.sweep import runs, track
 from toolkit.sweep import plan
 from toolkit.api import sweep_and_compare
 from toolkit.errors import ToolkitError
 
 from conftest import signal_when
+from trackers import check_tensorboard
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
 
@@ -154,6 +155,8 @@ def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(clus
         ray.shutdown()
     assert set(out["files"]) >= {"recipe.json", "metrics.json", "epochs.csv", "status.json", "env.json"}
     assert "checkpoint.pt" not in out["files"] and str(tmp_path) not in out["row"]["run_dir"]  # worked elsewhere
-    row = distributed._record(tmp_path, run_dir, out)
+    tracking = track.open_sweep(("tensorboard",), tmp_path, "baseline")  # a local store: the driver logs the run
+    row = distributed._record(tmp_path, run_dir, out, tracking)
     assert row["run_dir"] == str(run_dir) and runs.read_status(run_dir)["status"] == "finished"
     assert runs.load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]
+    check_tensorboard(run_dir, tmp_path)                 # from the rows the job returned

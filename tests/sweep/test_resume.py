@@ -18,20 +18,28 @@ from toolkit.sweep import jobs
 from toolkit.errors import CheckpointError, TableError
 
 from conftest import epochs_logged, signal_when
+from trackers import check_mlflow, check_tensorboard
 
-# Runs the launcher and SIGKILLs it right after its k-th checkpoint is on disk.
+# Runs the launcher and SIGKILLs it right after its k-th checkpoint is on disk, or right after a tracker got its
+# n-th epoch (the epoch after a checkpoint: logged, then lost).
 KILLER = """
 import os, signal, sys
-from toolkit.sweep import runs
+from toolkit.sweep import runs, track
 from toolkit.cli import main
-k, saved, save = int(os.environ["KILL_AFTER_CHECKPOINT"]), [], runs.save_checkpoint
+k, saved, save = int(os.environ.get("KILL_AFTER_CHECKPOINT", 0)), [], runs.save_checkpoint
+n, tracked, epoch = int(os.environ.get("KILL_AFTER_TRACKED_EPOCH", 0)), [], track.RunTracking.epoch
 def save_then_die(run_dir, state):
     out = save(run_dir, state)
     saved.append(state["position"])
     if len(saved) == k:
         os.kill(os.getpid(), signal.SIGKILL)
     return out
-runs.save_checkpoint = save_then_die
+def track_then_die(self, row):
+    epoch(self, row)
+    tracked.append(row)
+    if len(tracked) == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+runs.save_checkpoint, track.RunTracking.epoch = save_then_die, track_then_die
 sys.exit(main(sys.argv[1:]))
 """
 METRIC_COLUMNS = ["epoch", "stage", "size", "train_loss", "valid_loss", "accuracy", "images", "pixels"]
@@ -55,7 +63,8 @@ def uninterrupted(name, tiny, epochs, results, sets=()):
 
 
 @pytest.mark.parametrize("name, epochs, k, where, sets", [
-    ("baseline", 4, 2, (0, 2), ()),        # mid-stage
+    ("baseline", 4, 2, (0, 2), ("track",)),  # mid-stage, tracked by TensorBoard and MLflow, killed after the epoch
+                                             # after checkpoint k: the trackers had it, the resume trains it again
     ("progressive", 4, 3, (1, 1), ("ema=0.9",)),  # inside the second stage (fine_tune, after its frozen epoch),
                                                   # with a weight average going on across the stages
     ("progressive", 4, 2, (1, 0), ()),     # at the stage boundary
@@ -65,16 +74,23 @@ def uninterrupted(name, tiny, epochs, results, sets=()):
 ])
 def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(name, epochs, k, where, sets, tiny,
                                                                                  tmp_path):
+    tracked = "track" in sets
+    if tracked:
+        pytest.importorskip("tensorboard"), pytest.importorskip("mlflow")
+    sets = tuple(s for s in sets if s != "track")
     args = ["run", name, *context(tiny, epochs), *[a for s in sets for a in ("--set", s)], "--results",
-            tmp_path / "r", "--no-reference", "--quiet", "--checkpoint-every", 0, "--keep-checkpoints"]
+            tmp_path / "r", "--no-reference", "--quiet", "--checkpoint-every", 0, "--keep-checkpoints",
+            *(["--track", "tensorboard", "--track", "mlflow"] if tracked else [])]
+    kill = {"KILL_AFTER_TRACKED_EPOCH": str(k + 1)} if tracked else {"KILL_AFTER_CHECKPOINT": str(k)}
     killed = subprocess.run([sys.executable, "-c", KILLER, *map(str, args)], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "KILL_AFTER_CHECKPOINT": str(k)})
+                            timeout=300, env={**os.environ, **kill})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = next((tmp_path / "r" / "runs").iterdir())
     assert runs.read_status(run_dir)["status"] == "killed"
     state = runs.load_checkpoint(run_dir)
     assert (state["position"]["stage"], state["position"]["epoch"]) == where and state["log"]["epochs_done"] == k
     before = (run_dir / "epochs.csv").read_text().splitlines(keepends=True)
+    assert len(before) == 1 + k + tracked
 
     again = toolkit(*args)                                   # the same command, run again
     assert again.returncode == 0, again.stderr
@@ -99,6 +115,11 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
     assert row["accuracy"] == full["accuracy"] and row["pixels_seen"] == full["pixels_seen"]
     if sets:
         assert row["accuracy_ema"] == full["accuracy_ema"]
+    if tracked:   # the trackers' view after the kill and the resume is epochs.csv's (see toolkit/sweep/track.py)
+        check_tensorboard(run_dir, tmp_path / "r")
+        client, run = check_mlflow(run_dir, tmp_path / "r")
+        assert run.info.status == "FINISHED" and json.loads((run_dir / "track.json").read_text()).keys() == {
+            "tensorboard", "mlflow"}
 
 
 def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path):
