@@ -73,7 +73,7 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
     row = runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, auto=job.auto,
                       append=record)
     if tracked:
-        tracked.finish({k: row[k] for k in runs.METRICS if k in row}, metrics["epochs_done"])
+        tracked.finish(row, metrics["epochs_done"])
     return row
 
 

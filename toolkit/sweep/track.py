@@ -132,10 +132,11 @@ class RunTracking:
         for tracker in list(self.live):
             self._call(tracker, lambda: tracker.epoch(row))
 
-    def finish(self, metrics: dict, step: int) -> None:
+    def finish(self, row: dict, step: int) -> None:
         """The final metrics (the numeric ones of the run's row), then each tracker's run closed as finished."""
+        from .runs import METRICS   # here: the launcher imports this module for its names, and runs needs torch
         self.epoch_at = None
-        final = {k: float(v) for k, v in metrics.items() if _number(v)}
+        final = {k: float(row[k]) for k in METRICS if _number(row.get(k))}
         for tracker in list(self.live):
             self._call(tracker, lambda: tracker.finish(final, step))
         self.close("FINISHED")
