@@ -56,6 +56,8 @@ class Tracking:
     results: str = ""
     group: str = ""          # the sweep: a TensorBoard folder, a W&B group, the MLflow parent run's name
     mlflow_parent: str = ""  # the MLflow parent run's id
+    mlflow_uri: str = ""     # where MLflow writes and in which experiment, decided once by the driver (a Ray
+    mlflow_experiment: str = ""  # worker may lack its environment)
 
     def only(self, keep) -> "Tracking":
         return replace(self, names=tuple(n for n in self.names if keep(n)))
@@ -90,17 +92,18 @@ def open_sweep(names, results, what: str) -> Tracking:
     slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", what).strip("_")[:60]
     tracking = Tracking(names, str(Path(results).resolve()), f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}")
     if "mlflow" in names:
-        client = _mlflow_client(tracking.results)
-        parent = client.create_run(_mlflow_experiment(client), run_name=tracking.group,
-                                   tags={"toolkit.sweep": tracking.group})
-        tracking = replace(tracking, mlflow_parent=parent.info.run_id)
+        client = _mlflow_client(_mlflow_uri(tracking.results))
+        experiment = _mlflow_experiment(client)
+        parent = client.create_run(experiment, run_name=tracking.group, tags={"toolkit.sweep": tracking.group})
+        tracking = replace(tracking, mlflow_parent=parent.info.run_id, mlflow_uri=client.tracking_uri,
+                           mlflow_experiment=experiment)
     return tracking
 
 
 def close_sweep(tracking: Tracking | None) -> None:
     if tracking and tracking.mlflow_parent:
         with contextlib.suppress(Exception):  # the sweep's runs are recorded; a parent left RUNNING is cosmetic
-            _mlflow_client(tracking.results).set_terminated(tracking.mlflow_parent)
+            _mlflow_client(tracking.mlflow_uri).set_terminated(tracking.mlflow_parent)
 
 
 def remote(name: str) -> bool:
@@ -234,7 +237,7 @@ class _Mlflow:
 
     def start(self, tracking, run_dir, params, state, resumed_at):
         from mlflow.entities import Param
-        self.client = _mlflow_client(tracking.results, (state or {}).get("tracking_uri"))
+        self.client = _mlflow_client((state or {}).get("tracking_uri") or tracking.mlflow_uri)
         if state:
             self.id = state["run_id"]
             self.client.update_run(self.id, status="RUNNING")
@@ -244,7 +247,7 @@ class _Mlflow:
         tags = {"toolkit.sweep": tracking.group, "toolkit.run_dir": str(run_dir)}
         if tracking.mlflow_parent:
             tags["mlflow.parentRunId"] = tracking.mlflow_parent
-        self.id = self.client.create_run(_mlflow_experiment(self.client), run_name=run_dir.name, tags=tags).info.run_id
+        self.id = self.client.create_run(tracking.mlflow_experiment, run_name=run_dir.name, tags=tags).info.run_id
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):   # MLflow takes at most 100 parameters per call
             self.client.log_batch(self.id, params=items[i:i + 100])
@@ -331,18 +334,18 @@ def _check_wandb() -> None:
                            f"set WANDB_MODE=offline to log to local files; nothing was run.")
 
 
-def _mlflow_uri(results: str, stored: str | None = None) -> str:
-    """Where MLflow writes: the run's own store when it has one, else $MLFLOW_TRACKING_URI, else a SQLite file in
-    the results folder (MLflow's plain-folder store is deprecated)."""
-    return stored or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(results).resolve() / 'mlflow.db'}"
+def _mlflow_uri(results: str) -> str:
+    """Where a sweep's MLflow runs go: $MLFLOW_TRACKING_URI, else a SQLite file in the results folder (MLflow's
+    plain-folder store is deprecated). A run already tracked keeps its own store (track.json)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(results).resolve() / 'mlflow.db'}"
 
 
-def _mlflow_client(results: str, stored: str | None = None):
+def _mlflow_client(uri: str):
     import logging
     from mlflow.tracking import MlflowClient
     for name in ("mlflow", "alembic"):   # a new store logs each step of making its tables
         logging.getLogger(name).setLevel(logging.WARNING)
-    return MlflowClient(_mlflow_uri(results, stored))
+    return MlflowClient(uri)
 
 
 def _mlflow_experiment(client) -> str:
