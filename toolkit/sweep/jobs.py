@@ -2,6 +2,8 @@
 the results so far (skip, resume, start afresh), and resuming one run folder."""
 from __future__ import annotations
 
+import functools
+import gc
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,20 @@ class Keep:
     tracking: track.Tracking | None = None
 
 
+def _collected(fn):
+    """`fn`, followed by a full garbage collection. A Learner and its callbacks point at each other (fastai's
+    `cb.learn`), so a finished run's model, optimizer state and DataLoaders are freed only by a full collection,
+    which Python seldom runs on its own: without one after each job, a sweep keeps every finished run in memory."""
+    @functools.wraps(fn)
+    def collected(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.collect()
+    return collected
+
+
+@_collected
 def run_job(job: Job, results: str | Path, datasets: dict | None = None, progress: str | None = None,
             num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
             keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None,

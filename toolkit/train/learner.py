@@ -95,6 +95,8 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
             metrics = evaluate(learn, recipe, data, mode, num_workers)
             if keep_model is not None:
                 keep_model(final_weights(learn))
+            if saver:
+                saver.pending = None   # the run is done: its last epoch's state is no longer needed for a Ctrl-C
     except KeyboardInterrupt:
         if saver:
             saver.flush()   # the last finished epoch, if its checkpoint was not written yet
