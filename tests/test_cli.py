@@ -1,4 +1,5 @@
 """The launcher as a user meets it: real subprocesses, exit codes and messages."""
+import json
 import re
 import signal
 import subprocess
@@ -125,6 +126,36 @@ def test_bad_paths_are_one_clear_error(tmp_path, capsys):
         code, _, err = launch(args, capsys)
         assert code == 2 and message in err and err.startswith("error: "), (args, err)
         assert time.monotonic() - t0 < 30, args
+
+
+def test_inputs_that_once_slipped_through_are_one_clear_error(tiny, tmp_path, monkeypatch, capsys):
+    """An empty results table, a replayed file with a key nothing reads, TOOLKIT_HOME naming a file, and a batch
+    size no training set fills: each a clear error before anything trains, with nothing written or lost."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / runs.TABLE).write_bytes(b"")
+    saved = {**resolve(replace(registry.get("baseline"), dataset=str(tiny))).to_dict(),
+             **{k: None for k in runs.RUN_INFO}, "context": {}, "label_smothing": 0.1}   # every key a run writes, and a typo
+    (tmp_path / "typo.json").write_text(json.dumps(saved))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    res = tmp_path / "results"
+    for args, env, message in [
+        (["compare", "--results", empty], {}, f"No finished runs in {empty / runs.TABLE}"),
+        (["run", "--config", tmp_path / "typo.json", "--results", res], {},
+         "holds 1 key(s) that are neither recipe fields nor what a run's recipe.json holds: 'label_smothing' (did you mean 'label_smoothing'?)"),
+        (["run", "baseline", "--dataset", "digits", "--results", res], {"TOOLKIT_HOME": str(a_file)},
+         f"The cache folder TOOLKIT_HOME {a_file} cannot be used: {a_file} is a file, not a folder"),
+        (["run", "baseline", "--dataset", tiny, "--set", "bs=100000", "--results", res], {},
+         f"has bs=100,000, but {tiny} has only 40 training images: not one full batch"),
+    ]:
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            code, _, err = launch(args, capsys)
+        assert code == 2 and message in err and err.startswith("error: "), (args, err)
+        assert len(err.strip().splitlines()) == 1, err   # one paragraph, no traceback
+    assert (empty / runs.TABLE).read_bytes() == b"" and not res.exists()
 
 
 def test_a_sweep_whose_runs_are_all_running_elsewhere_says_so(tiny, tmp_path, capsys):

@@ -163,6 +163,7 @@ def learner(name_or_recipe, progress: str | None = None, num_workers: int | None
     check_arch(recipe.arch)
     check_weights(recipe.arch, recipe.weights)
     data = pipeline.prepare(recipe, progress=progress)
+    pipeline.check_batches(recipe, data.ds)
     learn = fresh_learner(recipe, data, data.plan[0][0], num_workers=num_workers)
     learn.recipe, learn.stages = recipe, data.plan
     return learn

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..atomic import write_json
+from ..atomic import check_folder, write_json
 from ..errors import DatasetError
 
 # Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
@@ -45,7 +45,8 @@ SPLITS = ("train", "val")
 
 def toolkit_home() -> Path:
     """Where the toolkit caches what it derives (embedded datasets, image checks, stats): $TOOLKIT_HOME."""
-    return Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".cache" / "toolkit")).expanduser()
+    home = Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".cache" / "toolkit")).expanduser()
+    return check_folder(home, "The cache folder TOOLKIT_HOME")
 
 
 @dataclass(frozen=True)

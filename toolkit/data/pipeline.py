@@ -22,6 +22,7 @@ from .augment import BatchAugment
 from .datasets import Dataset, FolderLabel, cache_json, load, readable
 from .loader import PackedDL, PackedItems, packed_dataloaders
 from .pack import Pack, ensure_pack, pack_side
+from ..errors import RecipeError
 from ..recipes.recipe import Recipe, stage_plan
 
 
@@ -31,6 +32,16 @@ class Data:
     ds: Dataset
     plan: list          # [(size_px, epochs, lr, how)] per stage
     pack: Pack | None
+
+
+def check_batches(recipe: Recipe, ds: Dataset) -> None:
+    """A training set must make at least one full batch: the last, partial one is dropped (as fastai does), so a
+    batch size above the number of training images would train on nothing and record chance as a result."""
+    if recipe.bs > ds.n_train:
+        raise RecipeError(f"Recipe {recipe.name!r} has bs={recipe.bs:,}, but {ds.name} has only {ds.n_train:,} "
+                          f"training images: not one full batch, so the run would train on no image at all (the "
+                          f"last, partial batch of an epoch is dropped). Use --set bs=N with N at most "
+                          f"{ds.n_train:,}, and well below it for more than one step per epoch.")
 
 
 def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> Data:

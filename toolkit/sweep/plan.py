@@ -10,9 +10,10 @@ Vocabulary:
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..data import datasets
@@ -20,6 +21,7 @@ from ..data.datasets import canonical_name, load
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
 from ..train import precision
+from . import runs
 from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, config_id, epoch_plan, format_value, label, pairs, plan_pixels,
                               stage_plan)
 
@@ -132,14 +134,29 @@ def replay(path: str | Path) -> tuple[Recipe, dict]:
         if not isinstance(saved, dict) or not isinstance(saved.get("context", {}), dict):
             raise ValueError(f"it holds a JSON {type(saved).__name__}, not a run's recipe (a JSON object of recipe "
                              f"fields and its context)" if not isinstance(saved, dict) else "its context is no object")
+        _check_keys(path, saved)
         return Recipe.from_dict({**LEGACY, **saved}), dict(saved.get("context", {}))  # older runs: fp32
     except (OSError, ValueError, TypeError) as e:
         raise ToolkitError(f"Cannot replay {path}: {type(e).__name__}: {e}. Pass the recipe.json of a run folder "
                            f"(RESULTS/runs/<run>/recipe.json).") from None
 
 
+def _check_keys(path: Path, saved: dict) -> None:
+    """A replay runs exactly what its file says: a key that is neither a recipe field nor one a run's recipe.json
+    holds (a typo, or a field of another tool) is an error, never silently dropped."""
+    known = [f.name for f in fields(Recipe)] + list(runs.RUN_INFO)
+    unknown = [k for k in saved if k not in known]
+    if unknown:
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        hints = "; ".join(f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k) for k, c in close.items())
+        raise ToolkitError(f"Cannot replay {path}: it holds {len(unknown)} key(s) that are neither recipe fields nor "
+                           f"what a run's recipe.json holds: {hints}. A replay runs exactly what its file says, so "
+                           f"nothing is dropped: fix or remove them. Recipe fields: {', '.join(f.name for f in fields(Recipe))}.")
+
+
 def check(jobs: list[Job]) -> dict:
     """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
+    from ..data.pipeline import check_batches
     from ..train.evaluation import check as check_evaluations
     from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
     for job in jobs:
@@ -148,5 +165,6 @@ def check(jobs: list[Job]) -> dict:
         stage_plan(job.recipe, job.recipe.size)
     loaded = {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}
     for job in jobs:
+        check_batches(job.recipe, loaded[job.recipe.dataset])
         check_evaluations(job.recipe, loaded[job.recipe.dataset])
     return loaded

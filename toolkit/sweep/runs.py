@@ -76,6 +76,10 @@ def now() -> str:
     return datetime.now().isoformat(timespec="milliseconds")
 
 
+# What a run's recipe.json holds besides the recipe's fields, in this version and every older one.
+RUN_INFO = ("config_id", "context", "auto", "dataset_path", "stage_plan", "skipped_files", "pack")
+
+
 def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int = 1, auto: dict | None = None) -> None:
     """Write what a run is about to do: recipe.json (with its config_id, context and what `auto` meant when it was
     planned), env.json, status running."""
@@ -361,6 +365,8 @@ def load_table(results: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     data = path.read_bytes()
+    if not data:   # an empty file is a table with no rows yet (the next append writes its header)
+        return pd.DataFrame(columns=COLUMNS)
     check_table(path, data)
     raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     table = raw if list(raw.columns) == COLUMNS else upgrade(raw)

@@ -21,7 +21,7 @@ from fastai.torch_core import set_seed
 from .. import progress as show
 from ..atomic import write_atomic
 from ..data.datasets import resolve
-from ..data.pipeline import Data, dataloaders, prepare
+from ..data.pipeline import Data, check_batches, dataloaders, prepare
 from ..recipes.recipe import Recipe
 from . import checkpoint, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
@@ -72,6 +72,7 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     check_weights(recipe.arch, recipe.weights)
     mode = show.resolve(progress)
     data = data or prepare(recipe, progress=mode)
+    check_batches(recipe, data.ds)
     check_evaluations(recipe, data.ds)
     plan = data.plan
     stage0, start0 = _position(resume)
