@@ -8,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from toolkit.report import stats
+from toolkit import stats
 
 SCENARIOS = [  # (true difference, spread, margin): what a row of a comparison may be
     (0.0, 1.0, 1.0), (0.0, 0.5, 1.0), (0.0, 1.0, 3.0), (1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (2.0, 3.0, 1.0),

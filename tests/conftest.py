@@ -68,12 +68,15 @@ def resolved(recipe):
 CONTEXT = {"arch": "xresnet18", "dataset": "digits"}   # the context of the rows `add_rows` writes
 
 
-def add_rows(results, name, accuracies, seed0=42, tta=None, evals=None, **changes):
+def add_rows(results, name, accuracies, seed0=42, tta=None, evals=None, role="recipe", **changes):
     """Results-table rows for `name` under CONTEXT, one per seed from seed0, with the given accuracies (and TTA
-    accuracies, or {key: accuracies} of other evaluations, each taking 2 s): a table to compare without training."""
+    accuracies, or {key: accuracies} of other evaluations, each taking 2 s), as runs planned with `role` would
+    record them: a table to compare without training."""
     from dataclasses import replace
+    from toolkit.train import precision
     from toolkit.recipes import registry
-    from toolkit.sweep import runs
+    from toolkit.records import schema
+    from toolkit.records.table import append_row
     recipe = resolved(replace(registry.get(name), arch="xresnet18", dataset="digits", **changes))
     for i, acc in enumerate(accuracies):
         r = replace(recipe, seed=seed0 + i)
@@ -83,7 +86,9 @@ def add_rows(results, name, accuracies, seed0=42, tta=None, evals=None, **change
                    **{m: v for k, accs in (evals or {}).items()
                       for m, v in ((f"accuracy_{k}", accs[i]), (f"{k}_seconds", 2.0))}}
         ctx = {**CONTEXT, **{k: str(v) for k, v in changes.items()}}
-        runs.append_row(results, runs.result_row(r, ctx, Path(f"/nowhere/{name}-{i}-{len(changes)}"), metrics))
+        auto = precision.choice()   # as a sweep planned on this machine records it, with what its row means
+        append_row(results, schema.result_row(r, ctx, Path(f"/nowhere/{name}-{i}-{len(changes)}"), metrics, auto,
+                                              schema.meaning(r, ctx, role, auto)))
 
 
 def folder_dls(ds, size: int, bs: int, **changes):

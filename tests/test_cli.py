@@ -14,7 +14,9 @@ import torch
 
 from tests.conftest import resolved as resolve
 from toolkit.recipes import registry
-from toolkit.sweep import plan, runs
+from toolkit.records import folders, schema
+from toolkit.records.table import TABLE, append_row, load_table
+from toolkit.sweep import plan
 
 from conftest import epochs_logged, signal_when
 
@@ -110,7 +112,7 @@ def test_bad_paths_are_one_clear_error(tmp_path, capsys):
     (tmp_path / "array.json").write_text("[1, 2]")
     finished = tmp_path / "finished"   # a table with one finished run, written directly
     recipe = resolve(replace(registry.get("baseline"), dataset="digits"))
-    runs.append_row(finished, runs.result_row(recipe, {}, finished / "runs" / "x", {"accuracy": 0.5, "n_valid": 359}))
+    append_row(finished, schema.result_row(recipe, {}, finished / "runs" / "x", {"accuracy": 0.5, "n_valid": 359}))
     for args, message in [
         (["run", "baseline", "--results", a_file], f"--results {a_file} cannot be used: {a_file} is a file"),
         (["run", "baseline", "--results", a_file / "deeper"], f"{a_file} is a file, not a folder"),
@@ -133,15 +135,15 @@ def test_inputs_that_once_slipped_through_are_one_clear_error(tiny, tmp_path, mo
     size no training set fills: each a clear error before anything trains, with nothing written or lost."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / runs.TABLE).write_bytes(b"")
+    (empty / TABLE).write_bytes(b"")
     saved = {**resolve(replace(registry.get("baseline"), dataset=str(tiny))).to_dict(),
-             **{k: None for k in runs.RUN_INFO}, "context": {}, "label_smothing": 0.1}   # every key a run writes, and a typo
+             **{k: None for k in folders.RUN_INFO}, "context": {}, "label_smothing": 0.1}   # every key a run writes, and a typo
     (tmp_path / "typo.json").write_text(json.dumps(saved))
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     res = tmp_path / "results"
     for args, env, message in [
-        (["compare", "--results", empty], {}, f"No finished runs in {empty / runs.TABLE}"),
+        (["compare", "--results", empty], {}, f"No finished runs in {empty / TABLE}"),
         (["run", "--config", tmp_path / "typo.json", "--results", res], {},
          "holds 1 key(s) that are neither recipe fields nor what a run's recipe.json holds: 'label_smothing' (did you mean 'label_smoothing'?)"),
         (["run", "baseline", "--dataset", "digits", "--results", res], {"TOOLKIT_HOME": str(a_file)},
@@ -155,14 +157,14 @@ def test_inputs_that_once_slipped_through_are_one_clear_error(tiny, tmp_path, mo
             code, _, err = launch(args, capsys)
         assert code == 2 and message in err and err.startswith("error: "), (args, err)
         assert len(err.strip().splitlines()) == 1, err   # one paragraph, no traceback
-    assert (empty / runs.TABLE).read_bytes() == b"" and not res.exists()
+    assert (empty / TABLE).read_bytes() == b"" and not res.exists()
 
 
 def test_a_sweep_whose_runs_are_all_running_elsewhere_says_so(tiny, tmp_path, capsys):
     """Its only run is running in another (live) process: it is left alone, and there is nothing to compare yet."""
     res = tmp_path / "results"
     job, = plan.plan(["baseline"], plan.context_of(dataset=str(tiny), epochs=1), reference=False)
-    runs.start(runs.new_run_dir(res, job.recipe), job.recipe, job.context)   # this test's own pid: alive
+    folders.start(folders.new_run_dir(res, job.recipe), job.recipe, job.context)   # this test's own pid: alive
     code, out, err = launch(["run", "baseline", "--dataset", tiny, "--epochs", 1, "--no-reference", "--results", res],
                             capsys)
     assert code == 2 and "left alone" in out, out + err
@@ -247,7 +249,7 @@ def test_a_saved_model_exports_to_a_learner_that_predicts_its_accuracy_back(tmp_
     with learn.no_bar(), learn.no_logging():
         acc = float(learn.validate(dl=learn.dls.test_dl(files, with_labels=True))[1])
         label = learn.predict(files[0])[0]
-    row = runs.load_table(results).iloc[0]
+    row = load_table(results).iloc[0]
     # the folder pipeline resamples the images once more than the pack did: within 5 of 359 images
     assert abs(acc - row["accuracy"]) <= 5 / 359 and label in learn.dls.vocab
     (run_dir / "model.pth").unlink()

@@ -12,18 +12,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
 # Which may use which: a module may import from its own stage and from the stages before it (README: Layout).
 ORDER = [
-    ("toolkit.errors", "toolkit.atomic", "toolkit.progress"),   # the bottom, used by all
+    ("toolkit.errors", "toolkit.atomic", "toolkit.progress", "toolkit.stats"),   # the bottom, used by all
     ("toolkit.recipes",),
     ("toolkit.data",),
     ("toolkit.train",),
-    ("toolkit.sweep",),
-    ("toolkit.report",),
+    ("toolkit.records",),                                        # what a run leaves: folders, the results table
+    ("toolkit.sweep",),                                          # writes records
+    ("toolkit.report",),                                         # reads records, and nothing of the sweep
     ("toolkit.seeds",),                                          # how many seeds: sweeps judged as they run
     ("toolkit.bench",),
     ("toolkit.api",),                                            # what `import toolkit` offers
     ("toolkit.cli", "toolkit.__main__"),                         # the launcher
     ("toolkit",),                                                # the package's face, toolkit/__init__.py
 ]
+
+
+# Stages that never import one another, though the order would allow it: (importer, imported).
+APART = [("toolkit.report", "toolkit.sweep")]
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -69,6 +74,8 @@ def problems(root: Path, order=ORDER) -> list[str]:
     graph = {name: imports(name, path, known) for name, path in known.items()}
     out = [f"{a} imports {b}, a later stage" for a, deps in sorted(graph.items()) for b in sorted(deps)
            if stage(b, order) > stage(a, order)]
+    out += [f"{a} imports {b}: {x} reads records and never the {y.split('.')[-1]}" for a, deps in sorted(graph.items())
+            for b in sorted(deps) for x, y in APART if _within(a, x) and _within(b, y)]
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as e:
@@ -76,10 +83,14 @@ def problems(root: Path, order=ORDER) -> list[str]:
     return out
 
 
+def _within(name: str, stage_name: str) -> bool:
+    return name == stage_name or name.startswith(stage_name + ".")
+
+
 def test_the_package_imports_in_the_order_data_flows_and_has_no_cycle():
     known = modules(PACKAGE)
-    assert {"toolkit.recipes.recipe", "toolkit.data.pipeline", "toolkit.train.learner", "toolkit.sweep.execute",
-            "toolkit.report.tables", "toolkit.api"} <= set(known)
+    assert {"toolkit.recipes.recipe", "toolkit.data.pipeline", "toolkit.train.learner", "toolkit.records.table",
+            "toolkit.sweep.execute", "toolkit.report.tables", "toolkit.api"} <= set(known)
     deps = imports("toolkit.sweep.jobs", known["toolkit.sweep.jobs"], known)
     assert "toolkit.train.learner" in deps and "toolkit.data.pipeline" in deps  # imports inside a function count
     assert {"toolkit.api", "toolkit.recipes.registry"} <= imports("toolkit", known["toolkit"], known)  # lazy face
@@ -103,6 +114,10 @@ def test_the_check_fails_on_a_cycle_and_on_an_import_against_the_order(tmp_path)
                                           "data/autoaug.py": "POLICIES = ()\n",
                                           "recipes/recipe.py": "def f():\n    from ..data.autoaug import POLICIES\n"})
     assert problems(backwards) == ["toolkit.recipes.recipe imports toolkit.data.autoaug, a later stage"]
+    apart = _package(tmp_path / "c", {"sweep/__init__.py": "", "report/__init__.py": "", "sweep/plan.py": "",
+                                      "report/compare.py": "from ..sweep.plan import reference_recipe\n"})
+    assert problems(apart) == ["toolkit.report.compare imports toolkit.sweep.plan: toolkit.report reads records and "
+                               "never the sweep"]
 
 
 @pytest.mark.parametrize("code", ["import toolkit", "import toolkit; toolkit.list_experiments(); toolkit.get('mixup')",

@@ -134,7 +134,7 @@ def resolved(name_or_recipe, against: str | None = None, **settings):
     and size, and under budget=pixels the pixels its reference spends."""
     from .recipes import registry
     from .recipes.recipe import Recipe, apply_overrides
-    from .sweep.plan import resolve
+    from .train.resolve import resolve
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else registry.get(name_or_recipe)
     ctx = context(**settings)
     return resolve(apply_overrides(recipe, ctx), ctx, against)

@@ -41,7 +41,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .sweep.plan import reference_recipe, resolve, variant
+    from .sweep.plan import variant
+    from .train.resolve import reference_recipe, resolve
     context = _context(args)
     recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary), context, args.against)
     reference = reference_recipe(recipe, context, args.against)
@@ -94,7 +95,7 @@ def cmd_run(args) -> int:
 
 def _point_to_noise(summary, args) -> None:
     """After a table with inconclusive rows: where to learn how many seeds this proxy needs."""
-    from .report import stats
+    from . import stats
     if args.config or summary.empty:
         return
     open_ = summary[(summary["delta_verdict"] == stats.INCONCLUSIVE)
@@ -117,13 +118,13 @@ def cmd_export(args) -> int:
     from .atomic import check_folder
     from .data.datasets import resolve
     from .errors import ToolkitError
-    from .sweep import runs
+    from .records import artifacts
     from .sweep.plan import replay
     from .train.export import export
     run_dir = Path(args.run_dir)
-    path = run_dir / runs.MODEL
+    path = run_dir / artifacts.MODEL
     if not path.is_file():
-        raise ToolkitError(f"{run_dir} holds no {runs.MODEL}: only a run made with --save-model keeps its weights. "
+        raise ToolkitError(f"{run_dir} holds no {artifacts.MODEL}: only a run made with --save-model keeps its weights. "
                            f"Run it again with `toolkit run ... --save-model --rerun`, or `toolkit run --config "
                            f"{run_dir / 'recipe.json'} --save-model`.")
     check_folder(Path(args.out).parent, "The export file's folder")
@@ -148,15 +149,16 @@ def cmd_resume(args) -> int:
 
 def cmd_runs(args) -> int:
     from .atomic import check_folder
-    from .sweep import runs
+    from .records import folders
+    from .records.table import TABLE, rebuild_table
     check_folder(args.results, "--results")
     if args.rebuild_table:
-        dest, n, skipped = runs.rebuild_table(args.results)
+        dest, n, skipped = rebuild_table(args.results)
         print(f"Wrote {n} row(s) to {dest}, from the finished run folders under {Path(args.results) / 'runs'} "
               f"({skipped} other folder(s) left out). Check it, then put it in place: mv {dest} "
-              f"{Path(args.results) / runs.TABLE}")
+              f"{Path(args.results) / TABLE}")
         return 0
-    listing = runs.list_runs(args.results)
+    listing = folders.list_runs(args.results)
     if listing.empty:
         print(f"No run folders under {Path(args.results) / 'runs'}.")
         return 0

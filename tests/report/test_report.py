@@ -12,13 +12,15 @@ from toolkit.errors import ToolkitError
 from toolkit.recipes import registry
 from toolkit.report import compare
 from toolkit.report import tables as report
-from toolkit.sweep import runs
+from toolkit.records import schema
+from toolkit.train import precision
+from toolkit.records.table import append_row, load_table
 from toolkit.sweep.plan import variant
 
 from conftest import CONTEXT, add_rows as add
 
 def summary_of(results, against=None):
-    table = compare.annotate(runs.load_table(results), against)
+    table = compare.pair_against(load_table(results), against)
     return report.summarize(table, table).set_index("label")
 
 
@@ -81,9 +83,11 @@ def test_too_few_pairs_and_equal_differences_have_defined_answers(results):
 def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
     add(results, "tta", [0.70, 0.80, 0.90], tta=[0.72, 0.82, 0.92])
     more = variant(resolve(replace(registry.get("tta"), arch="xresnet18", dataset="digits")), {"tta_n": "8"})
+    auto = precision.choice()
     for i, (acc, tta) in enumerate(zip([0.70, 0.80, 0.90], [0.73, 0.84, 0.93])):
-        runs.append_row(results, runs.result_row(replace(more, seed=42 + i), CONTEXT, Path(f"/nowhere/v{i}"),
-                                                 {"accuracy": acc, "accuracy_tta": tta, "n_valid": 359}))
+        r = replace(more, seed=42 + i)
+        append_row(results, schema.result_row(r, CONTEXT, Path(f"/nowhere/v{i}"), {"accuracy": acc, "accuracy_tta": tta,
+                                              "n_valid": 359}, auto, schema.meaning(r, CONTEXT, "recipe", auto)))
     s = summary_of(results).loc["tta [tta_n=8]"]
     assert s["reference"] == "tta" and s["tta_vs"] == "TTA (fastai)"
     assert s["delta_tta_mean"] == pytest.approx((0.01 + 0.02 + 0.01) / 3)
@@ -92,10 +96,10 @@ def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
 def test_markdown_files_and_plot(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "mixup", [0.69, 0.81, 0.88])
-    table = compare.annotate(runs.load_table(results))
+    table = compare.pair_against(load_table(results))
     assert "compared at once" not in report.to_markdown(report.summarize(table, table))  # one difference only
     add(results, "label_smoothing", [0.71, 0.80, 0.91])
-    table = compare.annotate(runs.load_table(results))
+    table = compare.pair_against(load_table(results))
     summary = report.summarize(table, table)
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
@@ -124,7 +128,7 @@ def test_compare_keeps_the_two_budgets_apart_and_can_show_one(results):
 def test_each_evaluation_is_compared_with_the_same_models_and_with_the_reference(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "tta_all", [0.70, 0.80, 0.90], evals={"flip": [0.72, 0.82, 0.92], "hires": [0.69, 0.80, 0.88]})
-    table = compare.annotate(runs.load_table(results))
+    table = compare.pair_against(load_table(results))
     summary = report.summarize(table, table)
     s = summary.set_index("label").loc["tta_all"]
     assert s["accuracy_flip_mean"] == pytest.approx(0.82) and s["flip_seconds"] == 2.0
@@ -144,3 +148,46 @@ def test_the_frontier_joins_the_points_no_other_beats_on_both():
     p = pd.DataFrame({"pixels": [1, 1, 2, 3, 3], "mean": [0.5, 0.6, 0.6, 0.7, 0.65]})
     # (1, .5) is beaten by (1, .6) at the same pixels; (2, .6) by (1, .6) at fewer; (3, .65) by (3, .7)
     assert on_frontier(p, "pixels").tolist() == [False, True, False, True, False]
+
+
+COMPARED = ["label", "reference", "n", "accuracy_mean", "delta_pairs", "delta_mean", "delta_low", "delta_high",
+            "delta_verdict"]
+
+
+def test_a_table_compares_as_recorded_after_a_parent_is_edited_and_an_experiment_deleted(results, monkeypatch):
+    """Rows pair by what they recorded when planned: today's registry is never asked again."""
+    add(results, "normalize", [0.70, 0.80, 0.90], role="reference")
+    add(results, "mixup", [0.72, 0.825, 0.921])
+    before = summary_of(results).reset_index()[COMPARED]
+    assert before.set_index("label").loc["mixup", "delta_verdict"] == "better"
+    with monkeypatch.context() as m:   # normalize's definition edited: its config id today would differ
+        m.setitem(registry._experiments, "normalize", replace(registry.get("normalize"), lr=1e-2, normalize="none"))
+        pd.testing.assert_frame_equal(summary_of(results).reset_index()[COMPARED], before)
+    with monkeypatch.context() as m:   # both experiments deleted
+        m.delitem(registry._experiments, "mixup")
+        m.delitem(registry._experiments, "normalize")
+        pd.testing.assert_frame_equal(summary_of(results).reset_index()[COMPARED], before)
+
+
+def test_a_row_that_is_only_another_rows_reference_says_so(results):
+    """normalize ran only as mixup's reference, and its own reference (the baseline) never ran: `(reference)`, not a
+    failure; asked for by name without its reference, it says what is missing."""
+    add(results, "normalize", [0.70, 0.80, 0.90], role="reference")
+    add(results, "mixup", [0.72, 0.825, 0.921])
+    s = summary_of(results)
+    assert s.loc["normalize", "delta_verdict"] == "(reference)" and s.loc["normalize", "reference"] == ""
+    add(results, "normalize", [0.75], seed0=50)    # asked for by name, once
+    s = summary_of(results)
+    assert s.loc["normalize", "delta_verdict"] == "no runs of the reference"
+    assert s.loc["normalize", "reference"] == "baseline"
+
+
+def test_against_pairs_with_the_named_rows_of_the_same_context(results):
+    add(results, "baseline", [0.60, 0.62, 0.64])
+    add(results, "mixup", [0.71, 0.72, 0.73])
+    add(results, "mixup", [0.70, 0.71], lr=1e-2)     # another context: no baseline rows of its own
+    s = summary_of(results, against="baseline")
+    assert s.loc["mixup", "delta_mean"] == pytest.approx(0.10) and s.loc["mixup", "reference"] == "baseline"
+    assert s.loc["mixup [lr=0.01]", "delta_verdict"] == "no runs of the reference"
+    with pytest.raises(ToolkitError, match="No finished runs of 'label_smoothing' in the results table"):
+        summary_of(results, against="label_smoothing")

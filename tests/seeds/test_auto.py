@@ -4,7 +4,7 @@ import pytest
 import numpy as np
 
 from toolkit import api
-from toolkit.sweep import runs
+from toolkit.records.table import TABLE, load_table
 
 from conftest import CONTEXT, add_rows
 
@@ -16,11 +16,11 @@ def test_rounds_stop_decided_rows_and_run_only_what_undecided_rows_need(results)
     add_rows(results, "normalize", ref)                                         # a row, and the others' reference
     add_rows(results, "mixup", ref + 0.06 + rng.normal(0, 0.003, 10))        # clearly better from 3 pairs
     add_rows(results, "label_smoothing", ref + rng.normal(0, 0.004, 10))     # within ±1 once enough pairs say so
-    before = len(runs.load_table(results))
+    before = len(load_table(results))
     said = []
     done = api.sweep_and_compare(["normalize", "mixup", "label_smoothing"], dict(CONTEXT), seeds="auto", results=results,
                                  quiet=True, log=said.append)
-    assert len(runs.load_table(results)) == before                            # nothing ran: all were in the table
+    assert len(load_table(results)) == before                            # nothing ran: all were in the table
     s = done.summary.set_index("name")
     assert s.loc["mixup", "delta_verdict"] == "better" and s.loc["mixup", "stopped"] == "look 1/4 (3 pairs), decided"
     assert s.loc["mixup", "seeds"] == "42,43,44" and s.loc["mixup", "n"] == 3
@@ -49,7 +49,7 @@ def test_bad_auto_settings_are_clear_errors_before_anything_runs(results):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds="auto", rerun=True, results=results, quiet=True)
     with pytest.raises(ToolkitError, match="--margin is a number of accuracy points"):
         api.sweep_and_compare(["mixup"], dict(CONTEXT), seeds=3, margin=-1, results=results, quiet=True)
-    assert not (results / runs.TABLE).exists()
+    assert not (results / TABLE).exists()
 
 
 def test_each_round_replans_a_variant_with_its_treatment_over_the_context(monkeypatch, results):

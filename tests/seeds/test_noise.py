@@ -5,7 +5,7 @@ import pytest
 
 from toolkit import api
 from toolkit.errors import ToolkitError
-from toolkit.report import stats
+from toolkit import stats
 
 from conftest import CONTEXT, add_rows
 

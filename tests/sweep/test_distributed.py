@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from toolkit.recipes import registry
-from toolkit.sweep import runs, track
+from toolkit.records import artifacts, folders
+from toolkit.records.table import load_table
+from toolkit.sweep import track
 from toolkit.sweep import plan
 from toolkit.api import sweep_and_compare
 from toolkit.errors import ToolkitError
@@ -50,13 +52,13 @@ def test_a_sweep_on_two_workers_equals_the_serial_one_thread_sweep(cluster, tiny
     names = ["baseline", "label_smoothing", "mixup"]
     done = sweep_and_compare(names, ctx(tiny), seeds=2, reference=False, results=tmp_path / "ray", executor="ray",
                      address=cluster.address, log=lambda *a: None)
-    table = runs.load_table(tmp_path / "ray")
+    table = load_table(tmp_path / "ray")
     assert sorted(zip(table["name"], table["seed"])) == sorted((n, s) for n in names for s in (42, 43))  # once each
     assert (table["threads"] == 1).all() and overlapped(table)
     serial = subprocess.run(cli(tiny, 2, *names, "--seeds", 2, "--no-reference", "--results", tmp_path / "serial"),
                             capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert serial.returncode == 0, serial.stderr
-    one = runs.load_table(tmp_path / "serial")
+    one = load_table(tmp_path / "serial")
     key = lambda t: dict(zip(zip(t["name"], t["seed"]), t["accuracy"]))  # noqa: E731
     assert key(table) == key(one) and (one["threads"] == 1).all()
     assert set(done.summary["name"]) == set(names)
@@ -74,7 +76,7 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
             for st in res.glob("runs/*/status.json"):
                 status = json.loads(st.read_text())
                 if status["status"] == "running" and (st.parent / "checkpoint.pt").exists():
-                    k = runs.load_checkpoint(st.parent)["log"]["epochs_done"]
+                    k = artifacts.load_checkpoint(st.parent)["log"]["epochs_done"]
                     os.kill(status["pid"], signal.SIGKILL)       # the Ray worker running this job
                     killed = st.parent
                     break
@@ -83,7 +85,7 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
     finally:
         driver.kill()
     assert killed is not None and driver.returncode == 0, err
-    table = runs.load_table(res)
+    table = load_table(res)
     assert sorted(table["seed"]) == [42, 43]                     # every row once
     row = table[table["run_dir"] == str(killed)].iloc[0]
     metrics = json.loads((killed / "metrics.json").read_text())
@@ -93,7 +95,7 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
     serial = subprocess.run(cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", tmp_path / "s"),
                             capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert serial.returncode == 0, serial.stderr
-    one = runs.load_table(tmp_path / "s").set_index("seed")
+    one = load_table(tmp_path / "s").set_index("seed")
     assert row["accuracy"] == one.loc[row["seed"], "accuracy"]
     assert row["valid_loss"] == one.loc[row["seed"], "valid_loss"]
 
@@ -107,10 +109,10 @@ def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster,
     with pytest.raises(ToolkitError, match=r"1 of 3 job\(s\) failed"):
         sweep_and_compare(["baseline", "normalize", broken], ctx(tiny, 1), reference=False, results=tmp_path,
                   executor="ray", address=cluster.address, log=said.append)
-    assert sorted(runs.load_table(tmp_path)["name"]) == ["baseline", "normalize"], said
+    assert sorted(load_table(tmp_path)["name"]) == ["baseline", "normalize"], said
     failures = [line for line in said if "FAILED" in line]
     assert len(failures) == 1 and "junk_weights" in failures[0] and "Could not read" in failures[0], said
-    statuses = [runs.read_status(d)["status"] for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+    statuses = [folders.read_status(d)["status"] for d in (tmp_path / "runs").iterdir() if d.is_dir()]
     assert sorted(statuses) == ["failed", "finished", "finished"], (said, statuses)
 
 
@@ -120,14 +122,14 @@ def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_miss
                "--executor", "ray", "--address", cluster.address)
     code, err = signal_when(args, lambda: (res / "runs.csv").exists(), signal.SIGINT)
     assert code == 130, err
-    finished = len(runs.load_table(res))
+    finished = len(load_table(res))
     assert 1 <= finished < 4
     statuses = [json.loads(p.read_text())["status"] for p in res.glob("runs/*/status.json")]
     assert set(statuses) <= {"finished", "interrupted"}   # no run left marked running
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert f"skipped {finished} finished run(s)" in again.stdout
-    table = runs.load_table(res)
+    table = load_table(res)
     assert sorted(zip(table["name"], table["seed"])) == [("baseline", 42), ("baseline", 43),
                                                           ("normalize", 42), ("normalize", 43)]
 
@@ -145,7 +147,7 @@ def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(clus
     """A worker that cannot see the results folder works locally; the driver writes the folder and the row."""
     from toolkit.sweep import ray_executor as distributed
     job = plan.plan(["baseline"], ctx(tiny, 1), reference=False)[0]
-    run_dir = runs.new_run_name(tmp_path, job.recipe)
+    run_dir = folders.new_run_name(tmp_path, job.recipe)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         coordinator = distributed._coordinator(ray)
@@ -157,6 +159,6 @@ def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(clus
     assert "checkpoint.pt" not in out["files"] and str(tmp_path) not in out["row"]["run_dir"]  # worked elsewhere
     tracking = track.open_sweep(("tensorboard",), tmp_path, "baseline")  # a local store: the driver logs the run
     row = distributed._record(tmp_path, run_dir, out, tracking)
-    assert row["run_dir"] == str(run_dir) and runs.read_status(run_dir)["status"] == "finished"
-    assert runs.load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]
+    assert row["run_dir"] == str(run_dir) and folders.read_status(run_dir)["status"] == "finished"
+    assert load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]
     check_tensorboard(run_dir, tmp_path)                 # from the rows the job returned

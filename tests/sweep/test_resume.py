@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from toolkit.sweep import runs
-from toolkit.sweep import plan
-from toolkit.sweep import jobs
+from toolkit.records import artifacts, folders, schema
+from toolkit.records.table import append_row, load_table
+from toolkit.sweep import jobs, plan
 from toolkit.errors import CheckpointError, TableError
 
 from conftest import epochs_logged, signal_when
@@ -24,9 +24,11 @@ from trackers import check_mlflow, check_tensorboard
 # n-th epoch (the epoch after a checkpoint: logged, then lost).
 KILLER = """
 import os, signal, sys
-from toolkit.sweep import runs, track
+from toolkit.records import artifacts, folders, schema
+from toolkit.records.table import append_row, load_table
+from toolkit.sweep import track
 from toolkit.cli import main
-k, saved, save = int(os.environ.get("KILL_AFTER_CHECKPOINT", 0)), [], runs.save_checkpoint
+k, saved, save = int(os.environ.get("KILL_AFTER_CHECKPOINT", 0)), [], artifacts.save_checkpoint
 n, tracked, epoch = int(os.environ.get("KILL_AFTER_TRACKED_EPOCH", 0)), [], track.RunTracking.epoch
 def save_then_die(run_dir, state):
     out = save(run_dir, state)
@@ -39,7 +41,7 @@ def track_then_die(self, row):
     tracked.append(row)
     if len(tracked) == n:
         os.kill(os.getpid(), signal.SIGKILL)
-runs.save_checkpoint, track.RunTracking.epoch = save_then_die, track_then_die
+artifacts.save_checkpoint, track.RunTracking.epoch = save_then_die, track_then_die
 sys.exit(main(sys.argv[1:]))
 """
 METRIC_COLUMNS = ["epoch", "stage", "size", "train_loss", "valid_loss", "accuracy", "images", "pixels"]
@@ -86,8 +88,8 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
                             timeout=300, env={**os.environ, **kill})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = next((tmp_path / "r" / "runs").iterdir())
-    assert runs.read_status(run_dir)["status"] == "killed"
-    state = runs.load_checkpoint(run_dir)
+    assert folders.read_status(run_dir)["status"] == "killed"
+    state = artifacts.load_checkpoint(run_dir)
     assert (state["position"]["stage"], state["position"]["epoch"]) == where and state["log"]["epochs_done"] == k
     before = (run_dir / "epochs.csv").read_text().splitlines(keepends=True)
     assert len(before) == 1 + k + tracked
@@ -102,14 +104,14 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
     full = uninterrupted(name, tiny, epochs, tmp_path / "full", sets)
     mine, theirs = pd.read_csv(run_dir / "epochs.csv"), pd.read_csv(Path(full["run_dir"]) / "epochs.csv")
     assert mine[METRIC_COLUMNS].equals(theirs[METRIC_COLUMNS])  # every later epoch, bit for bit on the CPU
-    c1, c2 = runs.load_checkpoint(run_dir), runs.load_checkpoint(Path(full["run_dir"]))
+    c1, c2 = artifacts.load_checkpoint(run_dir), artifacts.load_checkpoint(Path(full["run_dir"]))
     w1, w2 = c1["model"], c2["model"]
     assert all(torch.equal(w1[key], w2[key]) for key in w2)  # the final weights too
     assert bool(c2["ema"]) == bool(sets) and c1["ema"].keys() == c2["ema"].keys()
     if sets:                                                 # and the weight average, at the same step
         assert c1["ema"]["step"] == c2["ema"]["step"] > 0
         assert all(torch.equal(c1["ema"]["model"][key], v) for key, v in c2["ema"]["model"].items())
-    row = runs.load_table(tmp_path / "r").iloc[0]
+    row = load_table(tmp_path / "r").iloc[0]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert row["attempts"] == 2 and metrics["resumed_at_epoch"] == k  # the second attempt trained epochs - k
     assert row["accuracy"] == full["accuracy"] and row["pixels_seen"] == full["pixels_seen"]
@@ -129,15 +131,15 @@ def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny
     assert code == 143, err
     assert "Terminated during 'baseline'" in err and "Traceback" not in err
     run_dir = next((res / "runs").iterdir())
-    st = runs.read_status(run_dir)
+    st = folders.read_status(run_dir)
     done = st["epochs_done"]
     assert st["status"] == "interrupted" and done >= 1
-    assert runs.load_checkpoint(run_dir)["log"]["epochs_done"] == done  # nothing finished was lost
+    assert artifacts.load_checkpoint(run_dir)["log"]["epochs_done"] == done  # nothing finished was lost
     assert not (res / "runs.csv").exists()
     p = toolkit("resume", run_dir, "--quiet")
     assert p.returncode == 0, p.stderr
-    assert runs.read_status(run_dir)["status"] == "finished" and len(pd.read_csv(run_dir / "epochs.csv")) == 12
-    assert runs.load_table(res)["attempts"].tolist() == [2] and not (run_dir / "checkpoint.pt").exists()
+    assert folders.read_status(run_dir)["status"] == "finished" and len(pd.read_csv(run_dir / "epochs.csv")) == 12
+    assert load_table(res)["attempts"].tolist() == [2] and not (run_dir / "checkpoint.pt").exists()
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +172,11 @@ def test_the_same_sweep_twice_trains_nothing_the_second_time(tiny, swept_copy):
 def test_a_failed_run_starts_afresh_and_says_why(tiny, tmp_path):
     ctx = plan.context_of({"dataset": str(tiny), "size": 32, "epochs": 1, "arch": "xresnet18", "bs": 16})
     job = plan.plan(["baseline"], ctx, reference=False)[0]
-    failed = runs.new_run_dir(tmp_path, job.recipe)
-    runs.start(failed, job.recipe, ctx)
-    runs.mark(failed, "failed", error="RuntimeError: out of memory")
+    failed = folders.new_run_dir(tmp_path, job.recipe)
+    folders.start(failed, job.recipe, ctx)
+    folders.mark(failed, "failed", error="RuntimeError: out of memory")
     said = []
-    todo = jobs.triage([job], tmp_path, runs.load_table(tmp_path), log=said.append)
+    todo = jobs.triage([job], tmp_path, load_table(tmp_path), log=said.append)
     assert todo == [(job, None)] and "out of memory" in said[0] and "yours to fix" in said[0]
 
 
@@ -185,7 +187,7 @@ def test_checkpoints_load_weights_only_and_a_pickled_object_is_refused(tiny, tmp
     assert set(state) >= {"model", "opt", "rng", "position", "log"} and state["position"]["stage"] == 1
     torch.save({"model": {}, "evil": Path("/etc/passwd")}, path)  # something that needs unpickling code
     with pytest.raises(CheckpointError, match="only weights_only loading is allowed"):
-        runs.load_checkpoint(Path(row["run_dir"]))
+        artifacts.load_checkpoint(Path(row["run_dir"]))
 
 
 def _set_cell(text: str, row: int, column: str, value: str) -> str:
@@ -215,7 +217,7 @@ def test_a_damaged_table_is_a_clear_error_never_written_and_rebuilt(damage, mess
     assert p.returncode == 0 and "Wrote 2 row(s)" in p.stdout
     rebuilt = next(res.glob("runs.rebuilt-*.csv"))
     rebuilt.replace(path)
-    assert sorted(runs.load_table(res)["name"]) == ["label_smoothing", "normalize"]
+    assert sorted(load_table(res)["name"]) == ["label_smoothing", "normalize"]
 
 
 def test_a_failed_append_leaves_the_table_byte_identical(tmp_path, monkeypatch):
@@ -224,19 +226,19 @@ def test_a_failed_append_leaves_the_table_byte_identical(tmp_path, monkeypatch):
     from toolkit.recipes import registry
     from tests.conftest import resolved as resolve
     recipe = resolve(replace(registry.get("baseline"), dataset="digits"))
-    runs.append_row(tmp_path, runs.result_row(recipe, {}, Path("/nowhere/a"), {"accuracy": 0.5}))
+    append_row(tmp_path, schema.result_row(recipe, {}, Path("/nowhere/a"), {"accuracy": 0.5}))
     before = (tmp_path / "runs.csv").read_bytes()
 
     def disk_full(path, data):
         Path(path).write_bytes(data[: len(data) // 2])
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(runs, "_write_synced", disk_full)
+    monkeypatch.setattr("toolkit.records.table._write_synced", disk_full)
     with pytest.raises(OSError):
-        runs.append_row(tmp_path, runs.result_row(replace(recipe, seed=43), {}, Path("/nowhere/b"), {"accuracy": 0.6}))
+        append_row(tmp_path, schema.result_row(replace(recipe, seed=43), {}, Path("/nowhere/b"), {"accuracy": 0.6}))
     assert (tmp_path / "runs.csv").read_bytes() == before and not list(tmp_path.glob(".runs.csv.*"))
 
 
 def test_a_table_that_does_not_end_in_a_newline_is_refused_before_reading(tmp_path):
-    (tmp_path / "runs.csv").write_text(",".join(runs.COLUMNS))
+    (tmp_path / "runs.csv").write_text(",".join(schema.COLUMNS))
     with pytest.raises(TableError, match="cut short"):
-        runs.load_table(tmp_path)
+        load_table(tmp_path)

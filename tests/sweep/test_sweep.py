@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from toolkit.recipes import registry
-from toolkit.sweep import runs
+from toolkit.records import schema
+from toolkit.records.table import append_row, load_table
 from toolkit.sweep import plan
 from toolkit import api
 from toolkit.api import sweep_and_compare
@@ -34,9 +35,9 @@ def test_a_reference_already_run_with_a_seed_is_not_run_again(tmp_path):
     ctx = plan.context_of(DIGITS)
     jobs = plan.plan(["mixup"], ctx, seeds=2)
     normalize = replace(jobs[0].recipe, name="normalize_under_another_name")  # the same settings and seed
-    runs.append_row(tmp_path, runs.result_row(normalize, ctx, tmp_path / "x", {"accuracy": 0.5}))
+    append_row(tmp_path, schema.result_row(normalize, ctx, tmp_path / "x", {"accuracy": 0.5}))
     said = []
-    todo = triage(jobs, tmp_path, runs.load_table(tmp_path), log=said.append)
+    todo = triage(jobs, tmp_path, load_table(tmp_path), log=said.append)
     assert roles(j for j, _ in todo) == [("recipe", "mixup", 42), ("reference", "normalize", 43),
                                          ("recipe", "mixup", 43)]
     assert said == [f"skipped 1 finished run(s) already in {tmp_path / 'runs.csv'} (--rerun runs them again)"]
@@ -95,7 +96,7 @@ def test_a_learning_rate_far_too_small_is_worse_at_the_first_look(too_small_lr, 
     ctx = plan.context_of({"epochs": 1, "precision": "fp32", **DIGITS})
     done = sweep_and_compare(["lr_far_too_small"], ctx, seeds="auto", results=results, quiet=True, log=lambda *a: None)
     assert roles(done.sweep.jobs)[:2] == [("reference", "baseline", 42), ("recipe", "lr_far_too_small", 42)]
-    assert len(runs.load_table(results)) == 6 and len(done.sweep.jobs) == 6
+    assert len(load_table(results)) == 6 and len(done.sweep.jobs) == 6
     row = done.summary.set_index("name").loc["lr_far_too_small"]
     assert row["reference_name"] == "baseline" and row["delta_pairs"] == 3
     assert row["delta_high"] < 0 and row["delta_verdict"] == "worse"
@@ -142,7 +143,7 @@ def test_a_run_under_a_pixel_budget_sees_the_pixels_of_its_reference(tiny, resul
     ctx = plan.context_of({"dataset": str(tiny), "size": 32, "epochs": 2, "bs": 16, "arch": "xresnet18",
                             "budget": "pixels"})
     done = sweep_and_compare(["progressive"], ctx, results=results, quiet=True, log=lambda *a: None)
-    t = runs.load_table(results).set_index("name")
+    t = load_table(results).set_index("name")
     assert t.loc["progressive", "epochs_done"] == 5 and t.loc["normalize", "epochs_done"] == 2
     per_epoch = 32 * 16 ** 2   # 40 images, batches of 16, the last one dropped: 32 images at 16 px
     assert abs(t.loc["progressive", "pixels_seen"] - t.loc["normalize", "pixels_seen"]) < per_epoch

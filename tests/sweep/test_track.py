@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from toolkit.cli import main
-from toolkit.sweep import runs, track
+from toolkit.records import artifacts
+from toolkit.records.table import load_table
+from toolkit.sweep import track
 
 from trackers import check_mlflow, check_tensorboard, scalars
 
@@ -34,7 +36,7 @@ def pair(tiny, tmp_path_factory):
 
 def test_a_tracked_run_is_bit_equal_to_an_untracked_one(pair):
     plain, tracked, _ = pair
-    a, b = (torch.load(p / runs.MODEL, weights_only=True)["model"] for p in (plain, tracked))
+    a, b = (torch.load(p / artifacts.MODEL, weights_only=True)["model"] for p in (plain, tracked))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     cols = ["train_loss", "valid_loss", "accuracy", "pixels"]
     assert pd.read_csv(plain / "epochs.csv")[cols].equals(pd.read_csv(tracked / "epochs.csv")[cols])
@@ -125,6 +127,6 @@ def test_a_tracker_failing_mid_run_loses_nothing_and_says_what_it_did_not_log(ti
     (run_dir,) = (res / "runs").iterdir()
     assert (f"warning: tensorboard stopped logging {run_dir.name} (OSError: disk full); it did not get epoch 1 and "
             f"after, nor the final metrics") in err
-    assert runs.load_table(res)["run_id"].tolist() == [run_dir.name] and len(pd.read_csv(run_dir / "epochs.csv")) == 2
+    assert load_table(res)["run_id"].tolist() == [run_dir.name] and len(pd.read_csv(run_dir / "epochs.csv")) == 2
     logdir = json.loads((run_dir / track.STATE).read_text())["tensorboard"]["logdir"]
     assert [s for s, _ in scalars(Path(logdir))["valid_loss"]] == [0]     # what it logged before it failed

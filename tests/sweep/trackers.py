@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.sweep import runs, track
+from toolkit.records.table import load_table
+from toolkit.sweep import track
 
 STEP_COLUMNS = ["stage", "size", "train_loss", "valid_loss", "accuracy", "train_seconds", "images", "pixels"]
 
@@ -26,7 +27,7 @@ def check_tensorboard(run_dir: Path, results: Path):
     got, epochs = scalars(logdir), pd.read_csv(run_dir / "epochs.csv")
     for col in STEP_COLUMNS:
         assert got[col] == [(i, pytest.approx(np.float32(v))) for i, v in zip(epochs["epoch"], epochs[col])], col
-    row = runs.load_table(results).set_index("run_id").loc[run_dir.name]
+    row = load_table(results).set_index("run_id").loc[run_dir.name]
     assert got["final/accuracy"] == [(len(epochs), pytest.approx(np.float32(row["accuracy"])))]
     return got
 
@@ -46,6 +47,6 @@ def check_mlflow(run_dir: Path, results: Path, with_seconds: bool = False):
     for col in STEP_COLUMNS if with_seconds else [c for c in STEP_COLUMNS if c != "train_seconds"]:
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, col))
         assert history == [(i, pytest.approx(v)) for i, v in zip(epochs["epoch"], epochs[col])], col
-    row = runs.load_table(results).set_index("run_id").loc[run_dir.name]
+    row = load_table(results).set_index("run_id").loc[run_dir.name]
     assert run.data.metrics["final/accuracy"] == pytest.approx(row["accuracy"])
     return client, run

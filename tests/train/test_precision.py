@@ -11,9 +11,10 @@ from toolkit.data.datasets import resolve
 from toolkit.errors import RecipeError
 from toolkit.recipes import registry
 from toolkit.recipes.recipe import LEGACY, Recipe, apply_overrides, config_id
-from toolkit.report.compare import annotate
+from toolkit.report.compare import pair_against
 from toolkit.report.tables import summarize
-from toolkit.sweep import runs
+from toolkit.records import schema
+from toolkit.records.table import append_row, load_table
 from toolkit.train import checkpoint, precision
 
 BF16 = {"precision": "bf16", "channels_last": True}   # what auto means on a CPU with bf16 instructions
@@ -50,21 +51,22 @@ def test_fp16_off_cuda_is_a_clear_error_before_anything_trains():
 
 def test_old_rows_keep_pooling_with_new_fp32_runs_and_find_their_fp32_reference(results):
     """A table from before these columns: its rows upgrade to fp32 and pair with fp32 references, while bf16 runs
-    of the same settings are rows of their own (upgrade, row_recipe and annotate's reference ids)."""
+    of the same settings are rows of their own (upgrade, row_recipe and the references migration derives)."""
     fp32, bf16 = (precision.resolve(_baseline(), auto) for auto in (LEGACY, BF16))
     normal = precision.resolve(resolve(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
     for i, r in enumerate([fp32, normal]):
-        runs.append_row(results, runs.result_row(r, CONTEXT, Path(f"/nowhere/old{i}"), {"accuracy": 0.9}, LEGACY))
+        append_row(results, schema.result_row(r, CONTEXT, Path(f"/nowhere/old{i}"), {"accuracy": 0.9}, LEGACY))
     old = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)
-    old.drop(columns=["precision", "channels_last", "auto"]).to_csv(results / "runs.csv", index=False)
-    runs.append_row(results, runs.result_row(replace(fp32, seed=43), CONTEXT, Path("/nowhere/new"),
+    old.drop(columns=["precision", "channels_last", "auto", *schema.MEANING, "dataset_id"]).to_csv(results / "runs.csv",
+                                                                                       index=False)
+    append_row(results, schema.result_row(replace(fp32, seed=43), CONTEXT, Path("/nowhere/new"),
                                              {"accuracy": 0.92}, BF16 | {"precision": "fp32", "channels_last": False}))
-    runs.append_row(results, runs.result_row(bf16, CONTEXT, Path("/nowhere/bf16"), {"accuracy": 0.91}, BF16))
-    table = runs.load_table(results)                                # upgraded in place by the appends
+    append_row(results, schema.result_row(bf16, CONTEXT, Path("/nowhere/bf16"), {"accuracy": 0.91}, BF16))
+    table = load_table(results)                                # upgraded in place by the appends
     assert table["precision"].tolist() == ["fp32", "fp32", "fp32", "bf16"]
-    assert [runs.row_recipe(row) for _, row in table.iloc[:2].iterrows()] == [fp32, normal]
+    assert [schema.row_recipe(row) for _, row in table.iloc[:2].iterrows()] == [fp32, normal]
     assert table["config_id"].tolist()[:3] == [config_id(fp32), config_id(normal), config_id(fp32)]
-    notes = annotate(table)
+    notes = pair_against(table)
     assert notes["reference_config_id"].iloc[1] == config_id(fp32)   # the old normalize row: its fp32 baseline
     summary = summarize(notes, notes).set_index("config_id")
     assert summary.loc[config_id(fp32), "n"] == 2 and summary.loc[config_id(bf16), "n"] == 1
@@ -92,7 +94,7 @@ def test_a_bf16_run_and_an_fp32_run_of_the_same_settings_are_two_rows(tiny, resu
                                  "--set", "arch=xresnet18", "--set", f"precision={p}", "--results", results,
                                  "--quiet"], capsys)
         assert code == 0, err
-    table = runs.load_table(results)
+    table = load_table(results)
     assert table["precision"].tolist() == ["bf16", "fp32"] and table["config_id"].nunique() == 2
     assert table["accuracy"].between(0, 1).all() and (table["epochs_done"] == 1).all()
     code, out, err = launch(["compare", "--results", results], capsys)

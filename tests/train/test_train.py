@@ -12,7 +12,8 @@ from fastai.losses import LabelSmoothingCrossEntropy
 
 from toolkit.data import datasets as data
 from toolkit.recipes import registry
-from toolkit.sweep import runs
+from toolkit.records import schema
+from toolkit.records.table import load_table
 from toolkit.errors import RecipeError, RunInterrupted
 from toolkit.recipes.vocabulary import EVALUATIONS
 from toolkit.train.models import create_model
@@ -62,10 +63,10 @@ def test_every_experiment_trains_and_records(name, tiny, tiny_flips, results, tm
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     epochs = pd.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == recipe.epochs and epochs["train_loss"].map(math.isfinite).all()
-    table = runs.load_table(results)
+    table = load_table(results)
     assert table["run_id"].tolist() == [run_dir.name] and table["name"].iloc[0] == name
     assert table["config_id"].iloc[0] == config_id(recipe) and table["accuracy"].iloc[0] == m["accuracy"]
-    assert runs.row_recipe(table.iloc[0]) == recipe            # the whole recipe, read back from the row
+    assert schema.row_recipe(table.iloc[0]) == recipe            # the whole recipe, read back from the row
     saved = json.loads((run_dir / "recipe.json").read_text())   # it went through the packed path
     assert saved["config_id"] == config_id(recipe)
     assert saved["loader"] == table["loader"].iloc[0] == "packed" and (Path(saved["pack"]) / "meta.json").is_file()
@@ -147,7 +148,7 @@ def test_folder_loader_still_trains(tiny, results):
     _, run_dir, m = record(tiny_recipe("normalize", tiny, loader="folder"), results)
     assert math.isfinite(m["valid_loss"]) and m["epochs_done"] == 1
     assert json.loads((run_dir / "recipe.json").read_text())["pack"] is None
-    assert runs.load_table(results)["loader"].tolist() == ["folder"]
+    assert load_table(results)["loader"].tolist() == ["folder"]
 
 
 def test_same_seed_same_result_and_evaluations_leave_training_alone(tiny):

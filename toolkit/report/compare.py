@@ -3,7 +3,6 @@ labelled and paired with its reference, summarized (toolkit/report/tables.py) an
 from __future__ import annotations
 
 import fnmatch
-import json
 import warnings
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import pandas as pd
 from ..atomic import check_folder, write_atomic
 from ..errors import ToolkitError
 from ..recipes import registry
-from ..recipes.labels import label_changes
-from ..recipes.recipe import config_id, label
-from ..sweep import runs
-from ..sweep.plan import reference_recipe
-from . import plots, stats, tables
+from ..records import folders
+from ..records.table import TABLE, load_table
+from .. import stats
+from . import plots, tables
 
 
 def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
@@ -25,11 +23,9 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
     """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`), with a
     margin of equivalence of `margin` accuracy points."""
     margin = check_margin(margin)
-    table = runs.load_table(results)
+    table = load_table(results)
     if table.empty:
-        raise ToolkitError(f"No finished runs in {Path(results) / runs.TABLE}; `toolkit run NAME` makes some.")
-    if against is not None:
-        registry.get(against)
+        raise ToolkitError(f"No finished runs in {Path(results) / TABLE}; `toolkit run NAME` makes some.")
     rows = table
     if names:
         patterns = [m for n in names for m in (registry.list_suites().get(n) or (n,))]
@@ -41,7 +37,7 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
     if rows.empty:
         raise ToolkitError("No finished run matches those experiment names / dataset / budget; `toolkit compare` with no "
                            "arguments compares everything in the table.")
-    unfinished = runs.list_runs(results)
+    unfinished = folders.list_runs(results)
     unfinished = unfinished[unfinished["status"] != "finished"] if len(unfinished) else unfinished
     if len(unfinished):
         counts = unfinished["status"].value_counts()
@@ -68,7 +64,7 @@ def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | 
     if rows.empty:
         raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
                            "and their status; compare again once they have finished.")
-    table = annotate(table, against)
+    table = pair_against(table, against)
     summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design)
     return summary, write_comparison(table.loc[rows.index], summary, prefix)
 
@@ -84,30 +80,21 @@ def write_comparison(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Pa
     return outs
 
 
-def annotate(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
-    """The table with what a report needs to label and pair each row: its label and label settings, and its
-    reference's name, label settings and config_id (see `reference_recipe`)."""
-    cols = ["label", "changes", "reference", "reference_name", "reference_changes", "reference_config_id"]
-    if table.empty:
-        return table.assign(**{c: [] for c in cols})
-    out, missing = {c: [] for c in cols}, {}
-    for _, row in table.iterrows():
-        recipe = runs.row_recipe(row)
-        context = json.loads(row["context"] or "{}")
-        items = label_changes(recipe, context)
-        out["label"].append(label(recipe.name, items))
-        out["changes"].append(json.dumps(items))
-        try:
-            ref = reference_recipe(recipe, context, against, runs.row_auto(row))
-            ref_items = label_changes(ref)
-            values = [label(ref.name, ref_items), ref.name, json.dumps(ref_items), config_id(ref)]
-        except (ToolkitError, ValueError) as e:  # the reference is no longer registered, or its data is gone
-            missing[row["name"]] = str(e)
-            values = ["", "", "{}", ""]
-        for c, v in zip(cols[2:], values):
-            out[c].append(v)
-    for name, why in missing.items():
-        warnings.warn(f"no reference for {name!r}, so no difference is shown for it: {why}", stacklevel=2)
-    return table.assign(**out)
-
-
+def pair_against(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
+    """The table with every row paired as recorded, or with `against` (compare --against X): each row then with X's
+    rows of the same context and `auto` (the most recently finished setting of X, should X have run under several
+    definitions), from the records alone: no registry, no dataset folder."""
+    if against is None or table.empty:
+        return table
+    theirs = table[table["name"] == against]
+    if theirs.empty:
+        raise ToolkitError(f"No finished runs of {against!r} in the results table to compare against; run it under "
+                           f"the same settings first (`toolkit run ... --against {against}` does).")
+    latest = theirs.sort_values("finished_at").groupby(["context", "auto"]).last()
+    cols = ["reference", "reference_name", "reference_changes", "reference_config_id"]
+    out = table.copy()
+    for i, (context, auto) in zip(table.index, zip(table["context"], table["auto"])):
+        ref = latest.loc[(context, auto)] if (context, auto) in latest.index else None
+        out.loc[i, cols] = [ref["label"], against, ref["changes"], ref["config_id"]] if ref is not None else \
+            [against, against, "{}", ""]
+    return out

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import frontier, stats
-from .tables import SHOWN, _shown, _verdict, context_line, epoch_curves, labels
+from .. import stats
+from . import frontier
+from .tables import SHOWN, shown_as, verdict_text, context_line, epoch_curves, labels
 
 
 VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.EQUIVALENT: "tab:blue",
@@ -29,7 +30,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame):
     fig, axes = plt.subplots(3, 2, figsize=(15, top + 4.5 + 5.5), gridspec_kw={"height_ratios": [top, 4.5, 5.5]})
     names, refs = labels(summary)
     varying = [c for c in SHOWN if summary[c].nunique() > 1]  # in the table they are columns; here, in the label
-    names = [f"{n} ({', '.join(_shown(c, s[c]) or 'epochs budget' for c in varying)})" if varying else n
+    names = [f"{n} ({', '.join(shown_as(c, s[c]) or 'epochs budget' for c in varying)})" if varying else n
              for n, (_, s) in zip(names, summary.iterrows())]
     ys = list(range(k))[::-1]  # first row at the top
     _seeds_panel(axes[0, 0], rows, summary, names, ys)
@@ -74,7 +75,7 @@ def _forest_panel(ax, summary, names, refs, ys):
         if pd.notna(s["delta_low"]):
             ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
         ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
-        ax.text(100 * mean, y + 0.22, f"{_verdict(s['delta_verdict'], s['delta_needed'])}, n={int(s['delta_pairs'])}",
+        ax.text(100 * mean, y + 0.22, f"{verdict_text(s['delta_verdict'], s['delta_needed'])}, n={int(s['delta_pairs'])}",
                 fontsize=7, ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
     ax.axvline(0, color="black", lw=1)
     if summary["margin"].notna().any():

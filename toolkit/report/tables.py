@@ -1,8 +1,8 @@
-"""Comparison tables and plots, from the results table: read records, nothing else.
+"""Comparison tables, from the results table: read records, nothing else.
 
-`summarize` expects the table as `sweep.annotate` returns it: every row with its label settings and its
-reference's config_id. One summary line per (name, config_id): runs are pooled as seeds only when both are equal.
-Settings that every row of a table shares are said once, above it, rather than in every label.
+Every row says what it means (toolkit/records/schema.py): its label and label settings, its role, and its
+reference's name, label and config_id. One summary line per (name, config_id): runs are pooled as seeds only when
+both are equal. Settings that every row of a table shares are said once, above it, rather than in every label.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
+from .. import stats
 from ..recipes.recipe import label
 from ..recipes.vocabulary import CROP_VIEW, EVALUATIONS, SHOWN_AS
-from ..sweep.runs import MODEL
+from ..records.artifacts import MODEL
 
 GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
@@ -56,6 +56,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         ref_id = first["reference_config_id"]
         refs = table[table["config_id"] == ref_id] if ref_id and ref_id != cid else table.iloc[:0]
         ref_acc = refs.groupby("seed")["accuracy"].mean()
+        is_self = ref_id == cid or (refs.empty and (g["role"] == "reference").all())  # here only as a reference
         line = {"label": first["label"], "name": name, "config_id": cid, **{k: first[k] for k in SHOWN},
                 **{k: first[k] for k in ("reference", "reference_name", "changes", "reference_changes")},
                 "reference_config_id": ref_id,
@@ -64,14 +65,15 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
         line.update(_compute(g, curves, ref_acc))
         line.update(margin=margin, design=design.describe() if design else "")
-        line.update(_paired("delta", acc, ref_acc, ref_id == cid, bool(ref_id), margin, design))
+        has_ref = bool(first["reference_name"])
+        line.update(_paired("delta", acc, ref_acc, is_self, has_ref, margin, design))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
         line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"] if d) if Path(p).is_file())
         line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
         for key in EVALUATIONS.values():
-            line.update(_evaluation(key, g, refs, acc, ref_acc, bool(ref_id), margin, design))
-        if ref_id == cid:
+            line.update(_evaluation(key, g, refs, acc, ref_acc, has_ref, margin, design))
+        if is_self:
             line.update(reference="", reference_name="")
         lines.append(line)
     return pd.DataFrame(lines, columns=COLUMNS)
@@ -201,11 +203,11 @@ def labels(summary: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def context_line(summary: pd.DataFrame) -> str:
     """What every row shares, said once (e.g. `digits, 16 px, 4 epochs, xresnet18, packed loader, bs=128`)."""
-    shown = [_shown(k, summary[k].iloc[0]) for k in SHOWN if summary[k].nunique() == 1]
+    shown = [shown_as(k, summary[k].iloc[0]) for k in SHOWN if summary[k].nunique() == 1]
     return ", ".join([s for s in shown if s] + [f"{k}={v}" for k, v in shared_settings(summary).items()])
 
 
-def _shown(key: str, value) -> str:
+def shown_as(key: str, value) -> str:
     if key == "budget":  # the default goes without saying
         return "" if value in ("epochs", "", None) or pd.isna(value) else "pixels budget"
     if key == "dataset":
@@ -226,7 +228,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
     rows, refs = labels(summary)
     t = pd.DataFrame({"experiment": rows, "vs": refs})
     for k in varying:
-        t[k] = summary[k].map(lambda v, k=k: _shown(k, v))
+        t[k] = summary[k].map(lambda v, k=k: shown_as(k, v))
     t["n"] = summary["n"].astype(int).astype(str)
     t["accuracy %"] = summary["accuracy_mean"].map(_pct)
     t["std"] = summary["accuracy_std"].map(_pct)
@@ -234,7 +236,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
     t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
     t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
-    t["verdict"] = [_verdict(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
+    t["verdict"] = [verdict_text(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
     if summary["stopped"].notna().any():
         t["stopped at"] = summary["stopped"].astype(object).fillna("")
     if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
@@ -281,10 +283,10 @@ def evaluations_markdown(summary: pd.DataFrame) -> str:
                           "accuracy %": _pct(s[f"accuracy_{k}_mean"]),
                           "95% CI": _interval(s[f"accuracy_{k}_low"], s[f"accuracy_{k}_high"]),
                           "vs plain: Δ pts [95% CI]": _delta(s, f"gain_{k}"),
-                          "verdict": _verdict(s[f"gain_{k}_verdict"], s[f"gain_{k}_needed"]),
+                          "verdict": verdict_text(s[f"gain_{k}_verdict"], s[f"gain_{k}_needed"]),
                           "vs reference: Δ pts [95% CI]": _delta(s, f"delta_{k}")
                           + (f" vs {s[f'{k}_vs']}" if _delta(s, f"delta_{k}") else ""),
-                          "reference verdict": _verdict(s[f"delta_{k}_verdict"], s[f"delta_{k}_needed"])
+                          "reference verdict": verdict_text(s[f"delta_{k}_verdict"], s[f"delta_{k}_needed"])
                           if _delta(s, f"delta_{k}") else "",   # no pairs: the main table says why
                           "eval s": _num(s[f"{k}_seconds"], ".1f")})
     cols = ["experiment", "evaluation", "n", "accuracy %", "95% CI", "vs plain: Δ pts [95% CI]", "verdict",
@@ -305,7 +307,7 @@ def _delta(s, prefix: str) -> str:
     return "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(s[f'{prefix}_low'], s[f'{prefix}_high'], True)}".strip()
 
 
-def _verdict(v, needed) -> str:
+def verdict_text(v, needed) -> str:
     """A verdict as the table shows it: an inconclusive one with the pairs that would likely settle it."""
     return f"{v} ({stats.shown_needed(needed)})" if v == stats.INCONCLUSIVE and stats.shown_needed(needed) else v
 
@@ -316,7 +318,7 @@ def footnotes(summary: pd.DataFrame) -> str:
     m = stats.points(margin)
     design = summary["design"].fillna("").iloc[0]
     notes = [
-        f"n: seeds per row (seeds used: {_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
+        f"n: seeds per row (seeds used: {seed_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
         "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
         f"averaged over the pairs; its 95% CI is Student t on the paired differences "
         f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs).",
@@ -378,7 +380,7 @@ def footnotes(summary: pd.DataFrame) -> str:
     return "\n".join(f"- {n}" for n in notes)
 
 
-def _ranges(seeds: list[int]) -> str:
+def seed_ranges(seeds: list[int]) -> str:
     """[42, 43, 44, 50] -> '42-44, 50'."""
     out, start = [], None
     for i, s in enumerate(seeds):

@@ -1,6 +1,6 @@
 """`--seeds auto`: seeds spent where they decide.
 
-Rounds at the planned looks of a group-sequential design (`report.stats.design`; for at most 10 seeds: 3, 5, 7,
+Rounds at the planned looks of a group-sequential design (`toolkit.stats.design`; for at most 10 seeds: 3, 5, 7,
 10 pairs): every row and its reference first run 3 seeds; after each round the rows are judged at the design's
 per-look level, and only the rows still undecided run the seeds of the next look (their references too, and
 only those). A row stops once decided, at the last look, or from the second look on when the pairs it would
@@ -12,10 +12,12 @@ import pandas as pd
 
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
-from ..report import stats, tables
-from ..report.compare import annotate
+from .. import stats
+from ..report import tables
+from ..report.compare import pair_against
 from ..sweep import execute
-from ..sweep.plan import recipes_of, reference_recipe
+from ..sweep.plan import recipes_of
+from ..train.resolve import reference_recipe
 
 
 def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
@@ -67,7 +69,7 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
 
 def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log) -> dict:
     """The rows of `still` that stop at this look (pairs n): {key: n}, each logged with its verdict and why."""
-    table = annotate(table, against)
+    table = pair_against(table, against)
     at = {**{key: n for key in still}, **stopped}
     lines = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design).set_index(["name", "config_id"])
     out = {}

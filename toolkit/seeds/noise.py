@@ -18,8 +18,8 @@ from scipy import stats as sps
 from ..atomic import check_folder, write_atomic
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
-from ..report import stats
-from ..report.tables import SHOWN, _ranges, _shown
+from .. import stats
+from ..report.tables import SHOWN, seed_ranges, shown_as
 from ..sweep import execute
 from ..sweep.plan import recipes_of
 
@@ -93,7 +93,7 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     if np.ptp(accuracy.values) <= stats.EQUAL:
         raise ToolkitError(f"All {2 * k} runs of {recipe.name} have the same accuracy ({100 * accuracy.iloc[0]:.1f}%): "
                            f"no spread to measure. Does the seed reach the run (a `seed` fixed in --set)?")
-    head = ", ".join(s for s in (_shown(c, rows[c].iloc[0]) for c in SHOWN) if s)
+    head = ", ".join(s for s in (shown_as(c, rows[c].iloc[0]) for c in SHOWN) if s)
     report = Noise(f"{recipe.name} on {head}", accuracy, float(rows["wall_seconds"].mean()),
                    int(rows["n_valid"].max()), k, float(effect), margin, design)
     write_atomic(out, lambda p: Path(p).write_text(report.markdown() + "\n"))
@@ -110,7 +110,7 @@ def to_markdown(r: Noise) -> str:
     auto, _ = stats.simulate(0.0, 100 * sd, r.design, r.margin, SWEEPS)
     rates.append(f"--seeds auto (at most {r.design.max_pairs}) {_rate(auto)}")
     lines = [
-        f"{r.label}: {n} runs (seeds {_ranges(list(acc.index))}), {r.seconds:.0f} s per run on average.",
+        f"{r.label}: {n} runs (seeds {seed_ranges(list(acc.index))}), {r.seconds:.0f} s per run on average.",
         "",
         "| measure | points |",
         "|:--|--:|",

@@ -1,2 +1,2 @@
-"""Sweeps: plan (names -> jobs paired with references) -> check -> run the jobs (in this process or on Ray) ->
-record (run folders, status, the results table in toolkit/sweep/runs.py)."""
+"""Sweeps: plan (names -> jobs, each with what its row will mean) -> check -> run the jobs (in this process or on
+Ray) -> records (run folders and the results table, toolkit/records)."""

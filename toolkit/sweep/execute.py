@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
-from . import runs, track
+from ..records.table import load_table
+from . import track
 from .jobs import Keep, outcome, run_job, triage
 from .plan import Job, check, plan
 
@@ -42,7 +43,7 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
     """
     check_options(executor, address, cpus_per_run, gpus_per_run, every, num_workers)
     track.check(track_with)
-    table = runs.load_table(results)
+    table = load_table(results)
     jobs = plan(names, context, vary, against, seeds, reference)
     todo = triage(jobs, results, table, rerun, log)
     datasets = check([job for job, _ in todo])
@@ -58,7 +59,7 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
         run_ids = [row["run_id"] for row in rows]
     finally:
         track.close_sweep(tracking)
-    table = runs.load_table(results)
+    table = load_table(results)
     involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
     rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
     return Sweep(jobs, table[table["run_id"].isin(run_ids)], rows, table)

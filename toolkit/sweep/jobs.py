@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,11 @@ import pandas as pd
 
 from ..recipes.vocabulary import EVALUATIONS
 from ..errors import RunInterrupted, Terminated, ToolkitError
-from . import runs, track
+from ..records import artifacts, folders
+from ..records.migrate import saved_meaning
+from ..records.schema import row_auto
+from ..records.table import TABLE, finish, recover
+from . import track
 from .plan import Job, replay
 
 
@@ -55,39 +58,38 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
     recipe = job.recipe
     data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), progress=progress)
     if run_dir is None:
-        run_dir = runs.new_run_dir(results, recipe)
+        run_dir = folders.new_run_dir(results, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = runs.load_checkpoint(run_dir)
-    attempt = attempt or runs.attempts(run_dir) + 1
-    started_at = runs.now()
-    runs.start(run_dir, recipe, job.context, data, attempt=attempt, auto=job.auto)
+    state = artifacts.load_checkpoint(run_dir)
+    attempt = attempt or folders.attempts(run_dir) + 1
+    started_at = folders.now()
+    folders.start(run_dir, recipe, job.context, data, attempt=attempt, auto=job.auto, meaning=job.meaning)
     tracked = track.RunTracking(keep.tracking, run_dir, state["log"]["epochs_done"] if state else 0) \
         if keep.tracking and keep.tracking.names else None
     try:
         metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
-                            save=lambda st: runs.save_checkpoint(run_dir, st), every=every, resume=state,
+                            save=lambda st: artifacts.save_checkpoint(run_dir, st), every=every, resume=state,
                             keep_last=keep_checkpoint,
-                            keep_model=(lambda st: runs.save_model(run_dir, st)) if keep.model else None,
+                            keep_model=(lambda st: artifacts.save_model(run_dir, st)) if keep.model else None,
                             on_epoch=tracked.epoch if tracked else None)
     except KeyboardInterrupt as e:
         if tracked:
             tracked.close("KILLED")
-        done = runs.epochs_done(run_dir)
-        runs.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
+        done = folders.epochs_done(run_dir)
+        folders.mark(run_dir, "interrupted", attempt=attempt, epochs_done=done)
         raise RunInterrupted(
             f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'} during {recipe.name!r} after {done} "
             f"finished epoch(s), kept in {run_dir} with a checkpoint; the results table keeps every finished run. "
             f"Run the same command again to resume, or `toolkit resume {run_dir}`.",
             terminated=isinstance(e, Terminated)) from None
     except Exception as e:
-        runs.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
+        folders.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
         if tracked:
             tracked.close("FAILED")
         raise
     metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
                    started_at=started_at)
-    row = runs.finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, auto=job.auto,
-                      append=record)
+    row = finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, append=record)
     if tracked:
         tracked.finish(row, metrics["epochs_done"])
     return row
@@ -104,17 +106,17 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
         return [(j, None) for j in jobs]
     finished = set(zip(table["name"], table["config_id"], table["seed"].astype(int))) if len(table) else set()
     configs = {(c, s) for _, c, s in finished}  # a reference is any finished run of its settings and seed
-    folders = runs.find_runs(results)
+    found = folders.find_runs(results)
     todo, skipped = [], 0
     for job in jobs:
         if job.key in finished or (job.role == "reference" and job.key[1:] in configs):
             skipped += 1
             continue
-        last = folders.get(job.key, [None])[-1]
-        st = runs.read_status(last) if last else {"status": "none"}
+        last = found.get(job.key, [None])[-1]
+        st = folders.read_status(last) if last else {"status": "none"}
         what = f"{job.recipe.name} (seed {job.recipe.seed}) in {last}"
         if st["status"] == "finished":   # its row never reached the table: record it now
-            runs.recover(results, last)
+            recover(results, last)
             skipped += 1
         elif st["status"] in ("killed", "interrupted"):
             todo.append((job, last))
@@ -128,7 +130,7 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
         else:
             todo.append((job, None))
     if skipped:
-        log(f"skipped {skipped} finished run(s) already in {Path(results) / runs.TABLE} (--rerun runs them again)")
+        log(f"skipped {skipped} finished run(s) already in {Path(results) / TABLE} (--rerun runs them again)")
     return todo
 
 
@@ -145,19 +147,21 @@ def resume(run_dir: str | Path, progress: str | None = None, every: float | None
     """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row.
     `track_with`: the trackers to log it to (a run tracked before goes on in the same tracker runs)."""
     run_dir = Path(run_dir)
-    st = runs.read_status(run_dir)
+    st = folders.read_status(run_dir)
     if st["status"] == "finished":
         raise ToolkitError(f"{run_dir} is finished; nothing to resume (`toolkit run ... --rerun` runs it again).")
     if st["status"] == "running":
         raise ToolkitError(f"{run_dir} is running now (pid {st.get('pid')}); stop that process first.")
     recipe, context = replay(run_dir / "recipe.json")
-    auto = json.loads((run_dir / "recipe.json").read_text()).get("auto") or {}
+    saved = folders.saved(run_dir)   # what the run was planned as: an older folder's is derived once, now
+    means = saved_meaning(saved, recipe)
+    job = Job(recipe, context, means.get("role") or "recipe", row_auto(saved), means)
     results = run_dir.parent.parent
     tracking = track.open_sweep(track_with, results, f"resume-{run_dir.name}") if track_with else None
     log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
-        f"{runs.epochs_done(run_dir)} epoch(s)")
+        f"{folders.epochs_done(run_dir)} epoch(s)")
     try:
-        return run_job(Job(recipe, context, auto=auto), results, progress=progress, run_dir=run_dir, every=every,
+        return run_job(job, results, progress=progress, run_dir=run_dir, every=every,
                        keep_checkpoint=keep_checkpoints, keep=Keep(save_model, tracking))
     finally:
         track.close_sweep(tracking)

@@ -11,28 +11,29 @@ Vocabulary:
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..data import datasets
 from ..data.datasets import canonical_name, load
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
+from ..recipes.recipe import LEGACY, Recipe, apply_overrides, config_id, format_value, label, pairs, stage_plan
+from ..records import folders
+from ..records.schema import meaning
 from ..train import precision
-from . import runs
-from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, config_id, epoch_plan, format_value, label, pairs, plan_pixels,
-                              stage_plan)
+from ..train.resolve import reference_recipe, resolve
 
 
 @dataclass(frozen=True)
 class Job:
-    """One run to do: a resolved recipe (with its seed) and the context it was asked for under."""
+    """One run to do: a resolved recipe (with its seed), the context it was asked for under, and what its row will
+    mean (`records.schema.meaning`: its label, role and reference), all decided here, when it is planned."""
     recipe: Recipe
     context: dict
     role: str = "recipe"   # "recipe", or "reference" (run so that a recipe has something to be compared with)
-    auto: dict = field(default_factory=dict)  # what `auto` meant when the job was planned (see the vocabulary)
+    auto: dict = field(default_factory=precision.choice)  # what `auto` meant when the job was planned
+    meaning: dict = field(default_factory=dict)
 
     @property
     def key(self) -> tuple:
@@ -60,36 +61,6 @@ def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     return replace(varied, name=label(recipe.name, items), parent=recipe.name)
 
 
-def resolve(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
-    """A recipe as it will run: its dataset and size (`datasets.resolve`), its precision and memory format
-    (`precision.resolve`: `auto`, or this device's choice), then, under budget=pixels, the pixels per image its
-    reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
-    r = precision.resolve(datasets.resolve(recipe), auto)
-    if r.budget == "pixels" and not r.budget_pixels:
-        ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
-        r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
-    return r
-
-
-def reference_recipe(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
-    """The resolved recipe that `recipe` is compared with: its reference under the same context (and, for a recorded
-    run, with `auto` as it meant when the run was planned)."""
-    name = registry.reference_name(recipe, against)
-    return _reference(name, json.dumps(context, sort_keys=True), against, json.dumps(auto, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=None)
-def _reference(name: str, context_json: str, against: str | None, auto_json: str = "null") -> Recipe:
-    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against,
-                   json.loads(auto_json))
-
-
-@functools.lru_cache(maxsize=None)
-def _nominal(name: str, context_json: str) -> Recipe:
-    """The registered recipe `name` under a context, at its own epochs: what a pixel budget is taken from."""
-    return datasets.resolve(apply_overrides(registry.get(name), json.loads(context_json)))
-
-
 def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
          reference: bool = True) -> list[Job]:
     """The jobs of a sweep: every recipe x seed, each preceded by its reference's run with that seed.
@@ -103,11 +74,15 @@ def plan(names, context: dict | None = None, vary=None, against: str | None = No
     jobs: dict[tuple, Job] = {}
     for r in recipes_of(names, context, vary, against):
         ref = reference_recipe(r, context, against) if reference else None
+        if ref is not None and config_id(ref) == config_id(r):
+            ref = None   # the recipe is its own reference (the baseline)
+        means = meaning(r, context, "recipe", auto)
+        ref_means = meaning(ref, context, "reference", auto) if ref is not None else {}
         for seed in range(r.seed, r.seed + seeds):
-            if ref is not None and config_id(ref) != config_id(r):
-                job = Job(replace(ref, seed=seed), context, "reference", auto)
+            if ref is not None:
+                job = Job(replace(ref, seed=seed), context, "reference", auto, ref_means)
                 jobs.setdefault(job.key, job)
-            job = Job(replace(r, seed=seed), context, auto=auto)
+            job = Job(replace(r, seed=seed), context, auto=auto, meaning=means)
             if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
                 jobs[job.key] = job
     return list(jobs.values())
@@ -144,7 +119,7 @@ def replay(path: str | Path) -> tuple[Recipe, dict]:
 def _check_keys(path: Path, saved: dict) -> None:
     """A replay runs exactly what its file says: a key that is neither a recipe field nor one a run's recipe.json
     holds (a typo, or a field of another tool) is an error, never silently dropped."""
-    known = [f.name for f in fields(Recipe)] + list(runs.RUN_INFO)
+    known = [f.name for f in fields(Recipe)] + list(folders.RUN_INFO)
     unknown = [k for k in saved if k not in known]
     if unknown:
         close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}

@@ -31,7 +31,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import runs, track
+from ..records import artifacts, folders
+from ..records.table import append_row
+from . import track
 from ..errors import RunInterrupted, ToolkitError
 
 MARKER = ".shared-disk-marker"
@@ -115,7 +117,7 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
                                          retry_exceptions=False)
         pending = {}
         for job, run_dir in todo:
-            run_dir = run_dir or runs.new_run_name(results, job.recipe)
+            run_dir = run_dir or folders.new_run_name(results, job.recipe)
             ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints,
                               coordinator, replace(keep, tracking=on_workers))
             pending[ref] = (job, Path(run_dir))
@@ -184,9 +186,9 @@ def _cancel(ray, pending: dict, results: Path, log, coordinator, tracking) -> in
             _record(results, run_dir, out, tracking, log)
             finished += 1
         except Exception:  # failed, or still running after the wait: not a finished run
-            if (run_dir / "status.json").exists() and runs.read_status(run_dir)["status"] in ("running", "killed"):
-                runs.mark(run_dir, "interrupted", attempt=runs.attempts(run_dir),
-                          epochs_done=runs.epochs_done(run_dir))
+            if (run_dir / "status.json").exists() and folders.read_status(run_dir)["status"] in ("running", "killed"):
+                folders.mark(run_dir, "interrupted", attempt=folders.attempts(run_dir),
+                             epochs_done=folders.epochs_done(run_dir))
     return finished
 
 
@@ -210,7 +212,7 @@ def _record(results: Path, run_dir: Path, out: dict, tracking=None, log=print) -
         for name, data in out["files"].items():
             _write_bytes(run_dir / name, data)
         row = {**row, "run_id": run_dir.name, "run_dir": str(run_dir)}
-    runs.append_row(results, row)
+    append_row(results, row)
     if tracking is not None:
         track.replay(tracking, run_dir, row, log=log)
     return row
@@ -282,7 +284,7 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
     threading.Thread(target=_watch, args=(ray, coordinator, done), daemon=True).start()
     try:
         if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
-            attempt = max(attempt, runs.attempts(run_dir) + 1)
+            attempt = max(attempt, folders.attempts(run_dir) + 1)
             row = run_job(job, run_dir.parent.parent, progress="none", run_dir=run_dir, every=every,
                           keep_checkpoint=keep_checkpoints, record=False, attempt=attempt, keep=keep)
             return {"row": row}
@@ -290,7 +292,7 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
         try:
             row = run_job(job, local.parent.parent, progress="none", run_dir=local, every=every, record=False,
                           attempt=attempt, keep=keep)
-            files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != runs.CHECKPOINT}
+            files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != artifacts.CHECKPOINT}
             return {"row": row, "files": files}
         finally:
             shutil.rmtree(local.parent.parent, ignore_errors=True)

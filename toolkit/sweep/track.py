@@ -137,7 +137,7 @@ class RunTracking:
 
     def finish(self, row: dict, step: int) -> None:
         """The final metrics (the numeric ones of the run's row), then each tracker's run closed as finished."""
-        from .runs import METRICS   # here: the launcher imports this module for its names, and runs needs torch
+        from ..records.schema import METRICS
         self.epoch_at = None
         final = {k: float(row[k]) for k in METRICS if _number(row.get(k))}
         for tracker in list(self.live):

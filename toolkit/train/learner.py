@@ -1,7 +1,7 @@
 """run(recipe) -> metrics: build the Learner, fit its stages, evaluate (and TTA). Nothing here knows the results table.
 
 Data flows one way: a resolved recipe -> its data (toolkit/data/pipeline.py) -> a Learner -> metrics; the caller
-(toolkit/sweep, or a notebook) records them (toolkit/sweep/runs.py).
+(toolkit/sweep, or a notebook) records them (toolkit/records).
 """
 from __future__ import annotations
 

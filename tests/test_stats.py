@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as sps
 
 from toolkit.errors import ToolkitError
-from toolkit.report import stats
+from toolkit import stats
 def test_mean_interval_is_student_t_and_one_value_claims_no_spread():
     x = [0.70, 0.74, 0.75, 0.71]
     e = stats.mean_interval(x)

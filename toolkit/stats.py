@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from ..errors import ToolkitError
+from .errors import ToolkitError
 
 ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
 CONFIDENCE = 1 - ALPHA  # the intervals the table shows

@@ -1,0 +1,104 @@
+"""A row of the results table: its columns, derived from the Recipe's fields and the evaluations, and what it means.
+
+A row says everything a comparison needs, decided when its run is planned: its label, its role (a recipe asked for,
+or a reference run so that another row can be compared), its reference (name, label, config id), what `auto`
+meant, and the dataset's identity. The report pairs rows by these cells alone, never by today's registry.
+"""
+from __future__ import annotations
+
+import json
+import math
+import typing
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import ToolkitError
+from ..recipes.recipe import LEGACY, Recipe, config_id, label
+from ..recipes.vocabulary import EVALUATIONS
+from .folders import now
+
+RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
+# Each evaluation besides the plain one (toolkit/train/evaluation.py): its accuracy and its seconds.
+EVALUATED = [c for key in EVALUATIONS.values() for c in (f"accuracy_{key}", f"{key}_seconds")]
+METRICS = ["accuracy", "valid_loss", *EVALUATED, "eval_seconds", "wall_seconds", "train_seconds",
+           "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "attempts",
+           "restarted", "started_at", "n_train", "n_valid"]
+# What a row means (see `meaning`); `reference` is the reference's label, `changes` the settings a label adds.
+MEANING = ["label", "changes", "role", "reference", "reference_name", "reference_changes", "reference_config_id"]
+ROLES = ("recipe", "reference")   # asked for by name | run so that another row has something to be compared with
+COLUMNS = ["run_id", "name", "config_id", "seed", "context", "auto", *MEANING, "dataset_id", *METRICS, "finished_at",
+           "run_dir", *RECIPE_FIELDS]
+NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
+           "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
+           "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
+           "tta_n", "tta_beta", "eval_scale", "ema", "budget_pixels"]
+
+
+def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | None = None) -> dict:
+    """What a row of `recipe` (resolved, under `context`) means: its label and the settings the label adds, its
+    `role`, and its reference: its parent (else the baseline) under the same context and `auto`, resolved now.
+
+    Called when a run is planned, and once for a row of an older table (toolkit/records/migrate.py). A reference
+    that cannot be resolved (its experiment deleted, its data gone) leaves the reference cells empty, with a
+    warning: such a row is shown without a difference."""
+    from ..recipes.labels import label_changes
+    from ..train.resolve import reference_recipe
+    items = label_changes(recipe, context)
+    out = {"label": label(recipe.name, items), "changes": json.dumps(items), "role": role, "reference": "",
+           "reference_name": "", "reference_changes": "{}", "reference_config_id": ""}
+    try:
+        ref = reference_recipe(recipe, context, None, auto)
+    except (ToolkitError, ValueError) as e:
+        warnings.warn(f"no reference for {recipe.name!r}, so no difference is shown for it: {e}", stacklevel=2)
+        return out
+    ref_items = label_changes(ref)
+    return {**out, "reference": label(ref.name, ref_items), "reference_name": ref.name,
+            "reference_changes": json.dumps(ref_items), "reference_config_id": config_id(ref)}
+
+
+def result_row(recipe: Recipe, context: dict, run_dir: Path, metrics: dict, auto: dict | None = None,
+               meaning: dict | None = None, dataset_id: str = "") -> dict:
+    """One row: the run's id, name, config_id, seed, context, `auto` (LEGACY when not known), what it means, the
+    dataset's identity, its metrics, and the whole recipe, flattened."""
+    flat = {k: _cell(v) for k, v in recipe.to_dict().items() if k in RECIPE_FIELDS}
+    return {"run_id": run_dir.name, "name": recipe.name, "config_id": config_id(recipe), "seed": recipe.seed,
+            "context": json.dumps(context, sort_keys=True), "auto": json.dumps(auto or LEGACY, sort_keys=True),
+            **{k: (meaning or {}).get(k, "") for k in MEANING}, "dataset_id": dataset_id,
+            **{k: metrics.get(k, "") for k in METRICS},
+            "finished_at": now(), "run_dir": str(run_dir), **flat}
+
+
+def row_auto(row) -> dict:
+    """What `auto` meant when a row's run was planned. The one rule for a row or a run folder from before `auto`
+    was recorded: LEGACY (fp32, contiguous), what every run did then."""
+    cell = row.get("auto", "") if hasattr(row, "get") else ""
+    if isinstance(cell, dict):
+        return cell or dict(LEGACY)
+    return json.loads(cell) if isinstance(cell, str) and cell else dict(LEGACY)
+
+
+def row_recipe(row) -> Recipe:
+    """The resolved recipe of a table row, read back from its flattened columns (each cell typed by its field)."""
+    hints = typing.get_type_hints(Recipe)
+    values = {"name": row["name"], "seed": row["seed"]}
+    for k in RECIPE_FIELDS:
+        v = row[k]
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+            values[k] = None if k == "size" else "" if hints[k] is str else Recipe.__dataclass_fields__[k].default
+        elif k == "stages":
+            values[k] = json.loads(v) if isinstance(v, str) else v
+        elif hints[k] in (bool, bool | None):
+            values[k] = str(v).lower() in ("true", "1", "1.0")
+        elif hints[k] in (int, int | None):
+            values[k] = int(float(v))
+        elif hints[k] is float:
+            values[k] = float(v)
+        else:
+            values[k] = str(v)
+    values["seed"] = int(float(values["seed"]))
+    return Recipe.from_dict(values)
+
+
+def _cell(value):
+    return json.dumps(value) if isinstance(value, tuple) else value

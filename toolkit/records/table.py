@@ -1,0 +1,169 @@
+"""RESULTS/runs.csv, one row per finished run (toolkit/records/schema.py): recorded, checked, loaded and rebuilt.
+
+Every write takes the table's file lock, checks what is there, and replaces the file whole (temporary name, then
+rename), so concurrent runs never interleave and a kill never leaves half a table.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import check_folder, lock, write_atomic, write_json
+from ..errors import TableError, ToolkitError
+from ..recipes.recipe import LEGACY, Recipe
+from . import folders
+from .artifacts import CHECKPOINT
+from .migrate import saved_meaning, upgrade
+from .schema import COLUMNS, NUMERIC, result_row, row_auto
+
+TABLE = "runs.csv"
+
+
+def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, metrics: dict,
+           keep_checkpoint: bool = False, append: bool = True) -> dict:
+    """Record a finished run: metrics.json, status finished, its row in the results table (unless not `append`:
+    a driver records it); drop its checkpoint. What the row means comes from the run's recipe.json, written
+    when it started."""
+    write_json(run_dir / "metrics.json", metrics)
+    row = _row(run_dir, recipe, context, metrics)
+    folders.mark(run_dir, "finished", epochs_done=metrics.get("epochs_done"), attempt=metrics.get("attempts", 1))
+    if append:
+        append_row(results, row)
+    if not keep_checkpoint:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return row
+
+
+def recover(results: str | Path, run_dir: Path) -> dict:
+    """The row of a finished run whose row never reached the table (killed in between), appended now."""
+    row = _folder_row(run_dir)
+    append_row(results, row)
+    return row
+
+
+def _folder_row(run_dir: Path) -> dict:
+    """A finished run folder's row, from its recipe.json and metrics.json (an older folder's: LEGACY where it
+    says nothing)."""
+    saved = folders.saved(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return _row(run_dir, Recipe.from_dict({**LEGACY, **saved}), saved.get("context", {}), metrics, saved)
+
+
+def _row(run_dir: Path, recipe: Recipe, context: dict, metrics: dict, saved: dict | None = None) -> dict:
+    saved = saved if saved is not None else folders.saved(run_dir)
+    return result_row(recipe, context, run_dir, metrics, row_auto(saved), saved_meaning(saved, recipe),
+                      saved.get("dataset_id", ""))
+
+
+def table_lock(results: str | Path):
+    return lock(Path(results) / (TABLE + ".lock"))
+
+
+def append_row(results: str | Path, row: dict) -> None:
+    """Add one row to RESULTS/runs.csv under the table's lock, so concurrent runs never interleave.
+
+    The table is checked first (a damaged one is never written to), and rewritten whole under a temporary name,
+    then renamed: a kill or a full disk leaves it byte-identical to before. A table written by an older version
+    is upgraded to today's columns on the way (toolkit/records/migrate.py).
+    """
+    path = Path(results) / TABLE
+    with table_lock(results):
+        old = path.read_bytes() if path.exists() else b""
+        header = check_table(path, old)
+        if header and header != COLUMNS:
+            table = upgrade(pd.read_csv(path, dtype=str, keep_default_na=False))
+            old = table.to_csv(index=False, lineterminator="\n").encode()
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        if not old:
+            w.writeheader()
+        w.writerow(row)
+        write_atomic(path, lambda p: _write_synced(p, old + buf.getvalue().encode()))
+
+
+def _write_synced(path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def check_table(path: Path, data: bytes | None = None) -> list[str]:
+    """The header of a results table whose content is whole, or a TableError naming the file and the line.
+
+    Whole: it ends with a newline, every line has every field, and every number parses.
+    """
+    path = Path(path)
+    if data is None:
+        data = path.read_bytes() if path.exists() else b""
+    if not data:
+        return []
+    fix = (" The file was not changed. `toolkit runs --rebuild-table` writes a fresh table from the run folders "
+           "(under a new name) for you to check and put in its place.")
+    text = data.decode("utf-8", errors="replace")
+    if not text.endswith("\n"):
+        raise TableError(f"The results table {path} is damaged: its last line (line {text.count(chr(10)) + 1}) is "
+                         f"cut short (no newline at the end), as a killed write leaves it.{fix}")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    numeric = [i for i, c in enumerate(header) if c in NUMERIC]
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise TableError(f"The results table {path} is damaged: line {n} has {len(r)} fields where the header "
+                             f"has {len(header)}.{fix}")
+        for i in numeric:
+            try:
+                float(r[i] or 0)
+            except ValueError:
+                raise TableError(f"The results table {path} is damaged: line {n}, column {header[i]!r} holds "
+                                 f"{r[i]!r}, not a number.{fix}") from None
+    return header
+
+
+def load_table(results: str | Path) -> pd.DataFrame:
+    """The results table (checked; an older one upgraded in memory), numbers as numbers."""
+    path = check_folder(results, "--results") / TABLE
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    data = path.read_bytes()
+    if not data:   # an empty file is a table with no rows yet (the next append writes its header)
+        return pd.DataFrame(columns=COLUMNS)
+    check_table(path, data)
+    raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    table = raw if list(raw.columns) == COLUMNS else upgrade(raw)
+    for col in NUMERIC:
+        table[col] = pd.to_numeric(table[col].replace("", None), errors="coerce")
+    table["run_dir"] = [_located(results, d) for d in table["run_dir"]]
+    return table
+
+
+def _located(results: str | Path, run_dir: str) -> str:
+    """A run folder as seen from here: the table may hold a path relative to where the run was started."""
+    here = Path(results) / "runs" / Path(run_dir).name
+    return str(here) if run_dir and not Path(run_dir).exists() and here.exists() else run_dir
+
+
+def rebuild_table(results: str | Path) -> tuple[Path, int, int]:
+    """A fresh results table from the finished run folders, written next to runs.csv under a new name.
+
+    Returns (path, rows written, run folders skipped because they are not finished or cannot be read).
+    """
+    rows, skipped = [], 0
+    for run_dir in sorted((Path(results) / "runs").glob("*/")):
+        try:
+            if folders.read_status(run_dir)["status"] != "finished":
+                raise ValueError("not finished")
+            row = _folder_row(run_dir)
+            row["finished_at"] = folders.read_status(run_dir).get("at", "")
+            rows.append(row)
+        except (OSError, ValueError, TypeError, ToolkitError):
+            skipped += 1
+    dest = Path(results) / f"runs.rebuilt-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    write_atomic(dest, lambda p: pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False))
+    return dest, len(rows), skipped

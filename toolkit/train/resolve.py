@@ -1,0 +1,44 @@
+"""A recipe as it will run, and what it is compared with: its dataset and size, its precision and memory format,
+under budget=pixels the pixels its reference spends, and its reference (its parent, else the baseline, under the
+same context). The planner resolves each job here; so does a row of an older table, once (toolkit/records/migrate.py).
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import replace
+
+from ..data import datasets
+from ..recipes import registry
+from ..recipes.recipe import Recipe, apply_overrides, epoch_plan, plan_pixels
+from . import precision
+
+
+def resolve(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
+    """A recipe as it will run: its dataset and size (`datasets.resolve`), its precision and memory format
+    (`precision.resolve`: `auto`, or this device's choice), then, under budget=pixels, the pixels per image its
+    reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
+    r = precision.resolve(datasets.resolve(recipe), auto)
+    if r.budget == "pixels" and not r.budget_pixels:
+        ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
+        r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
+    return r
+
+
+def reference_recipe(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
+    """The resolved recipe that `recipe` is compared with: its reference under the same context (and, for a recorded
+    run, with `auto` as it meant when the run was planned)."""
+    name = registry.reference_name(recipe, against)
+    return _reference(name, json.dumps(context, sort_keys=True), against, json.dumps(auto, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(name: str, context_json: str, against: str | None, auto_json: str = "null") -> Recipe:
+    return resolve(apply_overrides(registry.get(name), json.loads(context_json)), json.loads(context_json), against,
+                   json.loads(auto_json))
+
+
+@functools.lru_cache(maxsize=None)
+def _nominal(name: str, context_json: str) -> Recipe:
+    """The registered recipe `name` under a context, at its own epochs: what a pixel budget is taken from."""
+    return datasets.resolve(apply_overrides(registry.get(name), json.loads(context_json)))
