@@ -48,3 +48,21 @@ def test_views_of_the_same_image_change_nothing_and_tiles_cover_the_view(tiny):
     assert [t.shape[-2:] for t in tiles] == [(4, 4)] * 5
     assert torch.equal(tiles[0], x[..., :4, :4]) and torch.equal(tiles[3], x[..., 1:, 1:])
     assert torch.equal(tiles[4], x[..., :4, :4])          # the centre of 5 px by 4 px tiles starts at 0
+
+
+def test_every_evaluation_is_one_spec_with_one_runner():
+    """A spec without a runner (or a runner without a spec) fails here, not as a KeyError at the end of a run."""
+    from dataclasses import replace
+
+    from toolkit.recipes import evaluations
+    from toolkit.recipes.recipe import Recipe, _inert
+    from toolkit.records import schema
+    from toolkit.train.evaluation import RUNNERS
+    assert set(RUNNERS) == set(evaluations.BY_MODE)
+    assert len(set(evaluations.KEYS)) == len(evaluations.SPECS)
+    for e in evaluations.SPECS:
+        recipe = replace(Recipe(), tta=e.mode) if e.via_tta else replace(Recipe(), **{e.mode: 0.99})
+        assert evaluations.asked(recipe) == (e,) and not set(e.reads) & _inert(recipe)   # what it reads matters
+        assert set(e.reads) <= _inert(Recipe())                                          # and nothing without it
+        assert {f"accuracy_{e.key}", f"{e.key}_seconds"} <= set(schema.COLUMNS)
+        assert e.line(recipe, 64) and e.shown and e.what

@@ -15,9 +15,10 @@ from toolkit.recipes import registry
 from toolkit.records import schema
 from toolkit.records.table import load_table
 from toolkit.errors import RecipeError, RunInterrupted
-from toolkit.recipes.vocabulary import EVALUATIONS
+from toolkit.recipes import evaluations
 from toolkit.train.models import create_model
 from toolkit.recipes.recipe import config_id
+from toolkit.sweep.options import Options
 from toolkit.sweep.jobs import run_job
 from toolkit.sweep.plan import Job
 from toolkit.train.learner import build_learner, run
@@ -34,7 +35,7 @@ def tiny_recipe(name, tiny, **changes):
 
 def record(recipe, results, **kw):
     """Run `recipe` as a sweep runs a job: a run folder, its files and a row in the results table."""
-    row = run_job(Job(recipe, {}), results, progress="none", num_workers=0, **kw)
+    row = run_job(Job(recipe, {}), Options(results=str(results), progress="none", workers=0), **kw)
     return row, Path(row["run_dir"]), json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
 
 
@@ -70,8 +71,8 @@ def test_every_experiment_trains_and_records(name, tiny, tiny_flips, results, tm
     saved = json.loads((run_dir / "recipe.json").read_text())   # it went through the packed path
     assert saved["config_id"] == config_id(recipe)
     assert saved["loader"] == table["loader"].iloc[0] == "packed" and (Path(saved["pack"]) / "meta.json").is_file()
-    asked = [EVALUATIONS[k] for k in recipe.tta.split(",") if k] + (["ema"] if recipe.ema else [])
-    assert [k for k in EVALUATIONS.values() if f"accuracy_{k}" in m] == [k for k in EVALUATIONS.values() if k in asked]
+    asked = [e.key for e in evaluations.asked(recipe)]
+    assert [k for k in evaluations.KEYS if f"accuracy_{k}" in m] == asked
     for k in asked:                    # each evaluation: its accuracy and seconds, in metrics.json and the row
         assert 0.0 <= m[f"accuracy_{k}"] <= 1.0 and m[f"{k}_seconds"] > 0
         assert table[f"accuracy_{k}"].iloc[0] == pytest.approx(m[f"accuracy_{k}"])

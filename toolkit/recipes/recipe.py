@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, fields, replace
 
 from ..errors import RecipeError
+from . import evaluations
 from .vocabulary import POLICIES, parse_ops, parse_tta
 
 AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/data/autoaug.py
@@ -153,11 +154,7 @@ def _inert(r: Recipe) -> set[str]:
         inert |= {"lr", "schedule"}                  # every stage names its own lr and schedule
     if "warmup_exp" not in hows:
         inert |= {"warmup_epochs", "hold_epochs", "lr_decay"}
-    modes = r.tta.split(",")
-    if "fastai" not in modes:
-        inert |= {"tta_n", "tta_beta"}
-    if "hires" not in modes:
-        inert.add("eval_scale")
+    inert |= evaluations.unread(r)                   # what only an evaluation it does not ask for reads
     if r.budget != "pixels":
         inert.add("budget_pixels")
     if not (r.mixup and r.cutmix):

@@ -1,5 +1,8 @@
-"""The names of the automatic-augmentation policies and operations, importable without torch (recipes check them)."""
+"""The names of the automatic-augmentation policies and operations, and the words `tta` takes, importable without
+torch (recipes check them)."""
 from __future__ import annotations
+
+from .evaluations import TTA_MODES
 
 OPS = ("auto_contrast", "brightness", "color", "contrast", "equalize", "invert", "posterize", "rotate", "sharpness",
        "shear_x", "shear_y", "solarize", "solarize_add", "translate_x", "translate_y")
@@ -17,12 +20,7 @@ def parse_ops(ops: str = "", add: str = "") -> tuple[str, ...]:
                          f"{', '.join(OPS + EXTRA_OPS)}")
     return tuple(dict.fromkeys(chosen + extra))
 
-# Ways to evaluate a trained model besides its plain accuracy (toolkit/train/evaluation.py). Each reports
-# accuracy_<key> and <key>_seconds, keyed as here: fastai's TTA keeps the `tta` key it had before the other modes.
-TTA_MODES = ("fastai", "flip", "crops", "hires")
-CROP_VIEW = 1.25   # crops: the view its tiles are cut from, as a multiple of the training size
-EVALUATIONS = {"fastai": "tta", "flip": "flip", "crops": "crops", "hires": "hires", "ema": "ema"}
-SHOWN_AS = {"tta": "TTA (fastai)", "flip": "TTA flip", "crops": "TTA crops", "hires": "TTA hires", "ema": "EMA"}
+
 _YES, _NO = ("true", "1", "1.0", "yes", "on"), ("false", "0", "0.0", "no", "off", "none", "nan", "")
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from ..errors import ToolkitError
 from ..recipes.recipe import LEGACY, Recipe, config_id, label
-from ..recipes.vocabulary import EVALUATIONS
+from ..recipes.evaluations import KEYS
 from .folders import now
 
 RECIPE_FIELDS = [f.name for f in fields(Recipe) if f.name not in ("name", "seed")]
 # Each evaluation besides the plain one (toolkit/train/evaluation.py): its accuracy and its seconds.
-EVALUATED = [c for key in EVALUATIONS.values() for c in (f"accuracy_{key}", f"{key}_seconds")]
+EVALUATED = [c for key in KEYS for c in (f"accuracy_{key}", f"{key}_seconds")]
 METRICS = ["accuracy", "valid_loss", *EVALUATED, "eval_seconds", "wall_seconds", "train_seconds",
            "images_per_second", "images_seen", "pixels_seen", "threads", "device", "epochs_done", "attempts",
            "restarted", "started_at", "n_train", "n_valid"]

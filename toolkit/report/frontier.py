@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..recipes.vocabulary import SHOWN_AS
+from ..recipes.evaluations import BY_KEY
 from .tables import SELF, evaluated
 
 COMPUTE = {"pixels": "training pixels per run (millions: images x size², summed over epochs)",
@@ -24,7 +24,7 @@ def points(summary: pd.DataFrame, names: list[str]) -> pd.DataFrame:
                     "mean": s["accuracy_mean"], "low": s["accuracy_low"], "high": s["accuracy_high"]})
         for k in evaluated(summary):
             if pd.notna(s[f"accuracy_{k}_mean"]):
-                out.append({**base, "evaluation": SHOWN_AS[k], "seconds": s["train_seconds"] + _or0(s[f"{k}_seconds"]),
+                out.append({**base, "evaluation": BY_KEY[k].shown, "seconds": s["train_seconds"] + _or0(s[f"{k}_seconds"]),
                             "mean": s[f"accuracy_{k}_mean"], "low": s[f"accuracy_{k}_low"],
                             "high": s[f"accuracy_{k}_high"]})
     return pd.DataFrame(out, columns=["label", "evaluation", "reference", "pixels", "seconds", "mean", "low", "high"])

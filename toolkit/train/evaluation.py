@@ -14,7 +14,8 @@ its accuracy and its seconds. None changes how the model trained; they are ways 
              (FixRes: a model trained on random crops sees objects larger than a plain resize shows them)
     ema      the weights' moving average (`WeightEMA`), validated as the plain model is
 
-Each reports accuracy_<key> and <key>_seconds (keys: `vocabulary.EVALUATIONS`). Evaluation logs no epoch and
+Each is declared once in toolkit/recipes/evaluations.py (its key, names, the fields it reads); here is how it
+runs (`RUNNERS`). Each reports accuracy_<key> and <key>_seconds. Evaluation logs no epoch and
 writes no checkpoint: those callbacks are removed while it lasts.
 """
 from __future__ import annotations
@@ -26,22 +27,25 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.metrics import accuracy
 
-from .. import progress as show
+from .. import display
 from ..errors import RecipeError
 from ..recipes.recipe import Recipe
-from ..recipes.vocabulary import CROP_VIEW, EVALUATIONS
+from ..recipes import evaluations
+from ..recipes.evaluations import CROP_VIEW
 from .callbacks import Checkpoints, EpochLog
 
 
 def check(recipe: Recipe, ds) -> None:
     """Refuse, before anything trains, an evaluation the dataset cannot have: a mirror where mirroring changes
     the label."""
-    if "flip" in recipe.tta.split(",") and not ds.flips:
+    mirrored = [e.mode for e in evaluations.asked(recipe) if e.mirrors]
+    if mirrored and not ds.flips:
         where = ("a mirrored digit is another symbol or none" if ds.name == "digits" else
                  "its folder's dataset.json says \"flip\": false")
-        raise RecipeError(f"Recipe {recipe.name!r} asks for tta=flip on {ds.name}, where flipping an image changes its "
-                          f"label ({where}), so the mirrored image would be judged against the wrong class. Use "
-                          f"tta=crops, hires or fastai there (fastai's TTA draws the dataset's own augmentation, "
+        others = ", ".join(e.mode for e in evaluations.SPECS if e.via_tta and not e.mirrors)
+        raise RecipeError(f"Recipe {recipe.name!r} asks for tta={mirrored[0]} on {ds.name}, where flipping an image "
+                          f"changes its label ({where}), so the mirrored image would be judged against the wrong "
+                          f"class. Use tta={others} there (fastai's TTA draws the dataset's own augmentation, "
                           f"without flips).")
 
 
@@ -62,30 +66,16 @@ def evaluate(learn, recipe: Recipe, data=None, progress: str = "none", num_worke
             metrics = {"accuracy": float(acc), "valid_loss": float(valid_loss),
                        "eval_seconds": round(time.perf_counter() - t, 3)}
         size = data.plan[-1][0] if data is not None else recipe.size   # the last stage's: the size it ends at
-        modes = [m for m in recipe.tta.split(",") if m] + (["ema"] if recipe.ema else [])
-        for mode in modes:
+        asked = evaluations.asked(recipe)
+        for e in asked:
             t = time.perf_counter()
-            acc = EVALUATE[mode](learn, recipe, data, size, num_workers)
-            key = EVALUATIONS[mode]
-            metrics[f"accuracy_{key}"], metrics[f"{key}_seconds"] = acc, round(time.perf_counter() - t, 3)
-            show.line(f"{describe(mode, recipe, size)}: accuracy {100 * acc:.1f}% in {metrics[f'{key}_seconds']:.1f}s",
+            acc = RUNNERS[e.mode](learn, recipe, data, size, num_workers)
+            metrics[f"accuracy_{e.key}"], metrics[f"{e.key}_seconds"] = acc, round(time.perf_counter() - t, 3)
+            display.line(f"{e.line(recipe, size)}: accuracy {100 * acc:.1f}% in {metrics[f'{e.key}_seconds']:.1f}s",
                       progress)
-    if "fastai" in modes:
+    if evaluations.BY_MODE["fastai"] in asked:
         metrics.update(tta_n=recipe.tta_n, tta_beta=recipe.tta_beta)
     return {k: v for k, v in metrics.items() if v is not None}
-
-
-def describe(mode: str, recipe: Recipe, size: int) -> str:
-    """One evaluation, in words with its numbers (the progress line, and the comparison's footnote)."""
-    return {"fastai": f"TTA (fastai, n={recipe.tta_n}, beta={recipe.tta_beta:g})",
-            "flip": "TTA flip (image + mirror)",
-            "crops": f"TTA crops (5 tiles of {size} px from a {round(CROP_VIEW * size)} px view)",
-            "hires": f"TTA hires ({_hires(recipe, size)} px)",
-            "ema": f"EMA weights (decay {recipe.ema:g})"}[mode]
-
-
-def _hires(recipe: Recipe, size: int) -> int:
-    return round(recipe.eval_scale * size)
 
 
 class Views(Callback):
@@ -134,7 +124,7 @@ def _crops(learn, recipe, data, size, num_workers):
 
 
 def _hires_accuracy(learn, recipe, data, size, num_workers):
-    return _accuracy(learn, dl=_dataloaders(recipe, data, _hires(recipe, size), size, num_workers).valid)
+    return _accuracy(learn, dl=_dataloaders(recipe, data, round(recipe.eval_scale * size), size, num_workers).valid)
 
 
 def _ema(learn, recipe, data, size, num_workers):
@@ -154,4 +144,5 @@ def _dataloaders(recipe, data, view: int, size: int, num_workers):
     return dataloaders(recipe, data, view, num_workers=num_workers, stats_size=size)
 
 
-EVALUATE = {"fastai": _fastai, "flip": _flip, "crops": _crops, "hires": _hires_accuracy, "ema": _ema}
+# How each evaluation of toolkit/recipes/evaluations.py runs: (learn, recipe, data, size, num_workers) -> accuracy.
+RUNNERS = {"fastai": _fastai, "flip": _flip, "crops": _crops, "hires": _hires_accuracy, "ema": _ema}
