@@ -80,7 +80,7 @@ def main():
     base = apply_overrides(registry.get("baseline"), dict(dataset=dataset, size=str(args.size),
                                                           epochs=str(args.epochs), arch=args.arch))
     like = apply_overrides(base, dict(loader="folder", precision="fp32", channels_last="false"))  # like for like
-    shipped = precision.resolve(base)                          # the packed loader, precision and channels_last auto
+    shipped = precision.decide(base)                          # the packed loader, precision and channels_last auto
     print(f"dataset {ds.path} ({ds.n_train} train / {len(ds.files['val'])} val), {args.arch}, {args.size} px, "
           f"{args.epochs} epochs, bs {base.bs}, seed {base.seed}, {args.repeats} repeats; as shipped here: "
           f"{shipped.loader} loader, {shipped.precision}, channels_last={shipped.channels_last}\n")

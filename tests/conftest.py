@@ -60,9 +60,9 @@ def imagenette() -> Path:
 
 def resolved(recipe):
     """A recipe resolved as a run on this machine resolves it: its dataset and size, its precision and format."""
-    from toolkit.data.datasets import resolve
+    from toolkit.data.datasets import with_size
     from toolkit.train import precision
-    return precision.resolve(resolve(recipe))
+    return precision.decide(with_size(recipe))
 
 
 CONTEXT = {"arch": "xresnet18", "dataset": "digits"}   # the context of the rows `add_rows` writes
@@ -93,18 +93,18 @@ def add_rows(results, name, accuracies, seed0=42, tta=None, evals=None, role="re
 
 def folder_dls(ds, size: int, bs: int, **changes):
     """fastai's folder DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
-    from toolkit.data.pipeline import Data, dataloaders
+    from toolkit.data.pipeline import RunData, dataloaders
     from toolkit.recipes.recipe import Recipe
     recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, loader="folder", **changes)
-    return dataloaders(recipe, Data(ds, [], None), size, num_workers=0)
+    return dataloaders(recipe, RunData(ds, [], None), size, num_workers=0)
 
 
 def packed_dls(ds, pack, size: int, bs: int, prefetch=None, **changes):
     """Packed DataLoaders of a plain recipe on `ds`, through the toolkit's one pipeline."""
-    from toolkit.data.pipeline import Data, dataloaders
+    from toolkit.data.pipeline import RunData, dataloaders
     from toolkit.recipes.recipe import Recipe
     recipe = Recipe(dataset=str(ds.path), size=size, bs=bs, **changes)
-    return dataloaders(recipe, Data(ds, [], pack), size, prefetch=prefetch)
+    return dataloaders(recipe, RunData(ds, [], pack), size, prefetch=prefetch)
 
 
 def signal_when(cmd, ready, sig, timeout=300, env=None):

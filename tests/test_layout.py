@@ -12,14 +12,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
 # Which may use which: a module may import from its own stage and from the stages before it (README: Layout).
 ORDER = [
-    ("toolkit.errors", "toolkit.atomic", "toolkit.progress", "toolkit.stats"),   # the bottom, used by all
+    ("toolkit.errors", "toolkit.atomic", "toolkit.display", "toolkit.defaults", "toolkit.stats"),   # the bottom, used by all
     ("toolkit.recipes",),
     ("toolkit.data",),
     ("toolkit.train",),
     ("toolkit.records",),                                        # what a run leaves: folders, the results table
     ("toolkit.sweep",),                                          # writes records
     ("toolkit.report",),                                         # reads records, and nothing of the sweep
-    ("toolkit.seeds",),                                          # how many seeds: sweeps judged as they run
+    ("toolkit.design",),                                         # how many seeds a question needs: --seeds auto, noise
     ("toolkit.bench",),
     ("toolkit.api",),                                            # what `import toolkit` offers
     ("toolkit.cli", "toolkit.__main__"),                         # the launcher

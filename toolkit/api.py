@@ -41,63 +41,52 @@ def context(overrides=None, dataset: str | None = None, size: int | None = None,
     return context_of(overrides, dataset=dataset, size=size, epochs=epochs, budget=budget, **settings)
 
 
-def run(names, dataset: str | None = None, epochs: int | None = None, seeds: int | str = 1, size: int | None = None,
-        budget: str | None = None, vary=None, against: str | None = None, reference: bool = True,
-        results: str | Path = "results", out: str | Path | None = None, progress: str | None = None,
-        quiet: bool = False, rerun: bool = False, executor: str = "serial", address: str | None = None,
-        cpus_per_run: int | None = None, gpus_per_run: float | None = None, workers: int | None = None,
-        checkpoint_every: float | None = None, keep_checkpoints: bool = False, max_seeds: int | None = None,
-        margin: float | None = None, save_model: bool = False, track=(), log=print, **settings) -> Comparison:
+def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out: str | Path | None = None,
+        max_seeds: int | None = None, margin: float | None = None, quiet: bool = False, log=print,
+        **settings) -> Comparison:
     """Run experiments (names, wildcard patterns, suites or Recipe objects) with `seeds` seeds each, next to their
     references, record every run in RESULTS/runs.csv, and return the comparison of everything involved, written
     to OUT.{md,csv,png} (default RESULTS/last_run): what `toolkit run` does.
 
-    `dataset`, `epochs`, `size`, `budget` and `**settings` (any recipe field, e.g. `arch="xresnet18", lr=1e-2`) are
-    the context, applied to each recipe and to its reference alike; `vary={"lr": 1e-2}` makes the variant
-    `NAME [lr=0.01]` compared with NAME. Run again, it skips finished runs and resumes interrupted ones.
-    `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds` (default 10), at planned looks
-    (toolkit/seeds/auto.py). `margin`: the margin of equivalence of the verdicts, in accuracy points (default 1).
-    `save_model`: keep each run's final weights in its folder (model.pth; `toolkit export` makes a fastai export).
-    `track`: trackers to log each run to, any of "tensorboard", "wandb", "mlflow" (toolkit/sweep/track.py).
+    `settings` are of two kinds, told apart by name:
+    - the context, applied to each recipe and to its reference alike: `dataset`, `epochs`, `size`, `budget` and
+      any recipe field (e.g. `arch="xresnet18", lr=1e-2`);
+    - the sweep's options, the fields of toolkit/sweep/options.py: `results`, `progress`, `workers`, `rerun`,
+      `reference`, `checkpoint_every`, `keep_checkpoints`, `save_model` (keep each run's final weights; `toolkit
+      export` makes a fastai export), `track` (trackers: "tensorboard", "wandb", "mlflow"), `executor`,
+      `address`, `cpus_per_run`, `gpus_per_run`.
+    `vary={"lr": 1e-2}` makes the variant `NAME [lr=0.01]` compared with NAME. Run again, it skips finished runs
+    and resumes interrupted ones. `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds`
+    (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/design/auto.py). `margin`: the margin of
+    equivalence of the verdicts, in accuracy points (default MARGIN). `quiet`: no progress at all.
     """
-    ctx = context(dataset=dataset, size=size, epochs=epochs, budget=budget, **settings)
-    return sweep_and_compare(names, ctx, vary=vary, against=against, seeds=seeds, reference=reference,
-                             results=results, out=out, progress=progress, quiet=quiet, rerun=rerun, executor=executor,
-                             address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, workers=workers,
-                             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                             max_seeds=max_seeds, margin=margin, save_model=save_model, track=track, log=log)
+    from .sweep.options import Options
+    options, ctx = Options.split(settings, quiet)
+    return sweep_and_compare(names, context(**ctx), vary, against, seeds, options, out, max_seeds, margin, log)
 
 
 def sweep_and_compare(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
-                      reference: bool = True, results: str | Path = "results", out: str | Path | None = None,
-                      progress: str | None = None, quiet: bool = False, rerun: bool = False,
-                      executor: str = "serial", address: str | None = None, cpus_per_run: int | None = None,
-                      gpus_per_run: float | None = None, workers: int | None = None,
-                      checkpoint_every: float | None = None, keep_checkpoints: bool = False,
-                      max_seeds: int | None = None, margin: float | None = None, save_model: bool = False,
-                      track=(), log=print) -> Comparison:
-    """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...)."""
-    from . import progress as show
+                      options=None, out: str | Path | None = None, max_seeds: int | None = None,
+                      margin: float | None = None, log=print, quiet: bool = False, **option_values) -> Comparison:
+    """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...) and its options
+    as one `Options` (toolkit/sweep/options.py), or as keywords of the same names."""
     from .atomic import check_folder
     from .errors import ToolkitError
     from .report.compare import check_margin, summarize_and_write
     from .sweep import execute
-    out = Path(out or check_folder(results, "--results") / "last_run")
+    from .sweep.options import Options
+    options = options or Options.of(quiet, **option_values)
+    out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
-    options = dict(reference=reference, results=results, progress=show.of(quiet, progress), num_workers=workers,
-                   rerun=rerun, executor=executor, address=address, cpus_per_run=cpus_per_run,
-                   gpus_per_run=gpus_per_run, every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                   save_model=save_model, track_with=tuple(track), log=log)
     design = None
     if seeds == "auto":
-        from .seeds.auto import run_auto
-        done, design = run_auto(names, context, vary, against, max_seeds, margin,
-                                **options)
+        from .design.auto import run_auto
+        done, design = run_auto(names, context, vary, against, max_seeds, margin, options, log)
     elif max_seeds is not None:
         raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
     else:
-        done = execute.run(names, context, vary=vary, against=against, seeds=seeds, **options)
+        done = execute.run(names, context, vary, against, seeds, options, log)
     summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design)
     return Comparison(summary, written, done)
 
@@ -114,19 +103,19 @@ def compare(names=None, results: str | Path = "results", dataset: str | None = N
     return Comparison(summary, written)
 
 
-def noise(name: str, dataset: str | None = None, epochs: int | None = None, size: int | None = None, k: int | None = None,
-          effect: float | None = None, margin: float | None = None, max_seeds: int | None = None,
-          results: str | Path = "results", out: str | Path | None = None, progress: str | None = None,
-          quiet: bool = False, log=print, **settings):
+def noise(name: str, k: int | None = None, effect: float | None = None, margin: float | None = None,
+          max_seeds: int | None = None, out: str | Path | None = None, quiet: bool = False, log=print, **settings):
     """How noisy is this proxy: `name` with 2k seeds under the context (runs reused from RESULTS/runs.csv), its
     seed-to-seed std, the spread of k A/A differences, the evaluation noise floor, the smallest difference that
-    n = 3, 5, 10, 20 pairs detect, and what a question of `effect` points costs here (defaults: k 5, effect 2); what `toolkit noise` does.
-    Shown as its markdown in a notebook; written to OUT.md (default RESULTS/noise-NAME.md)."""
-    from . import progress as show
-    from .seeds.noise import noise as measure
-    ctx = context(dataset=dataset, size=size, epochs=epochs, **settings)
-    return measure(name, ctx, k=k, effect=effect, margin=margin, max_seeds=max_seeds, results=results, out=out,
-                   progress=show.of(quiet, progress), log=log)
+    n = 3, 5, 10, 20 pairs detect, and what a question of `effect` points costs here (defaults: NOISE_K and
+    NOISE_EFFECT in toolkit/defaults.py); what `toolkit noise` does. `settings`: the context and the sweep's
+    options, as `run` takes them. Shown as its markdown in a notebook; written to OUT.md (default
+    RESULTS/noise-NAME.md)."""
+    from .design.noise import noise as measure
+    from .sweep.options import Options
+    options, ctx = Options.split(settings, quiet)
+    return measure(name, context(**ctx), k=k, effect=effect, margin=margin, max_seeds=max_seeds, options=options,
+                   out=out, log=log)
 
 
 def resolved(name_or_recipe, against: str | None = None, **settings):
@@ -134,10 +123,10 @@ def resolved(name_or_recipe, against: str | None = None, **settings):
     and size, and under budget=pixels the pixels its reference spends."""
     from .recipes import registry
     from .recipes.recipe import Recipe, apply_overrides
-    from .train.resolve import resolve
+    from .train.resolve import resolve_recipe
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else registry.get(name_or_recipe)
     ctx = context(**settings)
-    return resolve(apply_overrides(recipe, ctx), ctx, against)
+    return resolve_recipe(apply_overrides(recipe, ctx), ctx, against)
 
 
 def dls(name_or_recipe, progress: str | None = None, num_workers: int | None = None, **settings):
@@ -167,3 +156,86 @@ def learner(name_or_recipe, progress: str | None = None, num_workers: int | None
     learn = fresh_learner(recipe, data, data.plan[0][0], num_workers=num_workers)
     learn.recipe, learn.stages = recipe, data.plan
     return learn
+
+
+def show(name: str, ctx: dict | None = None, vary=None, against: str | None = None,
+         plot: str | Path | None = None) -> dict:
+    """What `toolkit show` prints: the recipe `name` resolved under a context (and `vary`), its config id, what it is
+    compared with, its stage plan and the pixels it spends per image; `plot`: also draw its learning-rate
+    schedule to that PNG (returned under "written")."""
+    from .recipes import registry
+    from .recipes.recipe import apply_overrides, config_id, plan_pixels, stage_plan
+    from .sweep.plan import variant
+    from .train.resolve import reference_recipe, resolve_recipe
+    ctx = ctx or {}
+    recipe = resolve_recipe(variant(apply_overrides(registry.get(name), ctx), vary), ctx, against)
+    reference = reference_recipe(recipe, ctx, against)
+    info = recipe.to_dict()
+    info["config_id"] = config_id(recipe)
+    info["compared with"] = (f"{reference.name} (config {config_id(reference)})"
+                             if config_id(reference) != config_id(recipe) else "itself: it is a reference")
+    plan = stage_plan(recipe, recipe.size)
+    info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}" for s, e, lr, how in plan)
+    info["pixels per image"] = (f"{plan_pixels(plan):,} (sum of epochs x size^2"
+                                + (f"; budget {recipe.budget_pixels:,}, the reference's)" if recipe.budget == "pixels"
+                                   else ")"))
+    if plot is not None:
+        from .atomic import write_atomic
+        from .train import schedule
+        dest = Path(plot or Path("results") / f"schedule-{recipe.name}.png")
+        fig = schedule.plot(schedule.lr_curve(recipe), f"{recipe.name}: learning rate per batch ({recipe.epochs} epochs)")
+        write_atomic(dest, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+        info["written"] = dest
+    return info
+
+
+def export(run_dir: str | Path, out: str | Path, weights: str = "model") -> Path:
+    """A finished run's kept weights (`--save-model`) as a fastai export file for `load_learner` and `predict`: what
+    `toolkit export` does. `weights`: "model" (the final weights) or "ema" (their moving average)."""
+    import pickle
+
+    import torch
+
+    from .atomic import check_folder
+    from .data.datasets import with_size
+    from .errors import ToolkitError
+    from .records import artifacts
+    from .sweep.plan import replay
+    from .train.export import export as export_learner
+    run_dir = Path(run_dir)
+    path = run_dir / artifacts.MODEL
+    if not path.is_file():
+        raise ToolkitError(f"{run_dir} holds no {artifacts.MODEL}: only a run made with --save-model keeps its "
+                           f"weights. Run it again with `toolkit run ... --save-model --rerun`, or `toolkit run "
+                           f"--config {run_dir / 'recipe.json'} --save-model`.")
+    check_folder(Path(out).parent, "The export file's folder")
+    recipe, _ = replay(run_dir / "recipe.json")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, OSError, RuntimeError, EOFError) as e:
+        raise ToolkitError(f"{path} cannot be read as plain tensors ({type(e).__name__}: {e}).") from None
+    return export_learner(with_size(recipe), state, out, weights)
+
+
+def resume(run_dir: str | Path, quiet: bool = False, log=print, **options) -> dict:
+    """Resume one killed or interrupted run from its latest checkpoint, in its own folder, and record it: what
+    `toolkit resume` does; returns its row. `options`: the sweep's (toolkit/sweep/options.py), e.g. `track`."""
+    from .sweep.jobs import resume as resume_run
+    from .sweep.options import Options
+    return resume_run(run_dir, Options.of(quiet, **options), log)
+
+
+def runs(results: str | Path = "results"):
+    """One line per run folder under RESULTS/runs: its name and seed, status, epochs, attempts and age (a
+    pandas DataFrame): what `toolkit runs` prints."""
+    from .atomic import check_folder
+    from .records import folders
+    return folders.list_runs(check_folder(results, "--results"))
+
+
+def rebuild_table(results: str | Path = "results") -> tuple[Path, int, int]:
+    """A fresh results table from the finished run folders, written next to runs.csv under a new name: (its path,
+    rows written, folders left out). What `toolkit runs --rebuild-table` does."""
+    from .atomic import check_folder
+    from .records.table import rebuild_table as rebuild
+    return rebuild(check_folder(results, "--results"))

@@ -10,10 +10,12 @@ import warnings
 from pathlib import Path
 
 from . import api
-from . import progress as show
+from . import display
 from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
-from .recipes.recipe import BUDGETS, Recipe, apply_overrides, config_id, plan_pixels, stage_plan
+from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, LOOKS, MARGIN, MAX_SEEDS, NOISE_EFFECT,
+                       NOISE_K)
+from .recipes.recipe import BUDGETS, Recipe
 from .sweep.track import TRACKERS
 
 
@@ -41,32 +43,21 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .sweep.plan import variant
-    from .train.resolve import reference_recipe, resolve
-    context = _context(args)
-    recipe = resolve(variant(apply_overrides(registry.get(args.name), context), args.vary), context, args.against)
-    reference = reference_recipe(recipe, context, args.against)
-    info = recipe.to_dict()
-    info["config_id"] = config_id(recipe)
-    info["compared with"] = (f"{reference.name} (config {config_id(reference)})"
-                             if config_id(reference) != config_id(recipe) else "itself: it is a reference")
-    plan = stage_plan(recipe, recipe.size)
-    info["stage plan"] = "; ".join(f"{e} epoch(s) at {s}px, lr {lr:g}, {how}" for s, e, lr, how in plan)
-    info["pixels per image"] = (f"{plan_pixels(plan):,} (sum of epochs x size^2"
-                                + (f"; budget {recipe.budget_pixels:,}, the reference's)" if recipe.budget == "pixels"
-                                   else ")"))
+    info = api.show(args.name, _context(args), args.vary, args.against, args.plot)
+    written = info.pop("written", None)
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, tuple) else value}")
-    if args.plot is not None:
-        from .atomic import write_atomic
-        from .train import schedule
-        dest = Path(args.plot or Path("results") / f"schedule-{recipe.name}.png")
-        curve = schedule.lr_curve(recipe)
-        fig = schedule.plot(curve, f"{recipe.name}: learning rate per batch ({recipe.epochs} epochs)")
-        write_atomic(dest, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
-        print(f"\nWritten: {dest}")
+    if written:
+        print(f"\nWritten: {written}")
     return 0
+
+
+def _options(args, **more):
+    """The sweep's options (toolkit/sweep/options.py) from the arguments of the same names."""
+    from .sweep.options import Options
+    given = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
+    return Options.of(args.quiet, **{**given, **more})
 
 
 def cmd_run(args) -> int:
@@ -79,13 +70,9 @@ def cmd_run(args) -> int:
     if args.config:
         recipe, saved_context = replay(args.config)
         names, context, reference = [recipe], {**saved_context, **context}, False
-    result = api.sweep_and_compare(
-        names, context, vary=args.vary, against=args.against, seeds=args.seeds, reference=reference,
-        results=args.results, out=args.out, quiet=args.quiet, progress=args.progress, workers=args.workers,
-        rerun=args.rerun or bool(args.config),   # a replay runs again, by definition
-        executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, max_seeds=args.max_seeds,
-        margin=args.margin, save_model=args.save_model, track=args.track or (), log=lambda m: print(m, flush=True))
+    options = _options(args, reference=reference, rerun=args.rerun or bool(args.config))  # a replay runs again
+    result = api.sweep_and_compare(names, context, args.vary, args.against, args.seeds, options, args.out,
+                                   args.max_seeds, args.margin, log=lambda m: print(m, flush=True))
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
@@ -111,54 +98,27 @@ def _point_to_noise(summary, args) -> None:
 
 
 def cmd_export(args) -> int:
-    import pickle
-
-    import torch
-
-    from .atomic import check_folder
-    from .data.datasets import resolve
-    from .errors import ToolkitError
-    from .records import artifacts
-    from .sweep.plan import replay
-    from .train.export import export
-    run_dir = Path(args.run_dir)
-    path = run_dir / artifacts.MODEL
-    if not path.is_file():
-        raise ToolkitError(f"{run_dir} holds no {artifacts.MODEL}: only a run made with --save-model keeps its weights. "
-                           f"Run it again with `toolkit run ... --save-model --rerun`, or `toolkit run --config "
-                           f"{run_dir / 'recipe.json'} --save-model`.")
-    check_folder(Path(args.out).parent, "The export file's folder")
-    recipe, _ = replay(run_dir / "recipe.json")
-    try:
-        weights = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, OSError, RuntimeError, EOFError) as e:
-        raise ToolkitError(f"{path} cannot be read as plain tensors ({type(e).__name__}: {e}).") from None
-    out = export(resolve(recipe), weights, args.out, args.weights)
-    print(f"Exported {run_dir.name} ({args.weights} weights) to {out}: `load_learner('{out}')` opens it (a pickle: "
-          f"open only files you trust), `learn.predict('image.jpg')` classifies an image.")
+    out = api.export(args.run_dir, args.out, args.weights)
+    print(f"Exported {Path(args.run_dir).name} ({args.weights} weights) to {out}: `load_learner('{out}')` opens it (a "
+          f"pickle: open only files you trust), `learn.predict('image.jpg')` classifies an image.")
     return 0
 
 
 def cmd_resume(args) -> int:
-    from .sweep.jobs import resume
-    row = resume(args.run_dir, progress=show.of(args.quiet, args.progress), every=args.checkpoint_every,
-                 keep_checkpoints=args.keep_checkpoints, save_model=args.save_model, track_with=args.track or ())
+    row = api.resume(args.run_dir, args.quiet, progress=args.progress, checkpoint_every=args.checkpoint_every,
+                     keep_checkpoints=args.keep_checkpoints, save_model=args.save_model, track=args.track)
     print(f"accuracy {100 * row['accuracy']:.1f}% after {row['attempts']} attempt(s) -> {row['run_dir']}")
     return 0
 
 
 def cmd_runs(args) -> int:
-    from .atomic import check_folder
-    from .records import folders
-    from .records.table import TABLE, rebuild_table
-    check_folder(args.results, "--results")
     if args.rebuild_table:
-        dest, n, skipped = rebuild_table(args.results)
+        dest, n, skipped = api.rebuild_table(args.results)
         print(f"Wrote {n} row(s) to {dest}, from the finished run folders under {Path(args.results) / 'runs'} "
               f"({skipped} other folder(s) left out). Check it, then put it in place: mv {dest} "
-              f"{Path(args.results) / TABLE}")
+              f"{Path(args.results) / 'runs.csv'}")
         return 0
-    listing = folders.list_runs(args.results)
+    listing = api.runs(args.results)
     if listing.empty:
         print(f"No run folders under {Path(args.results) / 'runs'}.")
         return 0
@@ -175,10 +135,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_noise(args) -> int:
-    from .seeds.noise import noise
-    report = noise(args.name, _context(args), k=args.k, effect=args.effect, margin=args.margin,
-                   max_seeds=args.max_seeds, results=args.results, out=args.out,
-                   progress=show.of(args.quiet, args.progress), log=lambda m: print(m, flush=True))
+    report = api.noise(args.name, args.k, args.effect, args.margin, args.max_seeds, args.out, args.quiet,
+                       log=lambda m: print(m, flush=True), results=args.results, progress=args.progress,
+                       **_context(args))
     print()
     print(report.markdown())
     print(f"\nWritten: {', '.join(map(str, report.written))}")
@@ -197,7 +156,7 @@ def cmd_data_list(args) -> int:
 def cmd_data_proxy(args) -> int:
     from .data.proxy import make_proxy
     info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
-                      progress=show.of(args.quiet, args.progress))
+                      progress=display.of(args.quiet, args.progress))
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
@@ -208,7 +167,7 @@ def cmd_data_pack(args) -> int:
     if args.presize < 1:
         raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
     pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
-         progress=show.of(args.quiet, args.progress), plan=args.plan)
+         progress=display.of(args.quiet, args.progress), plan=args.plan)
     return 0
 
 
@@ -247,14 +206,19 @@ def _seeds(text: str):
         raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
+def _looks(max_seeds: int) -> str:
+    """The looks of --seeds auto for a --max-seeds, as the help states them."""
+    return ", ".join(map(str, [n for n in LOOKS if n < max_seeds] + [max_seeds]))
+
+
 def _add_margin_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, metavar="POINTS",
-                   help="margin of practical equivalence, in accuracy points (default 1): a difference shown to lie "
+                   help=f"margin of practical equivalence, in accuracy points (default {MARGIN:g}): a difference shown to lie "
                         "within it is `equivalent`; an analysis setting, recorded with the comparison, not a run's")
 
 
 def _add_progress_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--progress", choices=show.MODES,
+    p.add_argument("--progress", choices=display.MODES,
                    help="bars: fastai's progress bars; lines: one plain line per epoch and per phase, for a log file; "
                         "none (default: bars on a terminal or in a notebook, else lines)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress at all (--progress none)")
@@ -262,9 +226,10 @@ def _add_progress_options(p: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
-                   help="write a checkpoint at an epoch end when this long has passed since the last (default: 60, "
-                        "or 50 times what the last one took to write if longer: under 2%% of the time); always at a "
-                        "stage's end and on Ctrl-C or SIGTERM")
+                   help=f"write a checkpoint at an epoch end when this long has passed since the last (default: "
+                        f"{CHECKPOINT_EVERY:g}, or {CHECKPOINT_COST} times what the last one took to write if longer: "
+                        f"under {100 / CHECKPOINT_COST:g}%% of the time); always at a stage's end and on Ctrl-C or "
+                        f"SIGTERM")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep a run's checkpoint after it finishes")
     p.add_argument("--save-model", action="store_true",
                    help="keep each run's final weights in its folder (model.pth; `toolkit export` turns one into a "
@@ -307,10 +272,10 @@ def parser() -> argparse.ArgumentParser:
                                      "smallest difference n pairs detect, and what a question costs here")
     p.add_argument("name", metavar="NAME")
     _add_recipe_overrides(p, comparison=False)
-    p.add_argument("--k", type=int, help="A/A pairs: runs 2K seeds (default: 5)")
+    p.add_argument("--k", type=int, help=f"A/A pairs: runs 2K seeds (default: {NOISE_K})")
     p.add_argument("--effect", type=float, metavar="POINTS",
-                   help="the difference whose cost is priced, in accuracy points (default: 2)")
-    p.add_argument("--max-seeds", type=int, metavar="K", help="the --seeds auto design simulated (default 10)")
+                   help=f"the difference whose cost is priced, in accuracy points (default: {NOISE_EFFECT:g})")
+    p.add_argument("--max-seeds", type=int, metavar="K", help=f"the --seeds auto design simulated (default {MAX_SEEDS})")
     _add_margin_option(p)
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output file (default: RESULTS/noise-NAME.md)")
@@ -337,10 +302,11 @@ def _run_parser(sub) -> None:
     p.add_argument("names", nargs="*", metavar="NAME|PATTERN|SUITE")
     _add_recipe_overrides(p)
     p.add_argument("--seeds", type=_seeds, default=1, metavar="N|auto",
-                   help="run each experiment with this many seeds (seed, seed+1, ...); auto: 3, then more only for "
-                        "the rows still undecided, at planned looks (3, 5, 7, 10 for --max-seeds 10)")
-    p.add_argument("--max-seeds", type=int, metavar="K", help="with --seeds auto: at most this many seeds per row "
-                   "(default 10; looks at 3, 5, 7, 10, 15, 20, 30, 40, 50 below K, then K)")
+                   help=f"run each experiment with this many seeds (seed, seed+1, ...); auto: {LOOKS[0]}, then more "
+                        f"only for the rows still undecided, at planned looks "
+                        f"({_looks(MAX_SEEDS)} for --max-seeds {MAX_SEEDS})")
+    p.add_argument("--max-seeds", type=int, metavar="K", help=f"with --seeds auto: at most this many seeds per row "
+                   f"(default {MAX_SEEDS}; looks at {', '.join(map(str, LOOKS))} below K, then K)")
     _add_margin_option(p)
     p.add_argument("--no-reference", action="store_true",
                    help="do not run the references for the seeds they lack (differences need them)")
@@ -408,17 +374,18 @@ def _bench_parsers(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks that print tables")
     bsub = p.add_subparsers(dest="bench_command", required=True)
     b = bsub.add_parser("data", help="images/s and epoch time of each data pipeline, against the no-loading limit")
-    b.add_argument("--dataset", default="imagenette-160", help="dataset name or folder (default: %(default)s)")
-    b.add_argument("--size", type=int, default=64, help="training size in px (default: %(default)s)")
-    b.add_argument("--arch", default="xresnet18", help="model (default: %(default)s)")
-    b.add_argument("--bs", type=int, default=64, help="batch size (default: %(default)s)")
-    b.add_argument("--loader-batches", type=int, default=50,
+    b.add_argument("--dataset", default=BENCH_DATA["dataset"], help="dataset name or folder (default: %(default)s)")
+    b.add_argument("--size", type=int, default=BENCH_DATA["size"], help="training size in px (default: %(default)s)")
+    b.add_argument("--arch", default=BENCH_DATA["arch"], help="model (default: %(default)s)")
+    b.add_argument("--bs", type=int, default=BENCH_DATA["bs"], help="batch size (default: %(default)s)")
+    b.add_argument("--loader-batches", type=int, default=BENCH_DATA["loader_batches"],
                    help="batches timed for the loader-only column (default: %(default)s)")
-    b.add_argument("--repeats", type=int, default=1, help="rounds over the rows; medians are reported (default: 1)")
-    b.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10,11", help="which pipelines to run, e.g. 3,4,5 (default: all)")
+    b.add_argument("--repeats", type=int, default=BENCH_DATA["repeats"],
+                   help="rounds over the rows; medians are reported (default: %(default)s)")
+    b.add_argument("--rows", help="which pipelines to run, e.g. 3,4,5 (default: all)")
     b.add_argument("--no-policies", action="store_true", help="skip the augmentation-policy table")
     b.add_argument("--loader-only", action="store_true", help="loader columns only: no training epochs (no row 5)")
-    b.add_argument("--out", default="results/bench", help="folder for data.md and data.csv (default: %(default)s)")
+    b.add_argument("--out", default=BENCH_DATA["out"], help="folder for data.md and data.csv (default: %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_data)
 

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from .defaults import LOOKS, MARGIN, MAX_SEEDS  # noqa: F401  (stats.MARGIN, ... as the report reads them)
 from .errors import ToolkitError
 
 ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
 CONFIDENCE = 1 - ALPHA  # the intervals the table shows
 MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval says
-MARGIN = 1.0           # the default margin of practical equivalence, in accuracy points (--margin)
 POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
 MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
-LOOKS = (3, 5, 7, 10, 15, 20, 30, 40, 50)  # the planned looks of --seeds auto: those below K, then K
-MAX_SEEDS = 10         # --max-seeds: the most pairs --seeds auto spends on a row (by default)
 MAX_SEEDS_LIMIT = 100  # --max-seeds above this is refused (the design's simulation grows with it)
 BOOTSTRAP_FROM = 10    # pairs from which the interval is a bootstrap rather than Student's t
 BOOTSTRAP_RESAMPLES = 9999

@@ -9,7 +9,7 @@ CHAPTER7 = ["baseline", "normalize", "normalize_data", "progressive", "tta", "mi
 
 def test_chapter7_experiments_are_registered():
     assert set(CHAPTER7) <= set(registry.list_experiments())
-    assert [r.name for r in registry.resolve("chapter7")] == CHAPTER7
+    assert [r.name for r in registry.expand("chapter7")] == CHAPTER7
 
 
 def test_wildcard_listing_is_sorted():
@@ -35,11 +35,11 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(RegistryError, match=r"Unknown experiment 'mixpu'\. Did you mean: mixup"):
         registry.get("mixpu")
     with pytest.raises(RegistryError, match="No experiment matches the pattern 'zzz\\*'"):
-        registry.resolve(["zzz*"])
+        registry.expand(["zzz*"])
 
 
 def test_resolve_mixes_names_patterns_and_suites_without_repeats():
-    names = [r.name for r in registry.resolve(["tta", "mixup_ls", "mixup*", "chapter7"])]
+    names = [r.name for r in registry.expand(["tta", "mixup_ls", "mixup*", "chapter7"])]
     assert names[:3] == ["tta", "mixup_ls", "mixup"]
     assert sorted(names) == sorted(set(names))
     assert set(names) == set(CHAPTER7) | set(registry.list_experiments("mixup*"))

@@ -15,6 +15,7 @@ import torch
 from toolkit.records import artifacts, folders, schema
 from toolkit.records.table import append_row, load_table
 from toolkit.sweep import jobs, plan
+from toolkit.sweep.options import Options
 from toolkit.errors import CheckpointError, TableError
 
 from conftest import epochs_logged, signal_when
@@ -61,7 +62,7 @@ def uninterrupted(name, tiny, epochs, results, sets=()):
     ctx = plan.context_of({"dataset": str(tiny), "size": 32, "epochs": epochs, "arch": "xresnet18", "bs": 16,
                            **dict(s.split("=", 1) for s in sets)})
     job = plan.plan([name], ctx, reference=False)[0]
-    return jobs.run_job(job, results, progress="none", every=0, keep_checkpoint=True)
+    return jobs.run_job(job, Options(results=str(results), progress="none", checkpoint_every=0, keep_checkpoints=True))
 
 
 @pytest.mark.parametrize("name, epochs, k, where, sets", [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import CONTEXT
-from toolkit.data.datasets import resolve
+from toolkit.data.datasets import with_size
 from toolkit.errors import RecipeError
 from toolkit.recipes import registry
 from toolkit.recipes.recipe import LEGACY, Recipe, apply_overrides, config_id
@@ -21,14 +21,14 @@ BF16 = {"precision": "bf16", "channels_last": True}   # what auto means on a CPU
 
 
 def _baseline(**changes):
-    return resolve(replace(registry.get("baseline"), dataset="digits", arch="xresnet18", **changes))
+    return with_size(replace(registry.get("baseline"), dataset="digits", arch="xresnet18", **changes))
 
 
 def test_auto_resolves_to_a_value_and_pools_with_that_value_set_by_hand():
-    auto = precision.resolve(_baseline(), BF16)
+    auto = precision.decide(_baseline(), BF16)
     assert (auto.precision, auto.channels_last) == ("bf16", True)
-    assert config_id(auto) == config_id(precision.resolve(_baseline(precision="bf16", channels_last=True), BF16))
-    fp32 = precision.resolve(_baseline(), LEGACY)
+    assert config_id(auto) == config_id(precision.decide(_baseline(precision="bf16", channels_last=True), BF16))
+    fp32 = precision.decide(_baseline(), LEGACY)
     assert config_id(fp32) != config_id(auto)                       # two rows, never pooled as seeds
     assert config_id(replace(fp32, channels_last=True)) not in (config_id(fp32), config_id(auto))
     with pytest.raises(ValueError, match="resolved"):
@@ -43,7 +43,7 @@ def test_fp32_contiguous_hashes_as_every_run_before_these_fields():
 
 def test_fp16_off_cuda_is_a_clear_error_before_anything_trains():
     with pytest.raises(RecipeError, match="fp16.*CUDA"):
-        precision.resolve(_baseline(precision="fp16"), device="cpu")
+        precision.decide(_baseline(precision="fp16"), device="cpu")
     with pytest.raises(RecipeError, match="precision must be one of"):
         apply_overrides(Recipe(), {"precision": "fp8"})
     assert apply_overrides(Recipe(), {"channels_last": "auto"}).channels_last is None
@@ -52,8 +52,8 @@ def test_fp16_off_cuda_is_a_clear_error_before_anything_trains():
 def test_old_rows_keep_pooling_with_new_fp32_runs_and_find_their_fp32_reference(results):
     """A table from before these columns: its rows upgrade to fp32 and pair with fp32 references, while bf16 runs
     of the same settings are rows of their own (upgrade, row_recipe and the references migration derives)."""
-    fp32, bf16 = (precision.resolve(_baseline(), auto) for auto in (LEGACY, BF16))
-    normal = precision.resolve(resolve(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
+    fp32, bf16 = (precision.decide(_baseline(), auto) for auto in (LEGACY, BF16))
+    normal = precision.decide(with_size(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
     for i, r in enumerate([fp32, normal]):
         append_row(results, schema.result_row(r, CONTEXT, Path(f"/nowhere/old{i}"), {"accuracy": 0.9}, LEGACY))
     old = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)

@@ -32,9 +32,10 @@ from fastai.torch_core import default_device, set_seed
 from ..data import datasets
 from ..train import precision, schedule
 from ..atomic import write_atomic
+from ..defaults import BENCH_DATA
 from ..data.loader import PackedDL, PackedItems
 from ..data.pack import ensure_pack, pack_side
-from ..data.pipeline import Data, dataloaders
+from ..data.pipeline import RunData, dataloaders
 from ..recipes.recipe import Recipe
 from ..train.learner import build_learner
 
@@ -90,7 +91,7 @@ class RepeatedBatch(PackedDL):
 def row_recipe(row: int, recipe: Recipe) -> Recipe:
     """The recipe with the precision and memory format of `row` (resolved on this device)."""
     _, prec, cl = SETTINGS[row]
-    return precision.resolve(replace(recipe, precision=prec, channels_last=cl))
+    return precision.decide(replace(recipe, precision=prec, channels_last=cl))
 
 
 def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
@@ -98,9 +99,9 @@ def _dataloaders(row: int, recipe: Recipe, ds, pack, workers: int):
     prefetch = {4: 2, 11: None}.get(row, 0)   # None: read ahead where a run would (on a GPU)
     row = SETTINGS[row][0]
     if row in (1, 2):
-        folder = Data(ds, [], None)
+        folder = RunData(ds, [], None)
         return dataloaders(replace(recipe, loader="folder"), folder, recipe.size, num_workers=0 if row == 1 else workers)
-    dls = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=prefetch)
+    dls = dataloaders(recipe, RunData(ds, [], pack), recipe.size, prefetch=prefetch)
     if row == 5:
         batch = dls.train.one_batch()  # augmented once, already on the device
         train = RepeatedBatch(PackedItems(pack, "train", 0), batch=batch, bs=recipe.bs, shuffle=False,
@@ -138,11 +139,13 @@ def epoch_seconds(recipe: Recipe, dls) -> tuple[float, int]:
     return timer.seconds[0], timer.images
 
 
-def bench_data(dataset: str = "imagenette-160", size: int = 64, arch: str = "xresnet18", bs: int = 64,
-               out: str | Path = "results/bench", loader_batches: int = 50, rows: str | list = ",".join(map(str, ROWS)),
-               repeats: int = 1, quiet: bool = False, policies: bool = True,
+def bench_data(dataset: str = BENCH_DATA["dataset"], size: int = BENCH_DATA["size"], arch: str = BENCH_DATA["arch"],
+               bs: int = BENCH_DATA["bs"], out: str | Path = BENCH_DATA["out"],
+               loader_batches: int = BENCH_DATA["loader_batches"], rows: str | list | None = None,
+               repeats: int = BENCH_DATA["repeats"], quiet: bool = False, policies: bool = True,
                policy_batches: int = 5, train: bool = True) -> pd.DataFrame:
     """Run the data benchmark, print its table, write OUT/data.md and OUT/data.csv; returns the table."""
+    rows = ROWS if rows is None else rows   # None: every row
     wanted = sorted({int(r) for r in str(rows).split(",")} if isinstance(rows, str) else set(rows))
     unknown = [r for r in wanted if r not in ROWS]
     if unknown:
@@ -196,7 +199,7 @@ def policy_table(pack, ds, recipe: Recipe, n_batches: int = 5, say=print) -> pd.
     import torch
     from ..data.autoaug import BatchPolicy, per_item_policy
     from ..recipes.vocabulary import POLICIES
-    dl = dataloaders(recipe, Data(ds, [], pack), recipe.size, prefetch=0, augment=False).train
+    dl = dataloaders(recipe, RunData(ds, [], pack), recipe.size, prefetch=0, augment=False).train
     batches = []
     for xb, _ in dl:
         batches.append(xb)

@@ -16,6 +16,8 @@ from fastai.torch_core import TensorImage
 from fastai.vision.augment import RandTransform, _BrightnessLogit, _ContrastLogit, _WarpCoord, find_coeffs, flip_mat
 from fastai.vision.augment import rotate_mat, zoom_mat
 
+from ..recipes.recipe import Recipe
+
 
 def projective_grid(h: torch.Tensor, size: int) -> torch.Tensor:
     """grid_sample's sampling grid for output pixels q in [-1, 1]^2: the point h @ (q, 1), per sample.
@@ -51,7 +53,7 @@ class BatchAugment(RandTransform):
     """
     split_idx, order = None, 30  # runs on every split (it also resizes); after IntToFloatTensor, before Normalize
 
-    def __init__(self, size: int, min_scale: float = 0.75, presize: float = 2.0, do_flip: bool = True,
+    def __init__(self, size: int, min_scale: float = Recipe.min_scale, presize: float = Recipe.presize, do_flip: bool = True,
                  max_rotate: float = 10.0, min_zoom: float = 1.0, max_zoom: float = 1.1, max_warp: float = 0.2,
                  max_lighting: float = 0.2, p_affine: float = 0.75, p_lighting: float = 0.75):
         super().__init__(p=1.0)

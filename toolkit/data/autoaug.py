@@ -20,6 +20,7 @@ from fastai.vision.augment import RandTransform
 from torchvision.transforms.v2 import AutoAugment as TVAutoAugment
 from torchvision.transforms.v2 import AutoAugmentPolicy, RandAugment, TrivialAugmentWide
 
+from ..recipes.recipe import Recipe
 from ..recipes.vocabulary import OPS, POLICIES
 from .augment import projective_grid
 
@@ -135,7 +136,7 @@ class BatchPolicy(RandTransform):
     """
     split_idx, order = 0, 35  # after BatchAugment (30), before Normalize
 
-    def __init__(self, policy: str = "randaugment", n: int = 2, m: int = 9, ops: tuple[str, ...] = OPS,
+    def __init__(self, policy: str = "randaugment", n: int = Recipe.autoaug_n, m: int = Recipe.autoaug_m, ops: tuple[str, ...] = OPS,
                  max_rotate: float | None = None):
         super().__init__(p=1.0)
         if policy not in POLICIES:
@@ -190,7 +191,7 @@ class BatchPolicy(RandTransform):
         return [{op: (torch.tensor(i), torch.tensor(b)) for op, (i, b) in s.items()} for s in steps]
 
 
-def per_item_policy(policy: str, n: int = 2, m: int = 9):
+def per_item_policy(policy: str, n: int = Recipe.autoaug_n, m: int = Recipe.autoaug_m):
     """torchvision's own policy object, for applying the same policy one uint8 image at a time (the benchmark)."""
     return {"randaugment": lambda: RandAugment(n, m), "trivialaugment": TrivialAugmentWide,
             "autoaugment": lambda: TVAutoAugment(AutoAugmentPolicy.IMAGENET)}[policy]()

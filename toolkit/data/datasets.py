@@ -161,7 +161,7 @@ def default_size(spec: str | os.PathLike) -> int:
     return _native_size(_folder(spec))
 
 
-def resolve(recipe):
+def with_size(recipe):
     """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`)."""
     return replace(recipe, dataset=canonical_name(recipe.dataset),
                    size=recipe.size or default_size(recipe.dataset))

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import progress as show
+from .. import display
 from ..atomic import atomic_dir, lock, tmp_prefix, write_json
 from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, source_side, toolkit_home
 from ..errors import DatasetError
+from ..recipes.recipe import Recipe
 
 FORMAT = 1
 RESIZE = "center crop to a square, then PIL bilinear resize to S x S (JPEGs decoded with PIL draft at >= S px)"
@@ -58,7 +59,7 @@ class Pack:
         return sum(s["bytes"] for s in self.meta["splits"].values())
 
 
-def stored_size(size: int, presize: float = 2.0, source: int | None = None) -> int:
+def stored_size(size: int, presize: float = Recipe.presize, source: int | None = None) -> int:
     """The side a pack stores for training at `size`: presize x size, what fastai's item Resize would give, but
     never more than `source`, the source images' own side (see `datasets.source_side`): above it a pack would only
     hold upsampled copies. The batch augmentation upsamples from there, as the item Resize would have."""
@@ -66,7 +67,7 @@ def stored_size(size: int, presize: float = 2.0, source: int | None = None) -> i
     return min(side, source) if source else side
 
 
-def pack_side(ds: Dataset, size: int, presize: float = 2.0) -> int:
+def pack_side(ds: Dataset, size: int, presize: float = Recipe.presize) -> int:
     """The side of the pack that serves training on `ds` at `size` px (`stored_size`, capped at the source's)."""
     return stored_size(size, presize, source_side(ds))
 
@@ -106,9 +107,9 @@ def open_pack(path: Path, ds: Dataset | None = None, side: int | None = None) ->
 
 def ensure_pack(ds: Dataset, side: int, workers: int | None = None, progress: str | None = None) -> Pack:
     """The pack of `ds` at `side` px: reused when it matches the source listing, built (or rebuilt) otherwise.
-    `progress`: see toolkit/progress.py (a line per packed split, or a bar)."""
-    mode = show.resolve(progress)
-    log = functools.partial(show.line, mode=mode)
+    `progress`: see toolkit/display.py (a line per packed split, or a bar)."""
+    mode = display.choose(progress)
+    log = functools.partial(display.line, mode=mode)
     dest = pack_dir(ds, side)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with lock(dest.with_name(dest.name + ".lock")):   # two runs starting together build it once
@@ -140,7 +141,7 @@ def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, p
             splits, skipped = {}, []
             for split in SPLITS:
                 splits[split], bad = _write_split(ds, split, side, tmp / f"{split}.u8", workers,
-                                                    show.resolve(progress))
+                                                    display.choose(progress))
                 skipped += bad
             source_bytes = sum(f.stat().st_size for s in SPLITS for f in ds.files[s])
             meta = {
@@ -180,7 +181,7 @@ def describe(pack: Pack) -> str:
             f"({m['pack_bytes'] / max(m['source_bytes'], 1):.1f}x), built in {m['build_seconds']:.0f} s.")
 
 
-def plan_line(ds: Dataset, size: int, presize: float = 2.0) -> str:
+def plan_line(ds: Dataset, size: int, presize: float = Recipe.presize) -> str:
     """What the pack for training at `size` stores, and what the cap at the source's own side saves."""
     side, full, n = pack_side(ds, size, presize), stored_size(size, presize), sum(len(ds.files[s]) for s in SPLITS)
     saved = (f"; presize x size alone would store {full} px, {_mb(planned_bytes(ds, full))}, above the sources' "
@@ -212,7 +213,7 @@ def _write_split(ds: Dataset, split: str, side: int, out: Path, workers: int | N
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
         with ProcessPoolExecutor(n_workers) if n_workers > 1 else contextlib.nullcontext() as pool:
             results = pool.map(_decode_chunk, chunks) if pool else map(_decode_chunk, chunks)
-            for ci, (arr, bad) in enumerate(show.bar(results, mode, total=len(chunks),
+            for ci, (arr, bad) in enumerate(display.bar(results, mode, total=len(chunks),
                                                      comment=f"packing {split} at {side} px")):
                 base = ci * CHUNK
                 for j in range(len(chunks[ci][0])):
@@ -229,7 +230,7 @@ def _write_split(ds: Dataset, split: str, side: int, out: Path, workers: int | N
         os.fsync(fh.fileno())
     n = len(kept_labels)
     if mode == "lines":
-        show.line(f"packed {split}: {n:,} images at {side} px in {time.perf_counter() - t0:.1f}s"
+        display.line(f"packed {split}: {n:,} images at {side} px in {time.perf_counter() - t0:.1f}s"
                   + (f" ({len(skipped)} skipped)" if skipped else ""), mode)
     return {"file": out.name, "shape": [n, side, side, 3], "bytes": n * row,
             "labels": kept_labels, "files": kept_files}, skipped
@@ -274,7 +275,7 @@ def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
     return arr, bad
 
 
-def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int | None = None,
+def pack(spec: str, size: int | None = None, presize: float = Recipe.presize, workers: int | None = None,
          progress: str | None = None, plan: bool = False) -> Pack | None:
     """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size, at most
     the source images' own side).
@@ -298,6 +299,6 @@ def pack(spec: str, size: int | None = None, presize: float = 2.0, workers: int 
         print("Up to date. " + describe(existing))   # the command's result: shown even with --quiet
         return existing
     built = ensure_pack(ds, side, workers=workers, progress=progress)
-    if show.resolve(progress) == "none":   # ensure_pack described it otherwise
+    if display.choose(progress) == "none":   # ensure_pack described it otherwise
         print(describe(built))
     return built

@@ -27,7 +27,7 @@ from ..recipes.recipe import Recipe, stage_plan
 
 
 @dataclass(frozen=True)
-class Data:
+class RunData:
     """What a resolved recipe trains on: the checked dataset, its stage plan and (loader=packed) its pack."""
     ds: Dataset
     plan: list          # [(size_px, epochs, lr, how)] per stage
@@ -44,7 +44,7 @@ def check_batches(recipe: Recipe, ds: Dataset) -> None:
                           f"{ds.n_train:,}, and well below it for more than one step per epoch.")
 
 
-def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> Data:
+def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> RunData:
     """Load (or take) the dataset of a resolved recipe, plan its stages and build its pack if it needs one."""
     ds = ds or load(recipe.dataset)
     plan = stage_plan(recipe, recipe.size)
@@ -52,10 +52,10 @@ def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = No
     if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give,
         # at most the source's own side (`pack_side`)
         pack = ensure_pack(ds, pack_side(ds, max(p[0] for p in plan), recipe.presize), progress=progress)
-    return Data(ds, plan, pack)
+    return RunData(ds, plan, pack)
 
 
-def dataloaders(recipe: Recipe, data: Data, size: int, num_workers: int | None = None, prefetch: int | None = None,
+def dataloaders(recipe: Recipe, data: RunData, size: int, num_workers: int | None = None, prefetch: int | None = None,
                 augment: bool = True, stats_size: int | None = None):
     """The recipe's DataLoaders at `size` px, from its pack (loader=packed) or its image folder (loader=folder).
 
@@ -96,7 +96,7 @@ def auto_policy(recipe: Recipe, ds: Dataset):
                        parse_ops(recipe.autoaug_ops, recipe.autoaug_add), max_rotate=ds.aug.get("max_rotate"))
 
 
-def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = 2.0,
+def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = Recipe.presize,
                        num_workers: int | None = None):
     """fastai's DataBlock over the image folder: item Resize(presize x size), then `tfms` on each batch."""
     vocab = [readable(c) for c in ds.classes]
@@ -110,7 +110,7 @@ def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: flo
 
 # --- normalization statistics ------------------------------------------------------------------------
 
-def normalize_stats(recipe: Recipe, data: Data, size: int):
+def normalize_stats(recipe: Recipe, data: RunData, size: int):
     """(mean, std) for the recipe's Normalize, or None: ImageNet's, or the training set's own at `size`."""
     if recipe.normalize == "imagenet":
         return imagenet_stats

@@ -6,7 +6,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .. import progress as show
+from .. import display
 from ..atomic import atomic_dir, check_folder, write_json
 from .datasets import SETTINGS, SPLITS, load
 from ..errors import DatasetError
@@ -18,7 +18,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
 
     Validation keeps the source's val/train ratio per class (at least one image). The same arguments always
     pick the same files. `dst` appears only once complete (built under a temporary name, then renamed).
-    `progress`: see toolkit/progress.py (a bar, or a line per split written).
+    `progress`: see toolkit/display.py (a bar, or a line per split written).
     """
     dst = Path(dst)
     if per_class < 1:
@@ -36,8 +36,8 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     with atomic_dir(dst) as tmp:
         if not ds.flips:   # a proxy of digits is digits still: mirroring changes its classes
             write_json(tmp / SETTINGS, {"flip": False, "why": f"a proxy of {src}, whose images change class when mirrored"})
-        mode, t0 = show.resolve(progress), time.perf_counter()
-        for split, f in show.bar(todo, mode, comment=f"proxy of {src}"):
+        mode, t0 = display.choose(progress), time.perf_counter()
+        for split, f in display.bar(todo, mode, comment=f"proxy of {src}"):
             out = tmp / split / f.parent.name / f.name
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -47,8 +47,8 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
                 skipped.append(f"{f} ({e})")
         if mode == "lines":
             for split in SPLITS:
-                show.line(f"proxy {split}: {written[split]:,} images at {size} px", mode)
-            show.line(f"proxy written in {time.perf_counter() - t0:.1f}s", mode)
+                display.line(f"proxy {split}: {written[split]:,} images at {size} px", mode)
+            display.line(f"proxy written in {time.perf_counter() - t0:.1f}s", mode)
         if skipped:
             warnings.warn(f"Skipped {len(skipped)} unreadable source image(s):\n  " + "\n  ".join(skipped[:20]),
                           stacklevel=2)

@@ -1,4 +1,4 @@
-"""Named experiments and suites: register, get, list with wildcards, resolve names on a command line."""
+"""Named experiments and suites: register, get, list with wildcards, expand names on a command line."""
 from __future__ import annotations
 
 import difflib
@@ -76,12 +76,12 @@ def list_suites(pattern: str = "*") -> dict[str, tuple[str, ...]]:
     return {n: m for n, m in sorted(_suites.items()) if fnmatch.fnmatchcase(n, pattern)}
 
 
-def resolve(names: list[str] | str) -> list[Recipe]:
+def expand(names: list[str] | str) -> list[Recipe]:
     """Expand experiment names, wildcard patterns and suite names into recipes, each once, in order."""
     out: dict[str, Recipe] = {}
     for name in [names] if isinstance(names, str) else names:
         if name in _suites:
-            recipes = resolve(list(_suites[name]))
+            recipes = expand(list(_suites[name]))
         elif any(c in name for c in "*?["):
             matched = list_experiments(name)
             if not matched:

@@ -36,8 +36,13 @@ RUN_INFO = ("config_id", "context", "auto", "meaning", "dataset_id", "dataset_pa
 def new_run_name(results: str | Path, recipe: Recipe) -> Path:
     """A new run folder's path, not yet created: RESULTS/runs/<time>-<name>-<dataset>-s<seed>-<id>."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{recipe.name}-{Path(recipe.dataset).name}-s{recipe.seed}").strip("_")
-    return Path(results) / "runs" / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+    return Path(results) / "runs" / f"{stamp}-{slug(f'{recipe.name}-{Path(recipe.dataset).name}-s{recipe.seed}')}-" \
+                                    f"{secrets.token_hex(2)}"
+
+
+def slug(text: str) -> str:
+    """`text` as part of a folder's name: runs of other characters than letters, digits and _.+- become one _."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_")
 
 
 def new_run_dir(results: str | Path, recipe: Recipe) -> Path:

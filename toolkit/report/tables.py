@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import stats
 from ..recipes.recipe import label
-from ..recipes.vocabulary import CROP_VIEW, EVALUATIONS, SHOWN_AS
+from ..recipes.evaluations import BY_KEY, KEYS
 from ..records.artifacts import MODEL
 
 GROUP = ["name", "config_id"]
@@ -26,10 +26,10 @@ COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "ch
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
            *(f"delta_{k}" for k in _STATS), "eval_seconds",
-           # each evaluation besides the plain one (EVALUATIONS: tta, flip, crops, hires, ema): its accuracy, its
+           # each evaluation besides the plain one (recipes/evaluations.py): its accuracy, its
            # seconds, what it buys over the same model's plain accuracy (gain_) and its difference with the
            # reference (delta_: the reference's same evaluation when it has one, else its plain accuracy)
-           *(c for key in EVALUATIONS.values() for c in (
+           *(c for key in KEYS for c in (
                *(f"accuracy_{key}_{k}" for k in ("pairs", "mean", "std", "low", "high", "method")),
                f"{key}_seconds", f"{key}_vs", *(f"gain_{key}_{k}" for k in _STATS),
                *(f"delta_{key}_{k}" for k in _STATS))),
@@ -71,7 +71,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
             line["stopped"] = _stopped(line, design)
         line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"] if d) if Path(p).is_file())
         line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
-        for key in EVALUATIONS.values():
+        for key in KEYS:
             line.update(_evaluation(key, g, refs, acc, ref_acc, has_ref, margin, design))
         if is_self:
             line.update(reference="", reference_name="")
@@ -90,7 +90,7 @@ def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, r
     ref_ev = refs.groupby("seed")[col].mean().dropna() if col in refs else pd.Series(dtype=float)
     out = _prefixed(col, stats.mean_interval(ev.values))
     out[f"{key}_seconds"] = g[f"{key}_seconds"].median()   # median: one busy moment moves a mean, not it
-    out[f"{key}_vs"] = SHOWN_AS[key] if len(ref_ev) else "plain"
+    out[f"{key}_vs"] = BY_KEY[key].shown if len(ref_ev) else "plain"
     out.update(_paired(f"gain_{key}", ev, acc, False, True, margin, design))
     out.update(_paired(f"delta_{key}", ev, ref_ev if len(ref_ev) else ref_acc, False, has_ref, margin, design))
     return out
@@ -259,8 +259,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
 
 
 def evaluated(summary: pd.DataFrame) -> list[str]:
-    """The evaluation keys (EVALUATIONS) that some row of `summary` has."""
-    return [k for k in EVALUATIONS.values() if summary[f"accuracy_{k}_mean"].notna().any()]
+    """The evaluation keys (recipes/evaluations.py) that some row of `summary` has."""
+    return [k for k in KEYS if summary[f"accuracy_{k}_mean"].notna().any()]
 
 
 def evaluations_markdown(summary: pd.DataFrame) -> str:
@@ -279,7 +279,7 @@ def evaluations_markdown(summary: pd.DataFrame) -> str:
                       "accuracy %": _pct(s["accuracy_mean"]), "95% CI": _interval(s["accuracy_low"], s["accuracy_high"]),
                       "eval s": _num(s["eval_seconds"], ".1f")})
         for k in mine:
-            lines.append({"experiment": "", "evaluation": SHOWN_AS[k], "n": str(int(s[f"accuracy_{k}_pairs"])),
+            lines.append({"experiment": "", "evaluation": BY_KEY[k].shown, "n": str(int(s[f"accuracy_{k}_pairs"])),
                           "accuracy %": _pct(s[f"accuracy_{k}_mean"]),
                           "95% CI": _interval(s[f"accuracy_{k}_low"], s[f"accuracy_{k}_high"]),
                           "vs plain: Δ pts [95% CI]": _delta(s, f"gain_{k}"),
@@ -313,11 +313,21 @@ def verdict_text(v, needed) -> str:
 
 
 def footnotes(summary: pd.DataFrame) -> str:
+    """What the table's numbers mean, a bullet each: seeds, Δ, the verdicts and ~N (`_method_notes`), the design of
+    --seeds auto, the evaluations, the noise floor, kept weights, and how many rows were judged at once."""
+    keys = evaluated(summary)
+    notes = [*_method_notes(summary), *_design_notes(summary), *_zero_width_notes(summary),
+             *([_evaluations_note(keys)] if keys else []), *_noise_floor_notes(summary), *_kept_notes(summary),
+             *_many_rows_notes(summary)]
+    return "\n".join(f"- {n}" for n in notes)
+
+
+def _method_notes(summary: pd.DataFrame) -> list[str]:
+    """Seeds, Δ and its interval, the verdicts with the margin, and what ~N means."""
     seeds = sorted({int(s) for ss in summary["seeds"] for s in ss.split(",")})
-    margin = float(summary["margin"].iloc[0])
-    m = stats.points(margin)
+    m = stats.points(float(summary["margin"].iloc[0]))
     design = summary["design"].fillna("").iloc[0]
-    notes = [
+    return [
         f"n: seeds per row (seeds used: {seed_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
         "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
         f"averaged over the pairs; its 95% CI is Student t on the paired differences "
@@ -338,28 +348,34 @@ def footnotes(summary: pd.DataFrame) -> str:
         f"times the estimate), so N is a rough guide: `toolkit noise NAME` measures this proxy's spread on more "
         f"seeds, and `--seeds auto` spends seeds only on the rows that need them.",
     ]
-    if design:
-        notes.append(f"{design}. A row stops once decided, at the last look, or from the second look on "
-                     f"when its ~N exceeds the largest look (it stays inconclusive); `stopped at` says where. "
-                     f"The table's 95% CI is the plain one.")
-    methods = ["delta_method", *(f"{p}_{k}_method" for k in EVALUATIONS.values() for p in ("gain", "delta"))]
-    if (summary[methods] == "all equal").any(axis=None):
-        notes.append("A CI of zero width: every pair differed by exactly the same amount (e.g. the same model "
-                     "evaluated twice), so there is no spread to build an interval from.")
-    keys = evaluated(summary)
-    if keys:
-        what = {"tta": "fastai's Learner.tta (n augmented passes averaged, then lerped with the plain prediction by "
-                       "beta)",
-                "flip": "the image and its horizontal mirror, probabilities averaged",
-                "crops": f"5 tiles of the training size (4 corners and the centre) from a view at {CROP_VIEW:g}x it, "
-                         f"probabilities averaged",
-                "hires": "one pass at eval_scale x the training size, no augmentation",
-                "ema": "the moving average of the weights (timm ModelEmaV3, with warm-up), one plain pass"}
-        notes.append("Evaluations: " + "; ".join(f"{SHOWN_AS[k]}: {what[k]}" for k in keys) + ". vs plain: the "
-                     "evaluation's accuracy minus the same models' plain accuracy, paired by seed (what it buys); vs "
-                     "reference: minus the reference's accuracy under the same evaluation when it has one, else its "
-                     "plain accuracy; verdicts follow the same rules. eval s: seconds of that evaluation of the "
-                     "validation set (plain: the last epoch's validation), median over seeds, on this machine's load.")
+
+
+def _design_notes(summary: pd.DataFrame) -> list[str]:
+    design = summary["design"].fillna("").iloc[0]
+    return [f"{design}. A row stops once decided, at the last look, or from the second look on when its ~N exceeds "
+            f"the largest look (it stays inconclusive); `stopped at` says where. The table's 95% CI is the plain "
+            f"one."] if design else []
+
+
+def _zero_width_notes(summary: pd.DataFrame) -> list[str]:
+    methods = ["delta_method", *(f"{p}_{k}_method" for k in KEYS for p in ("gain", "delta"))]
+    return ["A CI of zero width: every pair differed by exactly the same amount (e.g. the same model evaluated "
+            "twice), so there is no spread to build an interval from."] \
+        if (summary[methods] == "all equal").any(axis=None) else []
+
+
+def _evaluations_note(keys: list[str]) -> str:
+    return ("Evaluations: " + "; ".join(f"{BY_KEY[k].shown}: {BY_KEY[k].what}" for k in keys) + ". vs plain: the "
+            "evaluation's accuracy minus the same models' plain accuracy, paired by seed (what it buys); vs "
+            "reference: minus the reference's accuracy under the same evaluation when it has one, else its "
+            "plain accuracy; verdicts follow the same rules. eval s: seconds of that evaluation of the "
+            "validation set (plain: the last epoch's validation), median over seeds, on this machine's load.")
+
+
+def _noise_floor_notes(summary: pd.DataFrame) -> list[str]:
+    """The binomial standard error of an accuracy on each validation-set size in the table."""
+    margin = float(summary["margin"].iloc[0])
+    m, notes = stats.points(margin), []
     for n_valid, group in summary.dropna(subset=["n_valid", "accuracy_mean"]).groupby("n_valid"):
         se = sorted(100 * stats.binomial_se(float(p), int(n_valid)) for p in group["accuracy_mean"])
         spread = f"{se[0]:.1f} points" if f"{se[0]:.1f}" == f"{se[-1]:.1f}" else f"{se[0]:.1f} to {se[-1]:.1f} points"
@@ -369,15 +385,19 @@ def footnotes(summary: pd.DataFrame) -> str:
                      + (f" The margin {m} is smaller than that: unless both models err on much the same images, "
                         f"equivalence at {m} is hard to reach here (a larger margin, or a larger validation set, "
                         f"makes it reachable)." if margin < se[-1] else ""))
+    return notes
+
+
+def _kept_notes(summary: pd.DataFrame) -> list[str]:
     kept = [(n, m.split(";")) for n, m in zip(labels(summary)[0], summary["models"].fillna("")) if m]
-    if kept:
-        notes.append("Kept weights (`--save-model`; `toolkit export RUN_DIR OUT.pkl` makes a fastai export file): "
-                     + "; ".join(f"{n}: {', '.join(ms)}" for n, ms in kept) + ".")
+    return ["Kept weights (`--save-model`; `toolkit export RUN_DIR OUT.pkl` makes a fastai export file): "
+            + "; ".join(f"{n}: {', '.join(ms)}" for n, ms in kept) + "."] if kept else []
+
+
+def _many_rows_notes(summary: pd.DataFrame) -> list[str]:
     compared = int(summary["delta_mean"].notna().sum())
-    if compared > 1:
-        notes.append(f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at "
-                     f"once: across many rows, expect an occasional verdict by chance.")
-    return "\n".join(f"- {n}" for n in notes)
+    return [f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at once: across "
+            f"many rows, expect an occasional verdict by chance."] if compared > 1 else []
 
 
 def seed_ranges(seeds: list[int]) -> str:

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import functools
 import gc
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from ..recipes.vocabulary import EVALUATIONS
+from ..recipes.evaluations import SPECS
 from ..errors import RunInterrupted, Terminated, ToolkitError
 from ..records import artifacts, folders
 from ..records.migrate import saved_meaning
 from ..records.schema import row_auto
 from ..records.table import TABLE, finish, recover
 from . import track
+from .options import Options
 from .plan import Job, replay
-
-
-@dataclass(frozen=True)
-class Keep:
-    """What a run leaves besides its record: its final weights (`model`: run_dir/model.pth) and its copy in the
-    trackers of `tracking` (toolkit/sweep/track.py)."""
-    model: bool = False
-    tracking: track.Tracking | None = None
 
 
 def _collected(fn):
@@ -41,37 +34,38 @@ def _collected(fn):
 
 
 @_collected
-def run_job(job: Job, results: str | Path, datasets: dict | None = None, progress: str | None = None,
-            num_workers: int | None = None, cbs=(), run_dir: Path | None = None, every: float | None = None,
-            keep_checkpoint: bool = False, record: bool = True, attempt: int | None = None,
-            keep: Keep = Keep()) -> dict:
-    """Run one job in this process; returns its row for the results table (appended there unless not `record`).
+def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | None = None,
+            datasets: dict | None = None, run_dir: Path | None = None, record: bool = True, attempt: int | None = None,
+            cbs=()) -> dict:
+    """Run one job in this process with the sweep's `options`; returns its row for the results table (appended
+    there unless not `record`: a driver records it).
 
-    `run_dir`: the job's folder: an unfinished run's, to resume it from its checkpoint (or from its start if it
-    has none), or a new one assigned by a driver. `attempt`: how many times the job has been started, when a
-    driver counts them (a retry on another node starts afresh in a folder of its own). `keep`: the final weights
-    go to run_dir/model.pth before the run is marked finished; the trackers get each epoch as it ends, and the
-    final metrics once the row is recorded.
+    `tracking`: the sweep's trackers; they get each epoch as it ends, and the final metrics once the row is
+    recorded. `datasets`: {name: loaded dataset} already checked. `run_dir`: the job's folder: an unfinished run's,
+    to resume it from its checkpoint (or from its start if it has none), or a new one assigned by a driver.
+    `attempt`: how many times the job has been started, when a driver counts them (a retry on another node starts
+    afresh in a folder of its own). With `options.save_model` the final weights go to run_dir/model.pth before the
+    run is marked finished.
     """
     from ..data import pipeline
     from ..train import learner
     recipe = job.recipe
-    data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), progress=progress)
+    data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), progress=options.progress)
     if run_dir is None:
-        run_dir = folders.new_run_dir(results, recipe)
+        run_dir = folders.new_run_dir(options.results, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = artifacts.load_checkpoint(run_dir)
     attempt = attempt or folders.attempts(run_dir) + 1
     started_at = folders.now()
     folders.start(run_dir, recipe, job.context, data, attempt=attempt, auto=job.auto, meaning=job.meaning)
-    tracked = track.RunTracking(keep.tracking, run_dir, state["log"]["epochs_done"] if state else 0) \
-        if keep.tracking and keep.tracking.names else None
+    tracked = track.RunTracking(tracking, run_dir, state["log"]["epochs_done"] if state else 0) \
+        if tracking and tracking.names else None
     try:
-        metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=progress, num_workers=num_workers, cbs=cbs,
-                            save=lambda st: artifacts.save_checkpoint(run_dir, st), every=every, resume=state,
-                            keep_last=keep_checkpoint,
-                            keep_model=(lambda st: artifacts.save_model(run_dir, st)) if keep.model else None,
-                            on_epoch=tracked.epoch if tracked else None)
+        metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=options.progress,
+                              num_workers=options.workers, cbs=cbs, save=lambda st: artifacts.save_checkpoint(run_dir, st),
+                              every=options.checkpoint_every, resume=state, keep_last=options.keep_checkpoints,
+                              keep_model=(lambda st: artifacts.save_model(run_dir, st)) if options.save_model else None,
+                              on_epoch=tracked.epoch if tracked else None)
     except KeyboardInterrupt as e:
         if tracked:
             tracked.close("KILLED")
@@ -89,7 +83,8 @@ def run_job(job: Job, results: str | Path, datasets: dict | None = None, progres
         raise
     metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
                    started_at=started_at)
-    row = finish(results, run_dir, recipe, job.context, metrics, keep_checkpoint=keep_checkpoint, append=record)
+    row = finish(options.results, run_dir, recipe, job.context, metrics, keep_checkpoint=options.keep_checkpoints,
+                 append=record)
     if tracked:
         tracked.finish(row, metrics["epochs_done"])
     return row
@@ -136,16 +131,15 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
 
 def outcome(row: dict) -> str:
     """One line for a finished job: its accuracy (and each other evaluation's), time and folder."""
-    names = {"tta": "TTA", "flip": "flip", "crops": "crops", "hires": "hires", "ema": "EMA"}
-    more = "".join(f", {names[k]} {100 * row[f'accuracy_{k}']:.1f}%" for k in EVALUATIONS.values()
-                   if row.get(f"accuracy_{k}") not in ("", None))
+    more = "".join(f", {e.short} {100 * row[f'accuracy_{e.key}']:.1f}%" for e in SPECS
+                   if row.get(f"accuracy_{e.key}") not in ("", None))
     return f"accuracy {100 * row['accuracy']:.1f}%{more} in {row['wall_seconds']:.0f}s -> {row['run_dir']}"
 
 
-def resume(run_dir: str | Path, progress: str | None = None, every: float | None = None, keep_checkpoints: bool = False,
-           log=print, save_model: bool = False, track_with=()) -> dict:
+def resume(run_dir: str | Path, options: Options = Options(), log=print) -> dict:
     """Resume one unfinished run in its own folder (RESULTS/runs/<run>) and record it; returns its row.
-    `track_with`: the trackers to log it to (a run tracked before goes on in the same tracker runs)."""
+    `options.track`: the trackers to log it to (a run tracked before goes on in the same tracker runs); its results
+    folder is the run folder's."""
     run_dir = Path(run_dir)
     st = folders.read_status(run_dir)
     if st["status"] == "finished":
@@ -156,12 +150,11 @@ def resume(run_dir: str | Path, progress: str | None = None, every: float | None
     saved = folders.saved(run_dir)   # what the run was planned as: an older folder's is derived once, now
     means = saved_meaning(saved, recipe)
     job = Job(recipe, context, means.get("role") or "recipe", row_auto(saved), means)
-    results = run_dir.parent.parent
-    tracking = track.open_sweep(track_with, results, f"resume-{run_dir.name}") if track_with else None
+    options = replace(options, results=str(run_dir.parent.parent)).check()
+    tracking = track.open_sweep(options.track, options.results, f"resume-{run_dir.name}") if options.track else None
     log(f"resuming {recipe.name} (seed {recipe.seed}) in {run_dir}, {st['status']} after "
         f"{folders.epochs_done(run_dir)} epoch(s)")
     try:
-        return run_job(job, results, progress=progress, run_dir=run_dir, every=every,
-                       keep_checkpoint=keep_checkpoints, keep=Keep(save_model, tracking))
+        return run_job(job, options, tracking, run_dir=run_dir)
     finally:
         track.close_sweep(tracking)

@@ -22,7 +22,7 @@ from ..recipes.recipe import LEGACY, Recipe, apply_overrides, config_id, format_
 from ..records import folders
 from ..records.schema import meaning
 from ..train import precision
-from ..train.resolve import reference_recipe, resolve
+from ..train.resolve import reference_recipe, resolve_recipe
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ def recipes_of(names, context: dict, vary=None, against: str | None = None) -> l
         registry.get(against)  # an unknown name fails here, with close matches
     out = []
     for item in [names] if isinstance(names, (str, Recipe)) else names:
-        for r in [item] if isinstance(item, Recipe) else registry.resolve(item):
-            out.append(resolve(variant(apply_overrides(r, context), vary), context, against))
+        for r in [item] if isinstance(item, Recipe) else registry.expand(item):
+            out.append(resolve_recipe(variant(apply_overrides(r, context), vary), context, against))
     return out
 
 

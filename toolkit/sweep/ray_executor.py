@@ -34,11 +34,11 @@ from pathlib import Path
 from ..records import artifacts, folders
 from ..records.table import append_row
 from . import track
+from ..defaults import CONNECT_TIMEOUT
 from ..errors import RunInterrupted, ToolkitError
 
 MARKER = ".shared-disk-marker"
 MAX_RETRIES = 3  # a task whose worker dies is run again this many times at most
-CONNECT_TIMEOUT = 5  # seconds a cluster address may take to answer
 POLL = 0.5       # seconds between a task's looks at whether the sweep was cancelled
 
 
@@ -97,20 +97,16 @@ def connect(address: str | None = None) -> bool:
     return True
 
 
-def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None = None,
-             gpus_per_run: float | None = None, every: float | None = None, keep_checkpoints: bool = False,
-             keep=None, log=print):
-    """Run [(job, run_dir or None)] as Ray tasks; yields each finished job's row once the driver recorded it."""
-    from dataclasses import replace
-    from .jobs import Keep
-    keep = keep or Keep()
-    tracking = keep.tracking or track.Tracking()
+def run_jobs(todo, options, tracking=None, log=print):
+    """Run [(job, run_dir or None)] as Ray tasks with the sweep's `options` (toolkit/sweep/options.py); yields each
+    finished job's row once the driver recorded it."""
+    tracking = tracking or track.Tracking()
     on_workers, by_driver = tracking.only(track.remote), tracking.only(lambda n: not track.remote(n))
     ray = require_ray()
-    started_here = connect(address)
-    results = Path(results).resolve()
+    started_here = connect(options.address)
+    results = Path(options.results).resolve()
     try:
-        cpus, gpus = defaults(ray, cpus_per_run, gpus_per_run)
+        cpus, gpus = defaults(ray, options.cpus_per_run, options.gpus_per_run)
         token = _write_marker(results)
         coordinator = _coordinator(ray)
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES,
@@ -118,8 +114,7 @@ def run_jobs(todo, results, address: str | None = None, cpus_per_run: int | None
         pending = {}
         for job, run_dir in todo:
             run_dir = run_dir or folders.new_run_name(results, job.recipe)
-            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, every, keep_checkpoints,
-                              coordinator, replace(keep, tracking=on_workers))
+            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, options, coordinator, on_workers)
             pending[ref] = (job, Path(run_dir))
         log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
         yield from _gather(ray, pending, results, log, coordinator, by_driver)
@@ -266,14 +261,15 @@ def _watch(ray, coordinator, done: threading.Event) -> None:
             return
 
 
-def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_checkpoints: bool,
-          coordinator, keep=None) -> dict:
-    """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally."""
+def _task(job, run_dir: str, marker: str, token: str, threads: int, options, coordinator, tracking=None) -> dict:
+    """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally (with the
+    sweep's `options`, and the trackers that a worker logs to itself)."""
+    from dataclasses import replace
+
     import ray
     import torch
 
-    from .jobs import Keep, run_job
-    keep = keep or Keep()
+    from .jobs import run_job
     torch.set_num_threads(threads)
     if ray.get(coordinator.stopped.remote()):
         return {"interrupted": "the sweep was cancelled before this job started"}
@@ -285,13 +281,13 @@ def _task(job, run_dir: str, marker: str, token: str, threads: int, every, keep_
     try:
         if shared:  # also counts the attempts of earlier sweeps, recorded in the folder
             attempt = max(attempt, folders.attempts(run_dir) + 1)
-            row = run_job(job, run_dir.parent.parent, progress="none", run_dir=run_dir, every=every,
-                          keep_checkpoint=keep_checkpoints, record=False, attempt=attempt, keep=keep)
+            row = run_job(job, replace(options, results=str(run_dir.parent.parent), progress="none"), tracking,
+                          run_dir=run_dir, record=False, attempt=attempt)
             return {"row": row}
         local = Path(tempfile.mkdtemp(prefix="toolkit-job-")) / "runs" / run_dir.name
         try:
-            row = run_job(job, local.parent.parent, progress="none", run_dir=local, every=every, record=False,
-                          attempt=attempt, keep=keep)
+            quiet = replace(options, results=str(local.parent.parent), progress="none", keep_checkpoints=False)
+            row = run_job(job, quiet, tracking, run_dir=local, record=False, attempt=attempt)
             files = {f.name: f.read_bytes() for f in local.iterdir() if f.is_file() and f.name != artifacts.CHECKPOINT}
             return {"row": row, "files": files}
         finally:

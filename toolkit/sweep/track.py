@@ -39,12 +39,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import write_json
+from ..defaults import CONNECT_TIMEOUT
 from ..errors import ToolkitError
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 STATE = "track.json"     # in a run folder: each tracker's ids for that run, so that a resume continues it
 PROJECT = "toolkit"      # the W&B project and the MLflow experiment, unless $WANDB_PROJECT / $MLFLOW_EXPERIMENT_NAME
-CONNECT_TIMEOUT = 5      # seconds a tracking server may take to answer the check before a sweep
 NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
          "mlflow": ("mlflow", "mlflow-skinny, sqlalchemy and alembic")}   # module to import, what to install
 
@@ -89,8 +89,8 @@ def check(names) -> tuple:
 def open_sweep(names, results, what: str) -> Tracking:
     """A sweep's tracking: its group name (time and what it runs) and, with MLflow, its parent run."""
     names = check(names)
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", what).strip("_")[:60]
-    tracking = Tracking(names, str(Path(results).resolve()), f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}")
+    from ..records.folders import slug   # here: the launcher imports this module for its names, light
+    tracking = Tracking(names, str(Path(results).resolve()), f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(what)[:60]}")
     if "mlflow" in names:
         client = _mlflow_client(_mlflow_uri(tracking.results))
         experiment = _mlflow_experiment(client)

@@ -14,6 +14,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
 from fastai.torch_core import to_float
 
+from ..defaults import CHECKPOINT_COST, CHECKPOINT_EVERY
 from ..errors import Terminated
 from . import checkpoint
 
@@ -29,7 +30,7 @@ class EpochLog(Callback):
 
     def __init__(self, path: Path | None, lines: bool = False, total: int = 0, on_row=None):
         self.path, self.stage, self.size, self.epoch_done = path and Path(path), 0, 0, 0
-        self.lines, self.total = lines, total   # lines: print each epoch as one plain line (toolkit/progress.py)
+        self.lines, self.total = lines, total   # lines: print each epoch as one plain line (toolkit/display.py)
         self.on_row = on_row   # called with each row once it is written, and the run's pixels and seconds so far
         self.train_seconds, self.train_images, self.train_pixels = 0.0, 0, 0
         self.valid_seconds = 0.0   # the last epoch's validation: what the plain evaluation costs
@@ -76,28 +77,33 @@ class EpochLog(Callback):
         if self.lines:
             print(epoch_line(row, self.total), flush=True)
         if self.path is not None:
-            new = not self.path.exists()
-            with self.path.open("a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(row))
-                if new:
-                    w.writeheader()
-                w.writerow(row)
-                fh.flush()
+            append_csv(self.path, row)
         if self.on_row is not None:
             self.on_row({**row, "pixels_seen": self.train_pixels, "train_seconds_seen": round(self.train_seconds, 3)})
+
+
+def append_csv(path: Path, row: dict) -> None:
+    """One row at the end of a CSV file (its header first, for a new file), flushed at once."""
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        fh.flush()
 
 
 class Checkpoints(Callback):
     """At every epoch end, take the state training needs to go on from there (`checkpoint.capture`); write it
     with `save(state)` at every stage's end and whenever `every` seconds have passed since the last write.
 
-    `every` None: EVERY seconds, or 50 times what the last write took if that is longer, so that writing costs
+    `every` None: CHECKPOINT_EVERY seconds, or CHECKPOINT_COST times what the last write took if that is longer
+    (toolkit/defaults.py; xresnet18 with Adam is about 130 MiB, written in well under a second), so that writing costs
     under 2% of the training time. The end of the last stage is written only with `keep_last` (the run is about to
     finish, and its checkpoint would be removed). `flush()` writes the last finished epoch's state if it is not
     written yet: what Ctrl-C and SIGTERM call.
     """
     order = EpochLog.order + 1  # after the epoch's row is logged
-    EVERY = 60.0  # seconds: xresnet18 with Adam is about 130 MiB, written in well under a second
 
     def __init__(self, save, log: EpochLog, every: float | None = None, resume: dict | None = None,
                  keep_last: bool = False):
@@ -120,7 +126,7 @@ class Checkpoints(Callback):
         position = {"stage": self.stage + 1 if done else self.stage, "epoch": 0 if done else self.in_stage,
                     "epochs_done": self.log.epoch_done}
         self.pending = checkpoint.capture(self.learn, position, self.log.counters())
-        interval = self.every if self.every is not None else max(self.EVERY, 50 * self.cost)
+        interval = self.every if self.every is not None else max(CHECKPOINT_EVERY, CHECKPOINT_COST * self.cost)
         if (done and (self.keep_last or not self.last)) or time.monotonic() - self.written_at >= interval:
             self.flush()
 

@@ -18,10 +18,10 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 
-from .. import progress as show
+from .. import display
 from ..atomic import write_atomic
-from ..data.datasets import resolve
-from ..data.pipeline import Data, check_batches, dataloaders, prepare
+from ..data.datasets import with_size
+from ..data.pipeline import RunData, check_batches, dataloaders, prepare
 from ..recipes.recipe import Recipe
 from . import checkpoint, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
@@ -48,13 +48,13 @@ def loss_of(recipe: Recipe):
     return LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing else CrossEntropyLossFlat()
 
 
-def fresh_learner(recipe: Recipe, data: Data, size: int, cbs=(), num_workers: int | None = None) -> Learner:
+def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers: int | None = None) -> Learner:
     """The recipe's Learner on its data at `size` px, seeded as every run starts (data order, initial weights)."""
     set_seed(recipe.seed, reproducible=True)
     return build_learner(recipe, dataloaders(recipe, data, size, num_workers=num_workers), cbs=cbs)
 
 
-def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None, progress: str | None = None,
+def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = None, progress: str | None = None,
         num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
         resume: dict | None = None, keep_last: bool = False, keep_model=None, on_epoch=None) -> dict:
     """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
@@ -67,10 +67,10 @@ def run(recipe: Recipe, data: Data | None = None, log: str | Path | None = None,
     weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too. `on_epoch(row)`: called with each
     epoch's row once it is logged (what a tracker gets; see toolkit/sweep/track.py).
     """
-    recipe = precision.resolve(resolve(recipe))
+    recipe = precision.decide(with_size(recipe))
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
-    mode = show.resolve(progress)
+    mode = display.choose(progress)
     data = data or prepare(recipe, progress=mode)
     check_batches(recipe, data.ds)
     check_evaluations(recipe, data.ds)
@@ -124,7 +124,7 @@ def final_weights(learn) -> dict:
     return out
 
 
-def _fit_stages(learn, recipe: Recipe, data: Data, epochs: EpochLog, saver, resume, num_workers) -> None:
+def _fit_stages(learn, recipe: Recipe, data: RunData, epochs: EpochLog, saver, resume, num_workers) -> None:
     """Fit the stage plan, from the start or from a checkpoint's position (its optimizer put back at the start)."""
     plan = data.plan
     stage0, start0 = _position(resume)

@@ -49,7 +49,7 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
-def resolve(recipe, auto: dict | None = None, device: str | None = None):
+def decide(recipe, auto: dict | None = None, device: str | None = None):
     """`recipe` with `precision` and `channels_last` decided: its own values, else `auto` (what auto meant when
     its run was planned, as a results row records it), else this device's `choice`."""
     if recipe.precision != "auto" and recipe.channels_last is not None and auto is not None:
@@ -69,11 +69,11 @@ def callbacks(recipe, device) -> list:
     """The callbacks that train `recipe` in its precision and memory format on `device` (auto decided there)."""
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import MixedPrecision
-    recipe = resolve(recipe, device=str(device))
+    recipe = decide(recipe, device=str(device))
     cbs = [ChannelsLast()] if recipe.channels_last else []   # the model alone: to_channelslast() also adds fp16
     if recipe.precision == "fp32":
         return cbs
     if _device(device).type == "cuda":
         return [*cbs, MixedPrecision(recipe.precision)]
-    from .callbacks import Autocast   # fp16 off CUDA was refused by `resolve`
+    from .callbacks import Autocast   # fp16 off CUDA was refused by `decide`
     return [*cbs, Autocast(recipe.precision)]

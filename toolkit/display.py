@@ -13,7 +13,7 @@ import sys
 MODES = ("bars", "lines", "none")
 
 
-def resolve(progress: str | None = None) -> str:
+def choose(progress: str | None = None) -> str:
     """The mode to show progress in: `progress` if given, else bars where someone watches (a terminal, a notebook:
     ipykernel's stdout is no tty, so it is asked for by name), else lines."""
     if progress is None:
@@ -27,7 +27,7 @@ def resolve(progress: str | None = None) -> str:
 
 def of(quiet: bool = False, progress: str | None = None) -> str:
     """The mode asked for by a `--quiet` flag and a `--progress` option: quiet wins."""
-    return "none" if quiet else resolve(progress)
+    return "none" if quiet else choose(progress)
 
 
 def bar(items, mode: str, total: int | None = None, comment: str = ""):

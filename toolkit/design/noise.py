@@ -8,7 +8,7 @@ which cancels part of that spread, so the detectable differences below are an up
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +16,16 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..atomic import check_folder, write_atomic
+from ..defaults import NOISE_EFFECT, NOISE_K
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
 from .. import stats
 from ..report.tables import SHOWN, seed_ranges, shown_as
 from ..sweep import execute
+from ..sweep.options import Options
 from ..sweep.plan import recipes_of
 
 PAIRS = (3, 5, 10, 20)   # the rows of "smallest difference you can expect to detect"
-K = 5                    # A/A pairs: 2K seeds
-EFFECT = 2.0             # the difference, in points, whose cost is priced (--effect)
 SWEEPS = 4000            # simulated comparisons behind each rate (seed 0)
 
 
@@ -63,12 +63,12 @@ class Noise:
 
 
 def noise(name: str, context: dict, k: int | None = None, effect: float | None = None, margin: float | None = None,
-          max_seeds: int | None = None, results="results", out=None, log=print, **options) -> Noise:
+          max_seeds: int | None = None, options: Options = Options(), out=None, log=print) -> Noise:
     """Run (or reuse) `name` with 2k seeds under `context` and measure the noise of its accuracy; written to
-    OUT.md (default RESULTS/noise-NAME.md); k defaults to K, effect to EFFECT. `options`: those of
-    `sweep.execute.run` (progress, num_workers...)."""
+    OUT.md (default RESULTS/noise-NAME.md); k defaults to NOISE_K, effect to NOISE_EFFECT (toolkit/defaults.py).
+    `options`: the sweep's (toolkit/sweep/options.py; noise runs no reference, whatever its `reference`)."""
     from ..report.compare import check_margin
-    k, effect = K if k is None else k, EFFECT if effect is None else effect
+    k, effect = NOISE_K if k is None else k, NOISE_EFFECT if effect is None else effect
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ToolkitError(f"--k must be a whole number of at least 2: 2K seeds make K A/A pairs (got {k}).")
     if not (isinstance(effect, (int, float)) and 0 < effect < 100):
@@ -79,10 +79,10 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     if len(recipes) != 1:
         raise ToolkitError(f"`toolkit noise` measures one experiment; {name!r} names {len(recipes)}. Give one name.")
     recipe = recipes[0]
-    out = Path(out or Path(check_folder(results, "--results")) / f"noise-{recipe.name}")
+    out = Path(out or Path(check_folder(options.results, "--results")) / f"noise-{recipe.name}")
     out = out if out.suffix == ".md" else out.with_name(out.name + ".md")
     check_folder(out.parent, "--out")
-    done = execute.run([recipe], context, seeds=2 * k, reference=False, results=results, log=log, **options)
+    done = execute.run([recipe], context, seeds=2 * k, options=replace(options, reference=False), log=log)
     t = done.table
     seeds = range(recipe.seed, recipe.seed + 2 * k)
     rows = t[(t["name"] == recipe.name) & (t["config_id"] == config_id(recipe)) & t["seed"].astype(int).isin(seeds)]

@@ -16,20 +16,20 @@ from .. import stats
 from ..report import tables
 from ..report.compare import pair_against
 from ..sweep import execute
+from ..sweep.options import Options
 from ..sweep.plan import recipes_of
 from ..train.resolve import reference_recipe
 
 
 def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
-             margin: float = stats.MARGIN, reference: bool = True, results="results", rerun: bool = False,
-             executor: str = "serial", address: str | None = None, log=print, **options):
-    """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`.
+             margin: float = stats.MARGIN, options: Options = Options(), log=print):
+    """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`, with the
+    sweep's `options` (toolkit/sweep/options.py).
 
     Returns (the sweep: every round's jobs and rows, and the rows the comparison shows, each row at the seeds of
-    the look where it stopped; the design). `max_seeds`: default stats.MAX_SEEDS. `options`: the rest of
-    `sweep.execute.run`'s options."""
+    the look where it stopped; the design). `max_seeds`: default stats.MAX_SEEDS."""
     design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
-    if rerun:
+    if options.rerun:
         raise ToolkitError("--rerun and --seeds auto do not go together: auto decides from what the table holds. "
                            "Run again with a fixed --seeds N --rerun, or into a new --results folder.")
     context = context or {}
@@ -43,14 +43,14 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
     refs = {key: _key(reference_recipe(r, context, against)) for key, r in recipes.items()}
     stopped: dict[tuple, int] = {}
     jobs, recorded = [], []
-    connected = executor == "ray" and _connect(address)
+    connected = options.executor == "ray" and _connect(options.address)
     try:
         for k, n in enumerate(design.looks):
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            done = execute.run([made[key][1] for key in still], context, vary, against, seeds=n, reference=reference,
-                               results=results, executor=executor, address=address, log=log, **options)
+            done = execute.run([made[key][1] for key in still], context, vary, against, seeds=n, options=options,
+                               log=log)
             jobs += done.jobs
             recorded.append(done.rows)
             stopped.update(_judge(done.table, recipes, refs, still, stopped, n, against, margin, design, log))
@@ -89,7 +89,7 @@ def registry_recipes(names) -> list:
     from ..recipes import registry
     from ..recipes.recipe import Recipe
     items = [names] if isinstance(names, (str, Recipe)) else names
-    return [r for item in items for r in ([item] if isinstance(item, Recipe) else registry.resolve(item))]
+    return [r for item in items for r in ([item] if isinstance(item, Recipe) else registry.expand(item))]
 
 
 def _key(recipe) -> tuple:
