@@ -12,7 +12,8 @@ The face a notebook or a script touches; the launcher (`toolkit run`, `toolkit c
     toolkit.noise("baseline", dataset="digits")                         # how noisy is this proxy?
 
 Attributes load on first use, so `import toolkit` loads no torch or fastai. The package is grouped by stage, in
-the order data flows (each may use the ones before it): recipes -> data -> train -> sweep -> report -> seeds.
+the order data flows (each may use the ones before it): recipes -> data -> train -> records -> sweep -> report
+-> design (see tests/test_layout.py).
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ _FACE = {
     "register_suite": "toolkit.recipes.registry", "list_experiments": "toolkit.recipes.registry",
     "list_suites": "toolkit.recipes.registry", "Recipe": "toolkit.recipes.recipe",
     "run": "toolkit.api", "compare": "toolkit.api", "dls": "toolkit.api", "learner": "toolkit.api",
-    "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api",
+    "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api", "show": "toolkit.api",
+    "export": "toolkit.api", "resume": "toolkit.api", "runs": "toolkit.api", "rebuild_table": "toolkit.api",
+    "Options": "toolkit.sweep.options",
 }
 __all__ = sorted(_FACE)
 

@@ -14,6 +14,7 @@ from toolkit.records import artifacts, folders
 from toolkit.records.table import load_table
 from toolkit.sweep import track
 from toolkit.sweep import plan
+from toolkit.sweep.options import Options
 from toolkit.api import sweep_and_compare
 from toolkit.errors import ToolkitError
 
@@ -152,7 +153,8 @@ def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(clus
     try:
         coordinator = distributed._coordinator(ray)
         task = ray.remote(distributed._task).options(num_cpus=1)
-        out = ray.get(task.remote(job, str(run_dir), str(tmp_path / "no-such-marker"), "token", 1, 0, False, coordinator))
+        options = Options(results=str(tmp_path), checkpoint_every=0)
+        out = ray.get(task.remote(job, str(run_dir), str(tmp_path / "no-such-marker"), "token", 1, options, coordinator))
     finally:
         ray.shutdown()
     assert set(out["files"]) >= {"recipe.json", "metrics.json", "epochs.csv", "status.json", "env.json"}

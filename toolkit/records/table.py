@@ -26,7 +26,7 @@ TABLE = "runs.csv"
 
 
 def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, metrics: dict,
-           keep_checkpoint: bool = False, append: bool = True) -> dict:
+           keep_checkpoints: bool = False, append: bool = True) -> dict:
     """Record a finished run: metrics.json, status finished, its row in the results table (unless not `append`:
     a driver records it); drop its checkpoint. What the row means comes from the run's recipe.json, written
     when it started."""
@@ -35,7 +35,7 @@ def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, me
     folders.mark(run_dir, "finished", epochs_done=metrics.get("epochs_done"), attempt=metrics.get("attempts", 1))
     if append:
         append_row(results, row)
-    if not keep_checkpoint:
+    if not keep_checkpoints:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return row
 

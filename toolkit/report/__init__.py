@@ -1,1 +1,2 @@
-"""Reports: statistics, comparison tables and plots, from the records a sweep wrote; nothing here trains."""
+"""Reports: comparison tables, footnotes and plots, from the records alone (toolkit/records); nothing here trains,
+and nothing here reads the sweep or the registry to pair rows. The statistics are toolkit/stats.py."""

@@ -63,7 +63,8 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     try:
         metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=options.progress,
                               num_workers=options.workers, cbs=cbs, save=lambda st: artifacts.save_checkpoint(run_dir, st),
-                              every=options.checkpoint_every, resume=state, keep_last=options.keep_checkpoints,
+                              checkpoint_every=options.checkpoint_every, resume=state,
+                              keep_checkpoints=options.keep_checkpoints,
                               keep_model=(lambda st: artifacts.save_model(run_dir, st)) if options.save_model else None,
                               on_epoch=tracked.epoch if tracked else None)
     except KeyboardInterrupt as e:
@@ -83,7 +84,7 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
         raise
     metrics.update(attempts=attempt, restarted="yes" if attempt > 1 and state is None else "",
                    started_at=started_at)
-    row = finish(options.results, run_dir, recipe, job.context, metrics, keep_checkpoint=options.keep_checkpoints,
+    row = finish(options.results, run_dir, recipe, job.context, metrics, keep_checkpoints=options.keep_checkpoints,
                  append=record)
     if tracked:
         tracked.finish(row, metrics["epochs_done"])

@@ -1,2 +1,3 @@
 """Training: run(recipe) -> metrics (toolkit/train/learner.py), its callbacks (epoch log, checkpoints, deferred
-interrupt), MixUp/CutMix, checkpoint state, learning-rate schedules and models. Nothing here records."""
+interrupt), the evaluations' runners, MixUp/CutMix, checkpoint state, learning-rate schedules, models, and a recipe
+resolved as it will run (toolkit/train/resolve.py). Nothing here records."""

@@ -55,13 +55,14 @@ def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers:
 
 
 def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = None, progress: str | None = None,
-        num_workers: int | None = None, cbs=(), save=None, every: float | None = None,
-        resume: dict | None = None, keep_last: bool = False, keep_model=None, on_epoch=None) -> dict:
+        num_workers: int | None = None, cbs=(), save=None, checkpoint_every: float | None = None,
+        resume: dict | None = None, keep_checkpoints: bool = False, keep_model=None, on_epoch=None) -> dict:
     """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
     finished epoch, flushed at once, so an interrupted run keeps its finished epochs. `save(state)`: writes a
-    checkpoint (see `Checkpoints`; `every` seconds apart at most). `resume`: a checkpoint's state; training goes
+    checkpoint (see `Checkpoints`; `checkpoint_every` seconds apart at most; the last one too with
+    `keep_checkpoints`). `resume`: a checkpoint's state; training goes
     on from its epoch exactly as the uninterrupted run would have (the same batches, draws and weights), and
     the log loses the epochs trained after it. `keep_model(weights)`: called after the evaluation with the final
     weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too. `on_epoch(row)`: called with each
@@ -80,7 +81,7 @@ def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = No
                                   on_row=on_epoch), DeferInterrupt()
     # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
     within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
-    saver = Checkpoints(save, epochs, every, resume if within_fit else None, keep_last) if save else None
+    saver = Checkpoints(save, epochs, checkpoint_every, resume if within_fit else None, keep_checkpoints) if save else None
     # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
     first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
     learn = fresh_learner(recipe, data, first, cbs=[epochs, interrupt, *([saver] if saver else []), *cbs],
