@@ -52,7 +52,7 @@ def test_data_stats_are_cached_and_plausible(tiny, toolkit_home):
 
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: shutil.rmtree(r), "is neither a known dataset name"),
-    (lambda r: shutil.rmtree(r / "val"), r"has no val/ sub-folder"),
+    (lambda r: shutil.rmtree(r / "val"), r"has train/ but no val/, valid/, test/ beside it"),
     (lambda r: [shutil.rmtree(p) for p in (r / "val").iterdir()], r"val/ holds no readable images"),
     (lambda r: [shutil.rmtree(p) for p in (r / "train").iterdir() if p.name != "3"], r"train/ has 1 class"),
     (lambda r: (r / "val" / "extra").mkdir() or shutil.copy(next((r / "val" / "1").iterdir()), r / "val" / "extra"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..atomic import check_folder, write_json
 from ..errors import DatasetError
+from ..recipes.recipe import Recipe
 
 # Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
 # The book trains Imagenette at 224; the 160 px downloads at 128.
@@ -51,7 +52,10 @@ def toolkit_home() -> Path:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A checked image folder in Imagenette's layout, with its augmentation defaults."""
+    """A checked image folder, with its split, its augmentation defaults and its identity (`fingerprint`).
+
+    A class's images sit in a folder named for it; the split is the folder's own (train/ beside val/, valid/ or
+    test/) or, for a folder of class folders alone, drawn once here (`split`)."""
     name: str
     path: Path
     files: dict[str, tuple[Path, ...]]  # split -> usable image files (bad ones removed)
@@ -60,6 +64,7 @@ class Dataset:
     aug: dict = field(default_factory=dict)  # aug_transforms kwargs this dataset needs (digits: no flips)
     bad_files: tuple[str, ...] = ()
     fingerprint: str = ""
+    split: str = ""                     # how the split was decided, in words (`split_rule`)
 
     @property
     def n_train(self) -> int:
@@ -84,8 +89,9 @@ class FolderLabel:
 
 # --- finding a dataset ------------------------------------------------------------------------------
 
-def load(spec: str | os.PathLike) -> Dataset:
-    """A dataset by name (`digits`, `imagenette-160`, ...) or by folder path, checked and ready to use."""
+def load(spec: str | os.PathLike, valid_pct: float = Recipe.valid_pct, split_seed: int = Recipe.split_seed) -> Dataset:
+    """A dataset by name (`digits`, `imagenette-160`, ...) or by folder path, checked and ready to use. A folder of
+    class folders alone is split here: `valid_pct` of each class validates, drawn with `split_seed`."""
     spec = str(spec)
     aug = {}
     if spec in EMBEDDED:
@@ -97,8 +103,8 @@ def load(spec: str | os.PathLike) -> Dataset:
         path = _folder(spec)
     if spec not in EMBEDDED and folder_settings(path).get("flip") is False:
         aug = {"do_flip": False}
-    files, classes = scan_folder(path)
-    fp = fingerprint(path, files)
+    files, classes, split = scan_folder(path, valid_pct, split_seed)
+    fp = fingerprint(path, files, split if _val_folder(path) is None else "")
     bad = check_images(path, files, fp)
     if bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
@@ -109,7 +115,7 @@ def load(spec: str | os.PathLike) -> Dataset:
         files = {s: tuple(f for f in fs if f not in bad_set) for s, fs in files.items()}
         _check_splits(path, files, classes)
     return Dataset(name=spec, path=path, files=files, classes=classes, default_size=default_size(spec),
-                   aug=aug, bad_files=tuple(bad), fingerprint=fp)
+                   aug=aug, bad_files=tuple(bad), fingerprint=fp, split=split)
 
 
 def _folder(spec: str) -> Path:
@@ -117,8 +123,9 @@ def _folder(spec: str) -> Path:
     if not path.exists():
         raise DatasetError(
             f"Dataset {spec!r} is neither a known dataset name ({', '.join([*EMBEDDED, *DOWNLOADS])}) "
-            f"nor an existing folder. Pass a folder in Imagenette's layout (train/ and val/, one sub-folder "
-            f"per class) or one of those names.")
+            f"nor an existing folder. Pass a folder of images, one sub-folder per class (split by valid_pct), or "
+            f"in Imagenette's layout (train/ beside val/, valid/ or test/, one sub-folder per class each), or one "
+            f"of those names.")
     return path.resolve()
 
 
@@ -184,53 +191,102 @@ def _download(name: str, attr: str) -> Path:
             f"folder's path instead of the name, e.g. --dataset /path/to/{folder}.") from None
 
 
-def scan_folder(path: Path) -> tuple[dict[str, tuple[Path, ...]], tuple[str, ...]]:
-    """Image files per split of a folder in Imagenette's layout; a clear error for anything else."""
+VALID_FOLDERS = ("val", "valid", "test")   # beside train/, the folder that validates (the first one found)
+FOLDER_SPLIT = "the folder's own: train/ and {val}/"
+
+
+def _val_folder(path: Path) -> str | None:
+    return next((v for v in VALID_FOLDERS if (Path(path) / v).is_dir()), None) if (Path(path) / "train").is_dir() \
+        else None
+
+
+def split_rule(valid_pct: float, split_seed: int) -> str:
+    """How a folder of class folders alone is split, in words: part of its identity."""
+    return f"valid_pct={valid_pct:g} of each class, drawn with split_seed={split_seed}"
+
+
+def scan_folder(path: Path, valid_pct: float = Recipe.valid_pct, split_seed: int = Recipe.split_seed):
+    """(image files per split, classes, how the split was decided) of a folder: train/ beside val/, valid/ or
+    test/ (each with one sub-folder per class), or one sub-folder per class alone, split here by `valid_pct`.
+    A clear error for anything else."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"Dataset folder {path} does not exist or is not a folder.")
-    missing = [s for s in SPLITS if not (path / s).is_dir()]
-    if missing:
-        raise DatasetError(
-            f"Dataset folder {path} has no {' or '.join(s + '/' for s in missing)} sub-folder. Expected Imagenette's "
-            f"layout: {path}/train/<class>/<image> and {path}/val/<class>/<image>.")
-    exts = image_exts()
-    files, classes = {}, {}
-    for split in SPLITS:
-        per_class = {}
-        for d in sorted(p for p in (path / split).iterdir() if p.is_dir()):
-            imgs = sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file())
-            if imgs:
-                per_class[d.name] = imgs
-        classes[split] = tuple(per_class)
-        files[split] = tuple(f for fs in per_class.values() for f in fs)
-    vocab = classes["train"]
+    val = _val_folder(path)
+    if (path / "train").is_dir() and val is None:
+        raise DatasetError(f"Dataset folder {path} has train/ but no {', '.join(v + '/' for v in VALID_FOLDERS)} "
+                           f"beside it: the validation images go there, one sub-folder per class (or put the class "
+                           f"folders at the top and let valid_pct split them).")
+    if val is not None:
+        per_split = {"train": _class_folders(path / "train"), "val": _class_folders(path / val)}
+        split = FOLDER_SPLIT.format(val=val)
+    else:
+        per_split, split = _split(path, _class_folders(path), valid_pct, split_seed), split_rule(valid_pct, split_seed)
+    files = {s: tuple(f for fs in per_split[s].values() for f in fs) for s in SPLITS}
+    vocab = tuple(per_split["train"])
     _check_splits(path, files, vocab)
-    extra = sorted(set(classes["val"]) - set(vocab))
+    extra = sorted(set(per_split["val"]) - set(vocab))
     if extra:
-        raise DatasetError(f"Dataset folder {path}: val/ has classes that train/ lacks ({', '.join(extra)}); "
-                           f"a model cannot learn them. Add training images for them or remove them from val/.")
-    return files, vocab
+        raise DatasetError(f"Dataset folder {path}: {val}/ has classes that train/ lacks ({', '.join(extra)}); "
+                           f"a model cannot learn them. Add training images for them or remove them from {val}/.")
+    return files, vocab, split
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    """{class folder name: its image files, sorted}, for every sub-folder of `root` holding images."""
+    exts, out = image_exts(), {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        imgs = sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file())
+        if imgs:
+            out[d.name] = imgs
+    return out
+
+
+def _split(path: Path, per_class: dict, valid_pct: float, split_seed: int) -> dict:
+    """A stratified split, drawn once with a generator of its own (never the run's: every run and every recipe
+    is judged on the same images, and the seeds' initial weights stay their own): `valid_pct` of each class's
+    images, at least one, validate."""
+    import numpy as np
+    if not per_class:
+        raise DatasetError(f"Dataset folder {path} holds no sub-folder of images. Expected one sub-folder per class "
+                           f"({path}/<class>/<image>), or Imagenette's layout ({path}/train/<class>/<image> beside "
+                           f"val/, valid/ or test/).")
+    few = {c: len(fs) for c, fs in per_class.items() if len(fs) < 2}
+    if few:
+        raise DatasetError(f"Dataset folder {path}: class(es) {', '.join(f'{c} ({n} image)' for c, n in few.items())} "
+                           f"have too few images for a split: each class needs at least 2, one to train on and one "
+                           f"to validate. Add images, or remove the class folder.")
+    rng, out = np.random.default_rng(split_seed), {"train": {}, "val": {}}
+    for cls, fs in per_class.items():
+        n_val = min(len(fs) - 1, max(1, round(valid_pct * len(fs))))
+        chosen = set(rng.permutation(len(fs))[:n_val].tolist())
+        out["val"][cls] = [f for i, f in enumerate(fs) if i in chosen]
+        out["train"][cls] = [f for i, f in enumerate(fs) if i not in chosen]
+    return out
 
 
 def _check_splits(path: Path, files: dict, classes: tuple) -> None:
+    val = _val_folder(path)
+    names = {"train": "train/", "val": f"{val}/"} if val else {"train": "the folder", "val": "the folder"}
     for split in SPLITS:
         if not files[split]:
-            raise DatasetError(f"Dataset folder {path}: {split}/ holds no readable images (expected "
-                               f"{split}/<class>/<image>, with extensions such as .jpg, .jpeg, .png).")
+            raise DatasetError(f"Dataset folder {path}: {names[split]} holds no readable images (expected one "
+                               f"sub-folder per class, with extensions such as .jpg, .jpeg, .png).")
     n_classes = len({f.parent.name for f in files["train"]})
     if n_classes < 2:
-        raise DatasetError(f"Dataset folder {path}: train/ has {n_classes} class with images ({', '.join(classes)}); "
-                           f"classification needs at least two class sub-folders.")
+        raise DatasetError(f"Dataset folder {path}: {names['train']} has {n_classes} class with images "
+                           f"({', '.join(classes)}); classification needs at least two class sub-folders.")
 
 
-def fingerprint(path: Path, files: dict) -> str:
-    """A hash of the listing (relative path, size, mtime) that changes whenever the source does."""
-    h = hashlib.sha1()
+def fingerprint(path: Path, files: dict, rule: str = "") -> str:
+    """A hash of the listing (relative path, size, mtime) that changes whenever the source does. A split drawn
+    here is part of it (its rule, and each file's split): another valid_pct or split_seed is another dataset, with
+    caches and a pack of its own. (A folder's own split is in its paths already: those hashes are as before.)"""
+    h = hashlib.sha1(rule.encode())
     for split in SPLITS:
         for f in files[split]:
             st = f.stat()
-            h.update(f"{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(f"{split + chr(0) if rule else ''}{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -286,9 +342,7 @@ def _native_size(path: Path) -> int:
     """The shorter side of the first readable training image (sorted order), capped at MAX_DEFAULT_SIZE."""
     from PIL import Image
     exts = image_exts()
-    train = Path(path) / "train"
-    if not train.is_dir():
-        scan_folder(path)  # raises the layout error
+    train = Path(path) / "train" if (Path(path) / "train").is_dir() else Path(path)   # or class folders alone
     for d in sorted(p for p in train.iterdir() if p.is_dir()):
         for f in sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file()):
             try:
@@ -296,5 +350,5 @@ def _native_size(path: Path) -> int:
                     return min(MAX_DEFAULT_SIZE, min(im.size))
             except OSError:
                 continue
-    scan_folder(path)  # no readable image: raises the clear "holds no readable images" error
-    raise DatasetError(f"Dataset folder {path}: train/ holds no readable images.")
+    scan_folder(path)  # no readable image: raises the clear layout or "holds no readable images" error
+    raise DatasetError(f"Dataset folder {path}: its training images are none of them readable.")

@@ -81,8 +81,10 @@ def pack_dir(ds: Dataset, side: int) -> Path:
     """Where the pack of `ds` at `side` px lives: one folder per dataset and stored size."""
     if ds.name in EMBEDDED or ds.name in DOWNLOADS:
         slug = ds.name
-    else:  # a folder: its name plus a hash of its absolute path, so two folders called `data` never collide
-        slug = f"{ds.path.name}-{hashlib.sha1(str(ds.path.resolve()).encode()).hexdigest()[:8]}"
+    else:  # a folder: its name plus a hash of its absolute path (and of a split drawn at load), so two folders
+        # called `data`, or two splits of one folder, never share a pack
+        drawn = "" if ds.split.startswith("the folder's own") or not ds.split else ds.split
+        slug = f"{ds.path.name}-{hashlib.sha1((str(ds.path.resolve()) + drawn).encode()).hexdigest()[:8]}"
     return toolkit_home() / "packs" / f"{slug}-{side}px"
 
 

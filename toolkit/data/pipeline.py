@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import GrandparentSplitter, Normalize
+from fastai.data.transforms import FuncSplitter, Normalize
 from fastai.vision.augment import Resize, aug_transforms
 from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
@@ -44,9 +44,14 @@ def check_batches(recipe: Recipe, ds: Dataset) -> None:
                           f"{ds.n_train:,}, and well below it for more than one step per epoch.")
 
 
+def data_key(recipe: Recipe) -> tuple:
+    """What decides a recipe's dataset: its name or folder, and the split drawn for a folder of class folders."""
+    return recipe.dataset, recipe.valid_pct, recipe.split_seed
+
+
 def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> RunData:
     """Load (or take) the dataset of a resolved recipe, plan its stages and build its pack if it needs one."""
-    ds = ds or load(recipe.dataset)
+    ds = ds or load(*data_key(recipe))
     plan = stage_plan(recipe, recipe.size)
     pack = None
     if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give,
@@ -96,12 +101,22 @@ def auto_policy(recipe: Recipe, ds: Dataset):
                        parse_ops(recipe.autoaug_ops, recipe.autoaug_add), max_rotate=ds.aug.get("max_rotate"))
 
 
+class InSplit:
+    """Whether a file is one of `files`: the dataset's own split, whatever its folders (a class so worker processes
+    can pickle it)."""
+    def __init__(self, files):
+        self.files = frozenset(map(str, files))
+
+    def __call__(self, path) -> bool:
+        return str(path) in self.files
+
+
 def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = Recipe.presize,
                        num_workers: int | None = None):
     """fastai's DataBlock over the image folder: item Resize(presize x size), then `tfms` on each batch."""
     vocab = [readable(c) for c in ds.classes]
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
-                      get_y=FolderLabel(), splitter=GrandparentSplitter(train_name="train", valid_name="val"),
+                      get_y=FolderLabel(), splitter=FuncSplitter(InSplit(ds.files["val"])),
                       item_tfms=Resize(round(size * presize)), batch_tfms=tfms)
     items = [*ds.files["train"], *ds.files["val"]]
     kw = {} if num_workers is None else {"num_workers": num_workers}

@@ -40,6 +40,8 @@ class Recipe:
     name: str = "baseline"
     parent: str = ""                 # the recipe this one is compared with ("" = baseline); metadata, not config
     dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`) or a folder path
+    valid_pct: float = 0.2           # a folder of class folders without a split of its own: this share of each
+    split_seed: int = 0              #   class validates, drawn once at load by a generator of its own (this seed)
     arch: str = "xresnet50"          # fastai xresnet name, squeezenet, or "timm:NAME" for any timm model
     weights: str = ""                # "" random init | "timm" timm's pretrained weights | path of a checkpoint
     size: int | None = None          # px of the training batches; None = the dataset's default (224 on Imagenette, as in the book)
@@ -92,6 +94,8 @@ class Recipe:
             (bool(self.name), "name must not be empty"),
             (bool(self.dataset), "dataset must not be empty"),
             (self.size is None or self.size >= 8, f"size must be at least 8 px (got {self.size})"),
+            (0 < self.valid_pct < 1, f"valid_pct must be in (0, 1), the share of each class that validates (got "
+                                     f"{self.valid_pct})"),
             (self.presize >= 1.0, f"presize must be >= 1 (got {self.presize})"),
             (0 < self.min_scale <= 1, f"min_scale must be in (0, 1] (got {self.min_scale})"),
             (self.bs >= 1, f"bs must be >= 1 (got {self.bs})"),

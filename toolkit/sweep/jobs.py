@@ -52,7 +52,7 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     from ..data import pipeline
     from ..train import learner
     recipe = job.recipe
-    data = pipeline.prepare(recipe, (datasets or {}).get(recipe.dataset), progress=options.progress)
+    data = pipeline.prepare(recipe, (datasets or {}).get(pipeline.data_key(recipe)), progress=options.progress)
     if run_dir is None:
         run_dir = folders.new_run_dir(options.results, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -131,15 +131,15 @@ def _check_keys(path: Path, saved: dict) -> None:
 
 def check(jobs: list[Job]) -> dict:
     """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
-    from ..data.pipeline import check_batches
+    from ..data.pipeline import check_batches, data_key
     from ..train.evaluation import check as check_evaluations
     from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
     for job in jobs:
         check_arch(job.recipe.arch)
         check_weights(job.recipe.arch, job.recipe.weights)
         stage_plan(job.recipe, job.recipe.size)
-    loaded = {name: load(name) for name in dict.fromkeys(j.recipe.dataset for j in jobs)}
+    loaded = {key: load(*key) for key in dict.fromkeys(data_key(j.recipe) for j in jobs)}
     for job in jobs:
-        check_batches(job.recipe, loaded[job.recipe.dataset])
-        check_evaluations(job.recipe, loaded[job.recipe.dataset])
+        check_batches(job.recipe, loaded[data_key(job.recipe)])
+        check_evaluations(job.recipe, loaded[data_key(job.recipe)])
     return loaded
