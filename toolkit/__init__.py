@@ -18,7 +18,6 @@ the order data flows (each may use the ones before it): recipes -> data -> train
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 __version__ = "0.1.0"
 
@@ -37,8 +36,8 @@ __all__ = sorted(_FACE)
 def __getattr__(name: str):
     if name not in _FACE:
         raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
-    if importlib.util.find_spec("experiments") is not None:
-        importlib.import_module("experiments")  # registers the named experiments, as the launcher does
+    from .recipes import registry
+    registry.load_named()
     value = getattr(importlib.import_module(_FACE[name]), name)
     globals()[name] = value
     return value

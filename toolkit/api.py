@@ -103,7 +103,7 @@ def compare(names=None, results: str | Path = "results", dataset: str | None = N
     return Comparison(summary, written)
 
 
-def noise(name: str, k: int | None = None, effect: float | None = None, margin: float | None = None,
+def noise(name: str, /, k: int | None = None, effect: float | None = None, margin: float | None = None,
           max_seeds: int | None = None, out: str | Path | None = None, quiet: bool = False, log=print, **settings):
     """How noisy is this proxy: `name` with 2k seeds under the context (runs reused from RESULTS/runs.csv), its
     seed-to-seed std, the spread of k A/A differences, the evaluation noise floor, the smallest difference that

@@ -23,6 +23,10 @@ def _load_experiments():
     import experiments  # noqa: F401  (registers every named experiment, explicitly)
 
 
+DATASET_HELP = ("dataset name (see `toolkit data list`) or folder: one sub-folder per class (split by valid_pct), "
+                "or train/ beside val/, valid/ or test/ with one sub-folder per class each")
+
+
 def _context(args) -> dict:
     """--dataset/--size/--epochs and --set key=value: settings for a recipe and its reference alike."""
     return api.context(args.set, dataset=args.dataset, size=args.size, epochs=args.epochs, budget=args.budget)
@@ -156,7 +160,8 @@ def cmd_data_list(args) -> int:
 def cmd_data_proxy(args) -> int:
     from .data.proxy import make_proxy
     info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
-                      progress=display.of(args.quiet, args.progress))
+                      progress=display.of(args.quiet, args.progress), valid_pct=args.valid_pct,
+                      split_seed=args.split_seed)
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
@@ -167,7 +172,8 @@ def cmd_data_pack(args) -> int:
     if args.presize < 1:
         raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
     pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
-         progress=display.of(args.quiet, args.progress), plan=args.plan)
+         progress=display.of(args.quiet, args.progress), plan=args.plan, valid_pct=args.valid_pct,
+         split_seed=args.split_seed)
     return 0
 
 
@@ -181,7 +187,7 @@ def cmd_bench_data(args) -> int:
 
 def _add_recipe_overrides(p: argparse.ArgumentParser, comparison: bool = True) -> None:
     g = p.add_argument_group("context (applies to each recipe and to its reference alike)")
-    g.add_argument("--dataset", help="dataset name (see `toolkit data list`) or folder in Imagenette's layout")
+    g.add_argument("--dataset", help=DATASET_HELP)
     g.add_argument("--size", type=int, help="training image size in px (default: the dataset's)")
     g.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
@@ -345,26 +351,35 @@ def _runs_parsers(sub) -> None:
     p.set_defaults(func=cmd_runs)
 
 
+def _add_split_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--valid-pct", type=float, default=Recipe.valid_pct,
+                   help="a folder of class folders alone: the share of each class that validates (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=Recipe.split_seed,
+                   help="a folder of class folders alone: the seed of that split (default: %(default)s)")
+
+
 def _data_parsers(sub) -> None:
     p = sub.add_parser("data", help="datasets: list the named ones, build a proxy")
     dsub = p.add_subparsers(dest="data_command", required=True)
     d = dsub.add_parser("list", help="dataset names the toolkit knows")
     d.set_defaults(func=cmd_data_list)
     d = dsub.add_parser("proxy", help="a small deterministic proxy of a folder dataset")
-    d.add_argument("src", help="dataset name or folder in Imagenette's layout")
+    d.add_argument("src", help=DATASET_HELP)
     d.add_argument("dst", help="new folder to write")
     d.add_argument("--per-class", type=int, required=True, help="training images per class")
     d.add_argument("--size", type=int, required=True, help="shorter side of the written images, px")
     d.add_argument("--seed", type=int, default=0)
+    _add_split_options(d)
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_proxy)
     d = dsub.add_parser("pack", help="decode a dataset once into a memory-mapped pack (runs do this when needed)")
-    d.add_argument("src", help="dataset name or folder in Imagenette's layout")
+    d.add_argument("src", help=DATASET_HELP)
     d.add_argument("--size", type=int, help="training size in px the pack serves (default: the dataset's)")
     d.add_argument("--presize", type=float, default=Recipe.presize,
                    help="stored size = presize x size, as the recipes' item Resize, at most the source images' own "
                         "side (default: %(default)s)")
     d.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    _add_split_options(d)
     d.add_argument("--plan", action="store_true", help="say what the pack would store and its bytes; build nothing")
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_pack)

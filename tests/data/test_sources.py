@@ -91,3 +91,18 @@ def test_bad_splits_are_one_clear_error(class_folders, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no sub-folder of images"):
         data.load(tmp_path / "empty")
+    with pytest.raises(RecipeError, match=r"split_seed must be a whole number >= 0"):
+        Recipe(split_seed=-1)
+    with pytest.raises(DatasetError, match=r"Cannot split dataset .*split_seed must be a whole number >= 0"):
+        data.load(class_folders, split_seed=-1)
+
+
+def test_a_dataset_with_its_own_split_ignores_valid_pct_and_split_seed(tiny, class_folders):
+    """They do nothing there, so they neither change a run's id nor say what did not happen."""
+    from toolkit.recipes.recipe import config_id
+    base = replace(registry.get("baseline"), size=16, arch="xresnet18")
+    for dataset in ("digits", str(tiny)):
+        plain, other = (resolved(replace(base, dataset=dataset, **kw)) for kw in ({}, dict(valid_pct=0.5, split_seed=3)))
+        assert (other.valid_pct, other.split_seed) == (0.2, 0) and config_id(other) == config_id(plain)
+    drawn = resolved(replace(base, dataset=str(class_folders), valid_pct=0.5))
+    assert drawn.valid_pct == 0.5 and config_id(drawn) != config_id(resolved(replace(base, dataset=str(class_folders))))

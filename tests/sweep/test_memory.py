@@ -48,3 +48,31 @@ def test_five_runs_in_one_process_leave_no_model_and_grow_little(tiny, tmp_path)
     anonymous = [a["anonymous_mb"] for a in out["after"]]
     per_run = (anonymous[-1] - anonymous[0]) / 4
     assert per_run <= GROWTH_PER_RUN_MB, f"anonymous memory after each run, MB: {anonymous}"
+
+
+def test_the_collection_after_a_job_leaves_the_collector_as_it_found_it():
+    """Frozen objects are thawed even when the job or the collection fails, and a caller's freeze stays its own."""
+    import gc
+
+    import pytest
+
+    from toolkit.sweep.jobs import _collected
+
+    @_collected
+    def job(fail):
+        assert gc.get_freeze_count() > 0   # what was alive before the job is frozen while it runs
+        if fail:
+            raise RuntimeError("the job failed")
+        return "done"
+    before = gc.get_freeze_count()
+    assert job(False) == "done" and gc.get_freeze_count() == before
+    with pytest.raises(RuntimeError, match="the job failed"):
+        job(True)
+    assert gc.get_freeze_count() == before
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert job(False) == "done" and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+

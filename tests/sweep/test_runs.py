@@ -1,5 +1,7 @@
 """The results table: one header, the whole recipe per row, config ids, and older tables upgraded in place."""
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,3 +101,13 @@ def test_a_table_from_before_rows_said_what_they_mean_gets_it_once(results, monk
     monkeypatch.delitem(registry._experiments, "mixup_ls")   # the registry no longer knows mixup: nothing changes
     monkeypatch.delitem(registry._experiments, "mixup")
     assert load_table(results).iloc[1][schema.MEANING].to_dict() == planned
+
+
+def test_an_older_table_is_read_with_every_named_experiment_known():
+    """What an older row means is derived from the named experiments: all of them, even in a process that imported
+    only the records (a fresh interpreter, since this session registered them already)."""
+    script = ("from toolkit.records import migrate; from toolkit.recipes import registry; import pandas as pd; "
+              "known = 'mixup' in registry._experiments; migrate.upgrade(pd.DataFrame({'config_id': []})); "
+              "print(known, 'mixup' in registry._experiments)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"], out.stderr

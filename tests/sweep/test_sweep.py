@@ -150,3 +150,14 @@ def test_a_run_under_a_pixel_budget_sees_the_pixels_of_its_reference(tiny, resul
     assert t.loc["progressive", "threads"] >= 1 and t.loc["progressive", "device"] == "cpu"
     s = done.summary.set_index("name")
     assert s.loc["progressive", "epochs_run"] == 5 and s.loc["progressive", "reached"] in ("0/1", "1/1")
+
+
+def test_options_are_checked_and_one_tracker_is_one_tracker():
+    import pytest
+
+    from toolkit.errors import ToolkitError
+    from toolkit.sweep.options import Options
+    options, context = Options.split({"track": "tensorboard", "progress": "lines", "lr": 0.1})
+    assert options.track == ("tensorboard",) and context == {"lr": 0.1}
+    with pytest.raises(ToolkitError, match="Unknown progress mode 'foo'"):
+        Options(progress="foo").check()

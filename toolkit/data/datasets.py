@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..atomic import check_folder, write_json
 from ..errors import DatasetError
-from ..recipes.recipe import Recipe
+from ..recipes.recipe import Recipe, split_checks
 
 # Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
 # The book trains Imagenette at 224; the 160 px downloads at 128.
@@ -92,6 +92,9 @@ class FolderLabel:
 def load(spec: str | os.PathLike, valid_pct: float = Recipe.valid_pct, split_seed: int = Recipe.split_seed) -> Dataset:
     """A dataset by name (`digits`, `imagenette-160`, ...) or by folder path, checked and ready to use. A folder of
     class folders alone is split here: `valid_pct` of each class validates, drawn with `split_seed`."""
+    problems = [msg for ok, msg in split_checks(valid_pct, split_seed) if not ok]
+    if problems:
+        raise DatasetError(f"Cannot split dataset {spec}: " + "; ".join(problems) + ".")
     spec = str(spec)
     aug = {}
     if spec in EMBEDDED:
@@ -169,9 +172,19 @@ def default_size(spec: str | os.PathLike) -> int:
 
 
 def with_size(recipe):
-    """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`)."""
-    return replace(recipe, dataset=canonical_name(recipe.dataset),
-                   size=recipe.size or default_size(recipe.dataset))
+    """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`). On a
+    dataset with a split of its own, valid_pct and split_seed do nothing and are put back at their defaults, so
+    that they neither change a run's id nor say what did not happen."""
+    name = canonical_name(recipe.dataset)
+    r = replace(recipe, dataset=name, size=recipe.size or default_size(recipe.dataset))
+    if has_own_split(name):
+        r = replace(r, valid_pct=Recipe.valid_pct, split_seed=Recipe.split_seed)
+    return r
+
+
+def has_own_split(name: str) -> bool:
+    """Whether a canonical dataset comes with its split (a named one; train/ beside val/, valid/ or test/)."""
+    return name in EMBEDDED or name in DOWNLOADS or _val_folder(Path(name)) is not None
 
 
 def _download(name: str, attr: str) -> Path:

@@ -278,19 +278,21 @@ def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
 
 
 def pack(spec: str, size: int | None = None, presize: float = Recipe.presize, workers: int | None = None,
-         progress: str | None = None, plan: bool = False) -> Pack | None:
+         progress: str | None = None, plan: bool = False, valid_pct: float = Recipe.valid_pct,
+         split_seed: int = Recipe.split_seed) -> Pack | None:
     """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size, at most
     the source images' own side).
 
     `size` defaults to the dataset's default training size, the one a recipe without --size uses. `plan`: only
-    print what it would store (and what presize x size alone would have), build nothing.
+    print what it would store (and what presize x size alone would have), build nothing. `valid_pct`,
+    `split_seed`: the split of a folder of class folders alone, as the recipes that train on it draw it.
     """
     from .datasets import default_size, load
     if size is not None and size < 8:
         raise DatasetError(f"--size must be at least 8 px (got {size}), as a recipe's.")
     if workers is not None and workers < 1:
         raise DatasetError(f"--workers must be at least 1 (got {workers}).")
-    ds = load(spec)
+    ds = load(spec, valid_pct, split_seed)
     size = size or default_size(spec)
     side = pack_side(ds, size, presize)
     if plan:

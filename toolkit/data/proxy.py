@@ -10,15 +10,18 @@ from .. import display
 from ..atomic import atomic_dir, check_folder, write_json
 from .datasets import SETTINGS, SPLITS, load
 from ..errors import DatasetError
+from ..recipes.recipe import Recipe
 
 
 def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int = 0,
-               progress: str | None = None) -> dict:
+               progress: str | None = None, valid_pct: float = Recipe.valid_pct,
+               split_seed: int = Recipe.split_seed) -> dict:
     """Copy `per_class` random training images per class from dataset `src` to `dst`, shorter side resized to `size`.
 
     Validation keeps the source's val/train ratio per class (at least one image). The same arguments always
     pick the same files. `dst` appears only once complete (built under a temporary name, then renamed).
-    `progress`: see toolkit/display.py (a bar, or a line per split written).
+    `progress`: see toolkit/display.py (a bar, or a line per split written). `valid_pct`, `split_seed`: the
+    split of a source of class folders alone (the proxy writes it as train/ and val/).
     """
     dst = Path(dst)
     if per_class < 1:
@@ -28,7 +31,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     check_folder(dst.parent, "The proxy's destination")
     if dst.exists():
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
-    ds = load(src)
+    ds = load(src, valid_pct, split_seed)
     chosen = _choose(ds.files, per_class, random.Random(seed))  # unreadable images: skipped in load
 
     skipped, written = [], {s: 0 for s in SPLITS}

@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import json
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, fields, replace
@@ -94,8 +95,7 @@ class Recipe:
             (bool(self.name), "name must not be empty"),
             (bool(self.dataset), "dataset must not be empty"),
             (self.size is None or self.size >= 8, f"size must be at least 8 px (got {self.size})"),
-            (0 < self.valid_pct < 1, f"valid_pct must be in (0, 1), the share of each class that validates (got "
-                                     f"{self.valid_pct})"),
+            *split_checks(self.valid_pct, self.split_seed),
             (self.presize >= 1.0, f"presize must be >= 1 (got {self.presize})"),
             (0 < self.min_scale <= 1, f"min_scale must be in (0, 1] (got {self.min_scale})"),
             (self.bs >= 1, f"bs must be >= 1 (got {self.bs})"),
@@ -143,6 +143,14 @@ class Recipe:
         if "stages" in values:
             values["stages"] = tuple(tuple(st) for st in values["stages"])
         return cls(**values)
+
+
+def split_checks(valid_pct: float, split_seed: int) -> list[tuple[bool, str]]:
+    """(ok, problem) for the split drawn for a folder of class folders alone: a recipe's and `toolkit data`'s."""
+    return [(0 < valid_pct < 1, f"valid_pct must be in (0, 1), the share of each class that validates (got "
+                                f"{valid_pct})"),
+            (isinstance(split_seed, numbers.Integral) and split_seed >= 0,
+             f"split_seed must be a whole number >= 0, the seed of the drawn validation split (got {split_seed})")]
 
 
 # --- what a run ran: the settings that take effect, and their id ------------------------------------

@@ -14,6 +14,14 @@ _experiments: dict[str, Recipe] = {}
 _suites: dict[str, tuple[str, ...]] = {}
 
 
+def load_named() -> None:
+    """Register the named experiments (the `experiments` package, where it can be imported), as the launcher does."""
+    import importlib
+    import importlib.util
+    if importlib.util.find_spec("experiments") is not None:
+        importlib.import_module("experiments")
+
+
 def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
     """Add `recipe` under its own name and return it; a name already taken, or an unknown parent, is an error.
 

@@ -26,6 +26,7 @@ def upgrade(old: pd.DataFrame) -> pd.DataFrame:
     before rows said what they mean gets its label, role and reference now, derived as `schema.meaning` derives
     them when a run is planned (role: recipe); its dataset identity stays unknown.
     """
+    registry.load_named()   # what a row means is derived from the named experiments: all of them, not what is loaded
     if "experiment" in old.columns:
         return pd.DataFrame([_upgrade_row(r) for _, r in old.iterrows()], columns=COLUMNS)
     defaults = {f.name: _cell(LEGACY.get(f.name, f.default)) for f in fields(Recipe)}

@@ -26,12 +26,17 @@ def _collected(fn):
     which Python seldom runs on its own: without one after each job, a sweep keeps every finished run in memory."""
     @functools.wraps(fn)
     def collected(*args, **kwargs):
-        gc.freeze()   # what is alive before the job (modules, caches, the caller's objects) is none of its garbage:
-        try:          # the collection after it then looks only at what the job made (0.3 s less per job)
+        outer = gc.get_freeze_count() > 0   # a caller froze already (a job inside a job): its freeze is its own
+        if not outer:   # what is alive before the job (modules, caches, the caller's objects) is none of its garbage:
+            gc.freeze()  # the collection after it then looks only at what the job made (0.3 s less per job)
+        try:
             return fn(*args, **kwargs)
         finally:
-            gc.collect()
-            gc.unfreeze()
+            try:
+                gc.collect()
+            finally:
+                if not outer:
+                    gc.unfreeze()
     return collected
 
 
@@ -43,8 +48,9 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     there unless not `record`: a driver records it).
 
     `tracking`: the sweep's trackers; they get each epoch as it ends, and the final metrics once the row is
-    recorded. `datasets`: {name: loaded dataset} already checked. `run_dir`: the job's folder: an unfinished run's,
-    to resume it from its checkpoint (or from its start if it has none), or a new one assigned by a driver.
+    recorded. `datasets`: {pipeline.data_key(recipe): loaded dataset}, already checked. `run_dir`: the job's
+    folder: an unfinished run's, to resume it from its checkpoint (or from its start if it has none), or a new one
+    assigned by a driver.
     `attempt`: how many times the job has been started, when a driver counts them (a retry on another node starts
     afresh in a folder of its own). With `options.save_model` the final weights go to run_dir/model.pth before the
     run is marked finished.

@@ -41,7 +41,8 @@ class Options:
         """(the options among `settings`, the rest: the context). `quiet`: no progress at all."""
         names = {f.name for f in fields(cls)}
         given = {k: v for k, v in settings.items() if k in names and v is not None}
-        options = cls(**{**given, "track": tuple(given.get("track") or ())})
+        track = given.get("track") or ()
+        options = cls(**{**given, "track": (track,) if isinstance(track, str) else tuple(track)})
         return (replace(options, progress="none") if quiet else options), \
             {k: v for k, v in settings.items() if k not in names}
 
@@ -50,6 +51,9 @@ class Options:
         job starts, or hang): numbers in range, a known executor, the trackers installed and reachable. (Ray's
         install and its cluster are checked by the sweep, toolkit/sweep/execute.py.)"""
         from . import track
+        from .. import display
+        if self.progress is not None:
+            display.choose(self.progress)
         if self.executor not in EXECUTORS:
             raise ToolkitError(f"Unknown executor {self.executor!r}; use one of {', '.join(EXECUTORS)}.")
         for option, value, low in [("--cpus-per-run", self.cpus_per_run, 1), ("--gpus-per-run", self.gpus_per_run, 0),
