@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
 
 from fastai.callback.schedule import fit_one_cycle  # noqa: E402,F401
 from fastai.data.block import CategoryBlock, DataBlock  # noqa: E402
-from fastai.data.transforms import GrandparentSplitter, get_image_files, parent_label  # noqa: E402
+from fastai.data.transforms import FuncSplitter  # noqa: E402
 from fastai.learner import Learner  # noqa: E402
 from fastai.losses import CrossEntropyLossFlat  # noqa: E402
 from fastai.metrics import accuracy  # noqa: E402
@@ -42,15 +42,16 @@ from toolkit.train import precision  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-sq224"
 
 
-def plain_fastai(path: Path, r, aug: dict) -> float:
-    """Fastbook chapter 7's baseline, as one writes it without the toolkit; returns final accuracy."""
+def plain_fastai(ds, r) -> float:
+    """Fastbook chapter 7's baseline, as one writes it without the toolkit; returns final accuracy. Its items,
+    labels and split are the dataset's own lists, in their order, so both sides shuffle the same items alike."""
     set_seed(r.seed, reproducible=True)
-    # Sorted items: the toolkit lists files in sorted order too, so both sides shuffle the same items alike.
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: sorted(get_image_files(p)),
-                       get_y=parent_label,
-                       splitter=GrandparentSplitter(valid_name="val"), item_tfms=Resize(round(r.size * r.presize)),
-                       batch_tfms=aug_transforms(size=r.size, min_scale=r.min_scale, **aug))
-    dls = dblock.dataloaders(path, bs=r.bs)
+    labels = {f: c for split in ("train", "val") for f, c in ds.items(split)}
+    valid = set(ds.files["val"])
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=labels.__getitem__,
+                       splitter=FuncSplitter(valid.__contains__), item_tfms=Resize(round(r.size * r.presize)),
+                       batch_tfms=aug_transforms(size=r.size, min_scale=r.min_scale, **ds.aug))
+    dls = dblock.dataloaders([*ds.files["train"], *ds.files["val"]], bs=r.bs)
     learn = Learner(dls, getattr(xresnet, r.arch)(n_out=dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(r.epochs, r.lr)
@@ -93,7 +94,7 @@ def main():
         for side in names[i % 3:] + names[:i % 3]:   # each side goes first, second and third in turn
             start = time.perf_counter()
             if sides[side] is None:
-                acc[side] = plain_fastai(ds.path, like, ds.aug)
+                acc[side] = plain_fastai(ds, like)
             else:
                 done = api.sweep_and_compare([sides[side]], {}, reference=False, rerun=True, results=work / "results",
                                              quiet=True, checkpoint_every=args.checkpoint_every,

@@ -60,9 +60,9 @@ def imagenette() -> Path:
 
 def resolved(recipe):
     """A recipe resolved as a run on this machine resolves it: its dataset and size, its precision and format."""
-    from toolkit.data.datasets import with_size
+    from toolkit.data.datasets import with_dataset
     from toolkit.train import precision
-    return precision.decide(with_size(recipe))
+    return precision.decide(with_dataset(recipe))
 
 
 CONTEXT = {"arch": "xresnet18", "dataset": "digits"}   # the context of the rows `add_rows` writes

@@ -100,7 +100,8 @@ def test_bad_numbers_are_one_clear_error(capsys):
         (["noise", "baseline", "--dataset", "digits", "--k", "1"], "--k must be a whole number of at least 2"),
         (["noise", "baseline", "--k", "1", "--set", "name=x"], "--k must be a whole number of at least 2"),
         (["run", "baseline", "--set", "split_seed=-1"], "split_seed must be a whole number >= 0"),
-        (["data", "pack", "digits", "--valid-pct", "2", "--plan"], "valid_pct must be in (0, 1)"),
+        (["data", "pack", "digits", "--set", "valid_pct=2", "--plan"], "valid_pct must be in (0, 1)"),
+        (["data", "pack", "digits", "--set", "lr=1"], "--set lr: not a dataset option"),
         (["data", "pack", "digits", "--size", 4], "--size must be at least 8"),
     ]:
         code, _, err = launch(args, capsys)

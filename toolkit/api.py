@@ -197,7 +197,7 @@ def export(run_dir: str | Path, out: str | Path, weights: str = "model") -> Path
     import torch
 
     from .atomic import check_folder
-    from .data.datasets import with_size
+    from .data.datasets import with_dataset
     from .errors import ToolkitError
     from .records import artifacts
     from .sweep.plan import replay
@@ -214,7 +214,7 @@ def export(run_dir: str | Path, out: str | Path, weights: str = "model") -> Path
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, OSError, RuntimeError, EOFError) as e:
         raise ToolkitError(f"{path} cannot be read as plain tensors ({type(e).__name__}: {e}).") from None
-    return export_learner(with_size(recipe), state, out, weights)
+    return export_learner(with_dataset(recipe), state, out, weights)
 
 
 def resume(run_dir: str | Path, quiet: bool = False, log=print, **options) -> dict:

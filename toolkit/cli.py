@@ -15,6 +15,7 @@ from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
 from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, LOOKS, MARGIN, MAX_SEEDS, NOISE_EFFECT,
                        NOISE_K)
+from .data.sources import OPTIONS
 from .recipes.recipe import BUDGETS, Recipe
 from .sweep.track import TRACKERS
 
@@ -23,8 +24,10 @@ def _load_experiments():
     import experiments  # noqa: F401  (registers every named experiment, explicitly)
 
 
-DATASET_HELP = ("dataset name (see `toolkit data list`) or folder: one sub-folder per class (split by valid_pct), "
-                "or train/ beside val/, valid/ or test/ with one sub-folder per class each")
+DATASET_OPTIONS = [k for k in OPTIONS if k != "dataset_hash"]   # recorded when planned, never set by hand
+DATASET_HELP = ("dataset name (see `toolkit data list`); a folder: one sub-folder per class (split by valid_pct), or "
+                "train/ beside val/, valid/ or test/ with one sub-folder per class each; or a CSV of file names and "
+                "labels")
 
 
 def _context(args) -> dict:
@@ -159,9 +162,10 @@ def cmd_data_list(args) -> int:
 
 def cmd_data_proxy(args) -> int:
     from .data.proxy import make_proxy
+    from .data.datasets import read_options
     info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
-                      progress=display.of(args.quiet, args.progress), valid_pct=args.valid_pct,
-                      split_seed=args.split_seed)
+                      progress=display.of(args.quiet, args.progress), classes=args.classes,
+                      **read_options(args.src, args.set))
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
@@ -171,9 +175,9 @@ def cmd_data_pack(args) -> int:
     from .data.pack import pack
     if args.presize < 1:
         raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
+    from .data.datasets import read_options
     pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
-         progress=display.of(args.quiet, args.progress), plan=args.plan, valid_pct=args.valid_pct,
-         split_seed=args.split_seed)
+         progress=display.of(args.quiet, args.progress), plan=args.plan, **read_options(args.src, args.set))
     return 0
 
 
@@ -190,7 +194,9 @@ def _add_recipe_overrides(p: argparse.ArgumentParser, comparison: bool = True) -
     g.add_argument("--dataset", help=DATASET_HELP)
     g.add_argument("--size", type=int, help="training image size in px (default: the dataset's)")
     g.add_argument("--epochs", type=int, help="number of epochs (progressive stages share them)")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any recipe field (repeatable), among them how the dataset is read: "
+                        + ", ".join(DATASET_OPTIONS))
     g.add_argument("--budget", choices=BUDGETS,
                    help="compute each recipe may spend: epochs (as given; the default) or pixels (as many pixels per "
                         "image as its reference: lower-resolution stages get more epochs)")
@@ -351,11 +357,9 @@ def _runs_parsers(sub) -> None:
     p.set_defaults(func=cmd_runs)
 
 
-def _add_split_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--valid-pct", type=float, default=Recipe.valid_pct,
-                   help="a folder of class folders alone: the share of each class that validates (default: %(default)s)")
-    p.add_argument("--split-seed", type=int, default=Recipe.split_seed,
-                   help="a folder of class folders alone: the seed of that split (default: %(default)s)")
+def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="how the dataset is read, as for a run (repeatable): " + ", ".join(DATASET_OPTIONS))
 
 
 def _data_parsers(sub) -> None:
@@ -369,7 +373,8 @@ def _data_parsers(sub) -> None:
     d.add_argument("--per-class", type=int, required=True, help="training images per class")
     d.add_argument("--size", type=int, required=True, help="shorter side of the written images, px")
     d.add_argument("--seed", type=int, default=0)
-    _add_split_options(d)
+    d.add_argument("--classes", help="keep only K classes (drawn with --seed), or those named, separated by commas")
+    _add_dataset_options(d)
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_proxy)
     d = dsub.add_parser("pack", help="decode a dataset once into a memory-mapped pack (runs do this when needed)")
@@ -379,7 +384,7 @@ def _data_parsers(sub) -> None:
                    help="stored size = presize x size, as the recipes' item Resize, at most the source images' own "
                         "side (default: %(default)s)")
     d.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
-    _add_split_options(d)
+    _add_dataset_options(d)
     d.add_argument("--plan", action="store_true", help="say what the pack would store and its bytes; build nothing")
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_pack)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from toolkit.data import datasets as data
-from toolkit.data import pipeline
+from toolkit.data import pipeline, sources
 from toolkit.errors import DatasetError
+from toolkit.recipes.recipe import Recipe
 
 from conftest import folder_dls
 
@@ -53,10 +54,10 @@ def test_data_stats_are_cached_and_plausible(tiny, toolkit_home):
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: shutil.rmtree(r), "is neither a known dataset name"),
     (lambda r: shutil.rmtree(r / "val"), r"has train/ but no val/, valid/, test/ beside it"),
-    (lambda r: [shutil.rmtree(p) for p in (r / "val").iterdir()], r"val/ holds no readable images"),
-    (lambda r: [shutil.rmtree(p) for p in (r / "train").iterdir() if p.name != "3"], r"train/ has 1 class"),
+    (lambda r: [shutil.rmtree(p) for p in (r / "val").iterdir()], r"no readable images in val/"),
+    (lambda r: [shutil.rmtree(p) for p in (r / "train").iterdir() if p.name != "3"], r"1 class with images in train/"),
     (lambda r: (r / "val" / "extra").mkdir() or shutil.copy(next((r / "val" / "1").iterdir()), r / "val" / "extra"),
-     r"val/ has classes that train/ lacks \(extra\)"),
+     r"classes in val/ that train/ lack \(extra\)"),
 ])
 def test_bad_folders_are_clear_errors(tmp_path, tiny, break_it, message):
     root = _copy(tiny, tmp_path / "ds")
@@ -70,7 +71,7 @@ def test_corrupt_and_truncated_images_are_listed_and_skipped(tmp_path, tiny):
     victim = next((root / "train" / "2").iterdir())
     victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 3])  # truncated PNG
     (root / "train" / "5" / "notes.jpg").write_text("not an image")
-    n_before = len(data.scan_folder(root)[0]["train"])
+    n_before = len(sources.read(root, data.options_of(Recipe())).files["train"])
     with pytest.warns(UserWarning, match=r"Skipping 2 unreadable or truncated image file\(s\)") as rec:
         ds = data.load(root)
     text = str(rec[0].message)
@@ -92,16 +93,18 @@ def fastai_home(monkeypatch, tmp_path):
     fastai_cfg.cache_clear()
 
 
-def test_offline_download_error_says_where_to_put_the_data(monkeypatch, fastai_home):
+@pytest.mark.parametrize("name, folder", [("imagenette-160", "imagenette2-160"), ("pets", "oxford-iiit-pet"),
+                                          ("cifar10", "cifar10")])
+def test_offline_download_error_says_where_to_put_the_data(monkeypatch, fastai_home, name, folder):
     def no_network(*a, **k):
         raise ConnectionError("Name or service not known")
     import fastai.data.external
     monkeypatch.setattr(fastai.data.external, "untar_data", no_network)
     with pytest.raises(DatasetError) as e:
-        data.load("imagenette-160")
+        data.load(name)
     msg = str(e.value)
-    assert "Could not download dataset 'imagenette-160'" in msg
-    assert str(fastai_home / "data" / "imagenette2-160") in msg and "--dataset /path/to/" in msg
+    assert f"Could not download dataset {name!r}" in msg
+    assert str(fastai_home / "data" / folder) in msg and "--dataset /path/to/" in msg
 
 
 def test_real_untar_data_path_offline(fastai_home, imagenette):

@@ -1,6 +1,7 @@
 """Folders as users have them: class folders alone (split by valid_pct, drawn once with a generator of its own),
 and train/ beside valid/ or test/."""
 import shutil
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from conftest import resolved
 from toolkit.data import datasets as data
 from toolkit.data import pack as packs
-from toolkit.data import pipeline
+from toolkit.data import pipeline, sources
 from toolkit.errors import DatasetError, RecipeError
 from toolkit.recipes import registry
 from toolkit.recipes.recipe import Recipe
@@ -37,7 +38,7 @@ def test_class_folders_are_split_once_by_class_and_always_the_same_way(class_fol
     for cls in ds.classes:                                         # stratified: each class validates its share
         n = sum(f.parent.name == cls for f in every)
         assert sum(f.parent.name == cls for f in ds.files["val"]) == max(1, round(0.2 * n))
-    assert data.load(class_folders).files == ds.files and ds.split == data.split_rule(0.2, 0)
+    assert data.load(class_folders).files == ds.files and ds.split == sources.split_rule(0.2, 0)
     other = data.load(class_folders, split_seed=1)                 # another split is another dataset
     assert other.files["val"] != ds.files["val"] and other.fingerprint != ds.fingerprint
     assert packs.pack_dir(other, 32) != packs.pack_dir(ds, 32)
@@ -67,6 +68,18 @@ def test_a_run_on_class_folders_packs_and_validates_its_split(class_folders, tmp
     rows = done.sweep.rows
     assert len(rows) == 2 and (rows["n_valid"] == len(data.load(class_folders).files["val"])).all()
     assert rows["accuracy"].between(0, 1).all()
+
+
+def test_a_run_on_a_csv_reads_its_label_column_and_records_how(csv_source, tmp_path):
+    import json
+    from toolkit import api
+    done = api.run("baseline", dataset=str(csv_source), label_col="noisy", size=16, epochs=1, arch="xresnet18",
+                   bs=8, reference=False, results=tmp_path / "r", quiet=True, log=lambda *a: None)
+    row = done.sweep.rows.iloc[0]
+    saved = json.loads((Path(row["run_dir"]) / "recipe.json").read_text())
+    assert (saved["label_col"], saved["valid_col"]) == ("noisy", "is_valid") and 0 <= row["accuracy"] <= 1
+    assert saved["dataset_source"]["read"].startswith("labels.csv (sha1 ") and "'noisy'" in saved["dataset_source"]["read"]
+    assert saved["dataset_id"] == data.load(csv_source, label_col="noisy").fingerprint
 
 
 @pytest.mark.parametrize("name", ["valid", "test"])
@@ -106,3 +119,138 @@ def test_a_dataset_with_its_own_split_ignores_valid_pct_and_split_seed(tiny, cla
         assert (other.valid_pct, other.split_seed) == (0.2, 0) and config_id(other) == config_id(plain)
     drawn = resolved(replace(base, dataset=str(class_folders), valid_pct=0.5))
     assert drawn.valid_pct == 0.5 and config_id(drawn) != config_id(resolved(replace(base, dataset=str(class_folders))))
+
+
+# --- a CSV of file names and labels, a DataFrame, labels in file names -------------------------------------------
+
+@pytest.fixture(scope="module")
+def csv_source(tiny, tmp_path_factory):
+    """The tiny digits described by a CSV beside them, as fast.ai's noisy_imagenette.csv describes Imagenette: a
+    file name, the clean label, a noisy one (every third training label moved to the next class) and is_valid."""
+    import pandas as pd
+    root = tmp_path_factory.mktemp("csv") / "digits-csv"
+    shutil.copytree(tiny, root)
+    rows = []
+    for split in ("train", "val"):
+        for i, f in enumerate(sorted((root / split).rglob("*.png"))):
+            label = f.parent.name
+            noisy = str((int(label) + 1) % 10) if split == "train" and i % 3 == 0 else label
+            rows.append({"path": str(f.relative_to(root)), "clean": label, "noisy": noisy, "is_valid": split == "val"})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root / "labels.csv"
+
+
+def test_a_csv_reads_its_first_columns_and_its_is_valid_split_as_it_comes(csv_source, tiny):
+    folder = data.load(tiny)
+    ds = data.load(csv_source)
+    assert sorted(map(ds.relative, ds.files["val"])) == sorted(map(folder.relative, folder.files["val"]))
+    assert ds.split == "the column 'is_valid'"
+    assert [f.parent.name for f in ds.files["train"]] == list(ds.labels["train"])   # "clean": the class folders
+    noisy = data.load(csv_source, label_col="noisy")
+    assert sorted(noisy.files["train"]) == sorted(ds.files["train"])                 # the same images,
+    assert noisy.labels["train"] != ds.labels["train"] and noisy.labels["val"] == ds.labels["val"]  # other labels
+    assert noisy.fingerprint != ds.fingerprint                                        # another dataset:
+    assert packs.pack_dir(noisy, 32) != packs.pack_dir(ds, 32)                       # its own caches and pack
+    by_position = data.load(csv_source, fn_col="0", label_col="2")
+    assert by_position.fingerprint == noisy.fingerprint                               # fastai's fn_col=0, label_col=1
+
+
+def test_a_csv_is_part_of_the_run_id_by_its_columns_and_content(csv_source, tmp_path):
+    from toolkit.recipes.recipe import config_id
+    base = replace(registry.get("baseline"), dataset=str(csv_source), size=16, arch="xresnet18")
+    clean, noisy = resolved(base), resolved(replace(base, label_col="noisy"))
+    assert (clean.fn_col, clean.label_col, clean.valid_col) == ("path", "clean", "is_valid")
+    assert clean.dataset_hash and config_id(clean) != config_id(noisy)
+    assert (clean.valid_pct, clean.label_re) == (0.2, "")                         # what does nothing here, at defaults
+    assert config_id(resolved(replace(base, label_col="1"))) == config_id(clean)  # a position is its column's name
+    edited = tmp_path / "labels.csv"
+    shutil.copy(csv_source, edited)
+    with edited.open("a") as fh:
+        fh.write(f"{csv_source.parent}/train/1/{sorted((csv_source.parent / 'train' / '1').iterdir())[0].name},1,1,True\n")
+    changed = resolved(replace(base, dataset=str(edited)))
+    assert changed.dataset_hash != clean.dataset_hash and config_id(changed) != config_id(clean)
+    with pytest.raises(DatasetError, match="has changed since this run was planned"):
+        data.load(edited, **{**data.options_of(changed), "dataset_hash": clean.dataset_hash})
+
+
+def test_a_dataframe_is_written_once_by_content_and_a_csv_without_split_column_draws_one(csv_source, tmp_path):
+    import pandas as pd
+    from toolkit import api
+    df = pd.read_csv(csv_source).drop(columns=["is_valid"])
+    df["path"] = [str(csv_source.parent / p) for p in df["path"]]
+    ctx, again = api.context(dataset=df), api.context(dataset=df.copy())
+    assert ctx["dataset"] == again["dataset"] and ctx["dataset"].endswith(".csv")    # named by content, written once
+    ds = data.load(ctx["dataset"], folder=ctx["folder"])
+    assert ds.split == sources.split_rule(0.2, 0) and len(ds.files["val"]) == sum(
+        max(1, round(0.2 * n)) for n in pd.Series(ds.labels["train"] + ds.labels["val"]).value_counts())
+    assert data.load(ctx["dataset"], folder=ctx["folder"]).files == ds.files        # drawn the same way each time
+    relative = df.assign(path=[p.removeprefix(str(csv_source.parent) + "/").removesuffix(".png") for p in df["path"]])
+    (tmp_path / "rel.csv").write_text(relative.to_csv(index=False))
+    shutil.copytree(csv_source.parent / "train", tmp_path / "imgs" / "train")
+    shutil.copytree(csv_source.parent / "val", tmp_path / "imgs" / "val")
+    moved = data.load(tmp_path / "rel.csv", folder="imgs", suff=".png")              # fastai's folder= and suff=
+    assert sorted(map(str, moved.labels["train"] + moved.labels["val"])) == sorted(ds.labels["train"] + ds.labels["val"])
+
+
+def test_labels_from_file_names(class_folders, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sorted(class_folders.rglob("*.png")):
+        shutil.copy(f, flat / f"digit{f.parent.name}_{f.name}")
+    ds = data.load(flat, label_re=r"^digit(\d)_")
+    by_folders = data.load(class_folders)
+    assert ds.classes == by_folders.classes and ds.read.startswith("labels from file names")
+    assert sorted(ds.labels["train"] + ds.labels["val"]) == sorted(by_folders.labels["train"] + by_folders.labels["val"])
+    (flat / "readme.png").write_bytes((flat / sorted(p.name for p in flat.iterdir())[0]).read_bytes())
+    with pytest.raises(DatasetError, match=r"label_re gives no label for 1 of .* e.g. readme.png"):
+        data.load(flat, label_re=r"^digit(\d)_")
+    with pytest.raises(DatasetError, match=r"is not a regular expression"):
+        data.load(flat, label_re=r"^digit(\d_")
+
+
+def test_bad_csvs_are_one_clear_error_naming_the_file_row_or_column(csv_source, tmp_path):
+    import pandas as pd
+    df = pd.read_csv(csv_source)
+
+    def bad(name, frame):
+        f = csv_source.parent / name
+        frame.to_csv(f, index=False)
+        return f
+    cases = [
+        (bad("missing.csv", df.assign(path=["nowhere/" + p for p in df["path"]])),
+         {}, rf"{len(df)} of {len(df)} file name\(s\) in column 'path' name no file .* e\.g\. .*nowhere"),
+        (csv_source, {"label_col": "breed"}, r"has no column 'breed' for label_col \(its columns: path, clean, noisy"),
+        (bad("empty.csv", df.assign(clean=[""] + list(df["clean"][1:]))), {}, r"column 'clean' is empty in 1 row\(s\) \(data rows 1\)"),
+        (bad("notbool.csv", df.assign(is_valid=["maybe"] * len(df))), {},
+         r"split column 'is_valid' must be boolean .* data row 1 holds 'maybe'"),
+        (bad("multi.csv", df.assign(clean=["1 7"] + list(df["clean"][1:]))), {"label_delim": " "},
+         r"holds several labels split by ' ' in 1 row\(s\) .* multi-label"),
+    ]
+    for f, options, message in cases:
+        with pytest.raises(DatasetError, match=message):
+            data.load(f, **options)
+    with pytest.raises(DatasetError, match=r"valid_pct must be in \(0, 1\)"):
+        data.load(csv_source, valid_pct=0)
+
+
+def test_a_proxy_of_a_csv_is_sampled_by_row_and_says_what_it_came_from(csv_source, tmp_path):
+    import json
+
+    import pandas as pd
+    from toolkit.data.proxy import make_proxy
+    done = make_proxy(str(csv_source), tmp_path / "p", per_class=2, size=16, seed=1, progress="none",
+                      classes="2,3,5")
+    proxy = Path(done["path"])
+    rows = pd.read_csv(proxy)
+    assert proxy.name == "labels.csv" and list(rows.columns) == ["path", "clean", "noisy", "is_valid"]
+    assert done["classes"] == 3 and sorted(set(rows["clean"])) == [2, 3, 5] and (~rows["is_valid"]).sum() == 6
+    clean, noisy = data.load(proxy), data.load(proxy, label_col="noisy")
+    assert sorted(clean.files["train"]) == sorted(noisy.files["train"])             # the same images in both
+    info = json.loads((proxy.parent / "proxy.json").read_text())
+    assert info["source"] == str(csv_source) and info["fingerprint"] == data.load(csv_source).fingerprint
+    assert (info["per_class"], info["size"], info["seed"], info["classes"]) == (2, 16, 1, ["2", "3", "5"])
+    assert data.load(proxy).describe()["proxy_of"] == info                           # what a run's record keeps
+    k = make_proxy(str(csv_source), tmp_path / "k", per_class=2, size=16, seed=1, progress="none", classes=4)
+    assert k["classes"] == 4
+    with pytest.raises(DatasetError, match=r"--classes: 'eleven' are not classes of"):
+        make_proxy(str(csv_source), tmp_path / "x", per_class=2, size=16, progress="none", classes="1,eleven")

@@ -66,8 +66,8 @@ def test_more_stages_than_epochs_is_an_error():
 def test_config_id_of_the_baseline_on_digits_is_pinned():
     """Changing how ids are computed (or the baseline) would orphan every recorded run: this must not move."""
     from toolkit.recipes import registry
-    from toolkit.data.datasets import with_size
-    r = with_size(replace(registry.get("baseline"), dataset="digits", precision="fp32", channels_last=False))
+    from toolkit.data.datasets import with_dataset
+    r = with_dataset(replace(registry.get("baseline"), dataset="digits", precision="fp32", channels_last=False))
     assert effective(r) == {"dataset": "digits", "size": 16}
     assert config_id(r) == "49d538131212"
 

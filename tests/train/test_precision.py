@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import CONTEXT
-from toolkit.data.datasets import with_size
+from toolkit.data.datasets import with_dataset
 from toolkit.errors import RecipeError
 from toolkit.recipes import registry
 from toolkit.recipes.recipe import LEGACY, Recipe, apply_overrides, config_id
@@ -21,7 +21,7 @@ BF16 = {"precision": "bf16", "channels_last": True}   # what auto means on a CPU
 
 
 def _baseline(**changes):
-    return with_size(replace(registry.get("baseline"), dataset="digits", arch="xresnet18", **changes))
+    return with_dataset(replace(registry.get("baseline"), dataset="digits", arch="xresnet18", **changes))
 
 
 def test_auto_resolves_to_a_value_and_pools_with_that_value_set_by_hand():
@@ -53,7 +53,7 @@ def test_old_rows_keep_pooling_with_new_fp32_runs_and_find_their_fp32_reference(
     """A table from before these columns: its rows upgrade to fp32 and pair with fp32 references, while bf16 runs
     of the same settings are rows of their own (upgrade, row_recipe and the references migration derives)."""
     fp32, bf16 = (precision.decide(_baseline(), auto) for auto in (LEGACY, BF16))
-    normal = precision.decide(with_size(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
+    normal = precision.decide(with_dataset(replace(registry.get("normalize"), dataset="digits", arch="xresnet18")), LEGACY)
     for i, r in enumerate([fp32, normal]):
         append_row(results, schema.result_row(r, CONTEXT, Path(f"/nowhere/old{i}"), {"accuracy": 0.9}, LEGACY))
     old = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)

@@ -15,16 +15,23 @@ from pathlib import Path
 from ..atomic import check_folder, write_json
 from ..errors import DatasetError
 from ..recipes.recipe import Recipe, split_checks
+from . import sources
+from .sources import SPLITS, image_exts
 
 # Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
-# The book trains Imagenette at 224; the 160 px downloads at 128.
+# The book trains Imagenette at 224; the 160 px downloads at 128; CIFAR-10 at its own 32 px.
 DOWNLOADS = {
     "imagenette": ("IMAGENETTE", 224),
     "imagenette-320": ("IMAGENETTE_320", 224),
     "imagenette-160": ("IMAGENETTE_160", 128),
     "imagewoof-320": ("IMAGEWOOF_320", 224),
     "imagewoof-160": ("IMAGEWOOF_160", 128),
+    "pets": ("PETS", 224),
+    "cifar10": ("CIFAR", 32),
 }
+# How a download is read, where it is not a folder in Imagenette's layout: (sub-folder, label_re). Oxford-IIIT Pets
+# names each image by its breed (images/great_pyrenees_173.jpg) and has no split: valid_pct draws one.
+NAMED_SOURCES = {"pets": ("images", r"^(.*)_\d+\.jpg$")}
 EMBEDDED = {"digits": 16}  # written from data shipped inside installed packages (no download): default size
 # digits: the 8x8 images at heart; 16 px keeps every detail and costs a quarter of 32 px.
 MAX_DEFAULT_SIZE = 224  # a folder trains at its images' own size, up to this
@@ -41,8 +48,6 @@ WNID_NAMES = {
     "n02115641": "dingo",
 }
 
-SPLITS = ("train", "val")
-
 
 def toolkit_home() -> Path:
     """Where the toolkit caches what it derives (embedded datasets, image checks, stats): $TOOLKIT_HOME."""
@@ -52,19 +57,48 @@ def toolkit_home() -> Path:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A checked image folder, with its split, its augmentation defaults and its identity (`fingerprint`).
-
-    A class's images sit in a folder named for it; the split is the folder's own (train/ beside val/, valid/ or
-    test/) or, for a folder of class folders alone, drawn once here (`split`)."""
+    """A checked dataset: which file has which label in which split (the one place every reader takes it from:
+    the folder DataBlock, the pack, the proxy, export, the benchmarks), its augmentation defaults and its identity
+    (`fingerprint`). How it was read: toolkit/data/sources.py."""
     name: str
-    path: Path
+    path: Path                          # the folder, or the CSV file
     files: dict[str, tuple[Path, ...]]  # split -> usable image files (bad ones removed)
-    classes: tuple[str, ...]            # folder names, sorted
+    labels: dict[str, tuple[str, ...]]  # split -> each file's label, in the same order
+    classes: tuple[str, ...]            # the training labels, sorted
     default_size: int
     aug: dict = field(default_factory=dict)  # aug_transforms kwargs this dataset needs (digits: no flips)
     bad_files: tuple[str, ...] = ()
     fingerprint: str = ""
-    split: str = ""                     # how the split was decided, in words (`split_rule`)
+    split: str = ""                     # how the split was decided, in words
+    read: str = ""                      # how files and labels were read, when not from class folders
+
+    @property
+    def root(self) -> Path:
+        """The folder its files are named relative to (and its dataset.json sits in)."""
+        return self.path if self.path.is_dir() else self.path.parent
+
+    @property
+    def rule(self) -> str:
+        """How it was read and split, as its identity (fingerprint, pack) holds it."""
+        return sources.rule(self.read, self.split)
+
+    def relative(self, f: Path) -> str:
+        """A file's name relative to the dataset's root (with ../ where a CSV's `folder` points elsewhere)."""
+        return os.path.relpath(f, self.root)
+
+    def items(self, split: str) -> list[tuple[Path, str]]:
+        return list(zip(self.files[split], self.labels[split]))
+
+    def describe(self) -> dict:
+        """What a run's record keeps of its dataset: how it was read and split, and what it is a proxy of."""
+        proxy = self.root / PROXY_INFO
+        out = {"read": self.read or "class folders", "split": self.split}
+        if proxy.is_file():
+            try:
+                out["proxy_of"] = json.loads(proxy.read_text())
+            except (OSError, ValueError):
+                pass
+        return out
 
     @property
     def n_train(self) -> int:
@@ -81,18 +115,36 @@ def readable(folder: str) -> str:
     return WNID_NAMES.get(folder, folder)
 
 
-class FolderLabel:
-    """Label = the parent folder's readable name (a class so worker processes can pickle it)."""
+class LabelOf:
+    """A file's readable label, from the dataset's lists (a class so worker processes can pickle it)."""
+    def __init__(self, ds: Dataset):
+        self.labels = {str(f): readable(c) for s in SPLITS for f, c in ds.items(s)}
+
     def __call__(self, path) -> str:
-        return readable(Path(path).parent.name)
+        return self.labels[str(path)]
 
 
 # --- finding a dataset ------------------------------------------------------------------------------
 
-def load(spec: str | os.PathLike, valid_pct: float = Recipe.valid_pct, split_seed: int = Recipe.split_seed) -> Dataset:
-    """A dataset by name (`digits`, `imagenette-160`, ...) or by folder path, checked and ready to use. A folder of
-    class folders alone is split here: `valid_pct` of each class validates, drawn with `split_seed`."""
-    problems = [msg for ok, msg in split_checks(valid_pct, split_seed) if not ok]
+def options_of(recipe) -> dict:
+    """A recipe's dataset options (toolkit/data/sources.py): how its dataset is read and split."""
+    return {k: getattr(recipe, k) for k in sources.OPTIONS}
+
+
+def of_recipe(recipe) -> "Dataset":
+    """The dataset of a resolved recipe, read as its options say."""
+    return load(recipe.dataset, **options_of(recipe))
+
+
+def load(spec: str | os.PathLike, **options) -> Dataset:
+    """A dataset by name (`digits`, `pets`, ...), folder or CSV file, read as `options` say (the dataset options of
+    toolkit/data/sources.py; those left out at their defaults), checked and ready to use."""
+    unknown = sorted(set(options) - set(sources.OPTIONS))
+    if unknown:
+        raise DatasetError(f"Unknown dataset option(s) {', '.join(unknown)}; the options are "
+                           f"{', '.join(sources.OPTIONS)}.")
+    options = {**sources.default_options(), **options}
+    problems = [msg for ok, msg in split_checks(options["valid_pct"], options["split_seed"]) if not ok]
     if problems:
         raise DatasetError(f"Cannot split dataset {spec}: " + "; ".join(problems) + ".")
     spec = str(spec)
@@ -102,23 +154,36 @@ def load(spec: str | os.PathLike, valid_pct: float = Recipe.valid_pct, split_see
         path, aug = ensure_digits(toolkit_home() / "data"), {"do_flip": False, "max_rotate": 10.0}  # a flipped 2 is no digit
     elif spec in DOWNLOADS:
         path = _download(spec, DOWNLOADS[spec][0])
+        if spec in NAMED_SOURCES:
+            sub, pattern = NAMED_SOURCES[spec]
+            path, options["label_re"] = path / sub, pattern
     else:
         path = _folder(spec)
-    if spec not in EMBEDDED and folder_settings(path).get("flip") is False:
+    if options["dataset_hash"] and sources.is_table(path) and sources.file_hash(path) != options["dataset_hash"]:
+        raise DatasetError(f"Dataset {path} has changed since this run was planned (its content hash was "
+                           f"{options['dataset_hash']}, now {sources.file_hash(path)}): the run would read other "
+                           f"labels than its record says. Plan the runs again (toolkit run), or put the file back.")
+    root = path if path.is_dir() else path.parent
+    if spec not in EMBEDDED and folder_settings(root).get("flip") is False:
         aug = {"do_flip": False}
-    files, classes, split = scan_folder(path, valid_pct, split_seed)
-    fp = fingerprint(path, files, split if _val_folder(path) is None else "")
-    bad = check_images(path, files, fp)
+    listing = sources.read(path, options)
+    files, labels = listing.files, listing.labels
+    fp = fingerprint(root, files, labels, sources.rule(listing.read, listing.split), labelled=bool(listing.read))
+    bad = set(check_images(root, files, fp))
     if bad:
-        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        shown = "\n  ".join(sorted(bad)[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         warnings.warn(f"Skipping {len(bad)} unreadable or truncated image file(s) in {path} "
                       f"(the run goes on without them; delete or replace them to silence this):\n  {shown}",
                       stacklevel=2)
-        bad_set = {path / b for b in bad}
-        files = {s: tuple(f for f in fs if f not in bad_set) for s, fs in files.items()}
-        _check_splits(path, files, classes)
-    return Dataset(name=spec, path=path, files=files, classes=classes, default_size=default_size(spec),
-                   aug=aug, bad_files=tuple(bad), fingerprint=fp, split=split)
+        keep = {s: [os.path.relpath(f, root) not in bad for f in files[s]] for s in SPLITS}
+        files = {s: tuple(f for f, k in zip(files[s], keep[s]) if k) for s in SPLITS}
+        labels = {s: tuple(c for c, k in zip(labels[s], keep[s]) if k) for s in SPLITS}
+        sources.check_splits(path, files, labels)
+    size = DOWNLOADS[spec][1] if spec in DOWNLOADS else EMBEDDED[spec] if spec in EMBEDDED else \
+        _native_size(path, files["train"])
+    return Dataset(name=spec, path=path, files=files, labels=labels, classes=tuple(sorted(set(labels["train"]))),
+                   default_size=size, aug=aug, bad_files=tuple(sorted(bad)), fingerprint=fp, split=listing.split,
+                   read=listing.read)
 
 
 def _folder(spec: str) -> Path:
@@ -126,12 +191,13 @@ def _folder(spec: str) -> Path:
     if not path.exists():
         raise DatasetError(
             f"Dataset {spec!r} is neither a known dataset name ({', '.join([*EMBEDDED, *DOWNLOADS])}) "
-            f"nor an existing folder. Pass a folder of images, one sub-folder per class (split by valid_pct), or "
-            f"in Imagenette's layout (train/ beside val/, valid/ or test/, one sub-folder per class each), or one "
-            f"of those names.")
+            f"nor an existing folder or file. Pass a folder of images, one sub-folder per class (split by "
+            f"valid_pct), or in Imagenette's layout (train/ beside val/, valid/ or test/, one sub-folder per class "
+            f"each); a CSV of file names and labels; or one of those names.")
     return path.resolve()
 
 
+PROXY_INFO = "proxy.json"  # a proxy's record of what it was made from (toolkit/data/proxy.py)
 SETTINGS = "dataset.json"  # a folder's own facts: {"flip": false} = a mirrored image is another class (text, digits)
 
 
@@ -157,34 +223,52 @@ def canonical_name(spec: str | os.PathLike) -> str:
     return spec if spec in EMBEDDED or spec in DOWNLOADS else str(_folder(spec))
 
 
-def default_size(spec: str | os.PathLike) -> int:
+def default_size(spec: str | os.PathLike, options: dict | None = None) -> int:
     """The training size of a recipe that leaves `size` unset, decided here only.
 
-    A named dataset has its own (digits 16 px, Imagenette 224 px as in the book, its 160 px downloads 128 px);
-    a folder trains at its first training image's shorter side, up to MAX_DEFAULT_SIZE. No download needed.
+    A named dataset has its own (digits 16 px, Imagenette 224 px as in the book, its 160 px downloads 128 px,
+    CIFAR-10 32 px); a folder or a CSV trains at its first training image's shorter side, up to MAX_DEFAULT_SIZE.
+    No download needed.
     """
     spec = str(spec)
     if spec in EMBEDDED:
         return EMBEDDED[spec]
     if spec in DOWNLOADS:
         return DOWNLOADS[spec][1]
-    return _native_size(_folder(spec))
+    path = _folder(spec)
+    options = {**sources.default_options(), **(options or {})}
+    if not sources.is_table(path) and not options["label_re"]:
+        return _native_size(path, _first_class_images(path))
+    return _native_size(path, sources.read(path, options).files["train"])
 
 
-def with_size(recipe):
-    """The recipe as it will run: its dataset named canonically and its size decided (see `default_size`). On a
-    dataset with a split of its own, valid_pct and split_seed do nothing and are put back at their defaults, so
-    that they neither change a run's id nor say what did not happen."""
+def with_dataset(recipe):
+    """The recipe as it will run: its dataset named canonically, read as its options say and its size decided (see
+    `default_size`). An option that does nothing on its dataset (valid_pct on a folder with its own split, a CSV's
+    columns on a folder) is put back at its default, so that it neither changes a run's id nor says what did not
+    happen; a CSV's columns are named, and its content hash recorded (toolkit/data/sources.py)."""
     name = canonical_name(recipe.dataset)
-    r = replace(recipe, dataset=name, size=recipe.size or default_size(recipe.dataset))
-    if has_own_split(name):
-        r = replace(r, valid_pct=Recipe.valid_pct, split_seed=Recipe.split_seed)
-    return r
+    options = sources.resolve(recipe, name, _fixed(name))
+    return replace(recipe, dataset=name, size=recipe.size or default_size(name, options), **options)
 
 
-def has_own_split(name: str) -> bool:
-    """Whether a canonical dataset comes with its split (a named one; train/ beside val/, valid/ or test/)."""
-    return name in EMBEDDED or name in DOWNLOADS or _val_folder(Path(name)) is not None
+def _fixed(name: str) -> dict | None:
+    """What a named dataset decides of its own reading (None: a folder or CSV, read as the options say)."""
+    return {"drawn": name in NAMED_SOURCES} if name in EMBEDDED or name in DOWNLOADS else None
+
+
+def read_options(spec: str | os.PathLike, overrides=None) -> dict:
+    """The dataset options `overrides` give (`key=value` strings or a dict, as --set takes them), resolved for the
+    dataset `spec` as a run resolves them: what `toolkit data pack` and `toolkit data proxy` read a source with."""
+    from ..recipes.recipe import apply_overrides, pairs
+    given = pairs(overrides)
+    unknown = sorted(set(given) - set(sources.OPTIONS) | ({"dataset_hash"} & set(given)))
+    if unknown:
+        raise DatasetError(f"--set {', '.join(unknown)}: not a dataset option. Dataset options: "
+                           f"{', '.join(k for k in sources.OPTIONS if k != 'dataset_hash')}.")
+    recipe = apply_overrides(Recipe(dataset=str(spec)), given)
+    name = canonical_name(spec)
+    return sources.resolve(recipe, name, _fixed(name))
 
 
 def _download(name: str, attr: str) -> Path:
@@ -204,102 +288,18 @@ def _download(name: str, attr: str) -> Path:
             f"folder's path instead of the name, e.g. --dataset /path/to/{folder}.") from None
 
 
-VALID_FOLDERS = ("val", "valid", "test")   # beside train/, the folder that validates (the first one found)
-FOLDER_SPLIT = "the folder's own: train/ and {val}/"
-
-
-def _val_folder(path: Path) -> str | None:
-    return next((v for v in VALID_FOLDERS if (Path(path) / v).is_dir()), None) if (Path(path) / "train").is_dir() \
-        else None
-
-
-def split_rule(valid_pct: float, split_seed: int) -> str:
-    """How a folder of class folders alone is split, in words: part of its identity."""
-    return f"valid_pct={valid_pct:g} of each class, drawn with split_seed={split_seed}"
-
-
-def scan_folder(path: Path, valid_pct: float = Recipe.valid_pct, split_seed: int = Recipe.split_seed):
-    """(image files per split, classes, how the split was decided) of a folder: train/ beside val/, valid/ or
-    test/ (each with one sub-folder per class), or one sub-folder per class alone, split here by `valid_pct`.
-    A clear error for anything else."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(f"Dataset folder {path} does not exist or is not a folder.")
-    val = _val_folder(path)
-    if (path / "train").is_dir() and val is None:
-        raise DatasetError(f"Dataset folder {path} has train/ but no {', '.join(v + '/' for v in VALID_FOLDERS)} "
-                           f"beside it: the validation images go there, one sub-folder per class (or put the class "
-                           f"folders at the top and let valid_pct split them).")
-    if val is not None:
-        per_split = {"train": _class_folders(path / "train"), "val": _class_folders(path / val)}
-        split = FOLDER_SPLIT.format(val=val)
-    else:
-        per_split, split = _split(path, _class_folders(path), valid_pct, split_seed), split_rule(valid_pct, split_seed)
-    files = {s: tuple(f for fs in per_split[s].values() for f in fs) for s in SPLITS}
-    vocab = tuple(per_split["train"])
-    _check_splits(path, files, vocab)
-    extra = sorted(set(per_split["val"]) - set(vocab))
-    if extra:
-        raise DatasetError(f"Dataset folder {path}: {val}/ has classes that train/ lacks ({', '.join(extra)}); "
-                           f"a model cannot learn them. Add training images for them or remove them from {val}/.")
-    return files, vocab, split
-
-
-def _class_folders(root: Path) -> dict[str, list[Path]]:
-    """{class folder name: its image files, sorted}, for every sub-folder of `root` holding images."""
-    exts, out = image_exts(), {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        imgs = sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file())
-        if imgs:
-            out[d.name] = imgs
-    return out
-
-
-def _split(path: Path, per_class: dict, valid_pct: float, split_seed: int) -> dict:
-    """A stratified split, drawn once with a generator of its own (never the run's: every run and every recipe
-    is judged on the same images, and the seeds' initial weights stay their own): `valid_pct` of each class's
-    images, at least one, validate."""
-    import numpy as np
-    if not per_class:
-        raise DatasetError(f"Dataset folder {path} holds no sub-folder of images. Expected one sub-folder per class "
-                           f"({path}/<class>/<image>), or Imagenette's layout ({path}/train/<class>/<image> beside "
-                           f"val/, valid/ or test/).")
-    few = {c: len(fs) for c, fs in per_class.items() if len(fs) < 2}
-    if few:
-        raise DatasetError(f"Dataset folder {path}: class(es) {', '.join(f'{c} ({n} image)' for c, n in few.items())} "
-                           f"have too few images for a split: each class needs at least 2, one to train on and one "
-                           f"to validate. Add images, or remove the class folder.")
-    rng, out = np.random.default_rng(split_seed), {"train": {}, "val": {}}
-    for cls, fs in per_class.items():
-        n_val = min(len(fs) - 1, max(1, round(valid_pct * len(fs))))
-        chosen = set(rng.permutation(len(fs))[:n_val].tolist())
-        out["val"][cls] = [f for i, f in enumerate(fs) if i in chosen]
-        out["train"][cls] = [f for i, f in enumerate(fs) if i not in chosen]
-    return out
-
-
-def _check_splits(path: Path, files: dict, classes: tuple) -> None:
-    val = _val_folder(path)
-    names = {"train": "train/", "val": f"{val}/"} if val else {"train": "the folder", "val": "the folder"}
-    for split in SPLITS:
-        if not files[split]:
-            raise DatasetError(f"Dataset folder {path}: {names[split]} holds no readable images (expected one "
-                               f"sub-folder per class, with extensions such as .jpg, .jpeg, .png).")
-    n_classes = len({f.parent.name for f in files["train"]})
-    if n_classes < 2:
-        raise DatasetError(f"Dataset folder {path}: {names['train']} has {n_classes} class with images "
-                           f"({', '.join(classes)}); classification needs at least two class sub-folders.")
-
-
-def fingerprint(path: Path, files: dict, rule: str = "") -> str:
-    """A hash of the listing (relative path, size, mtime) that changes whenever the source does. A split drawn
-    here is part of it (its rule, and each file's split): another valid_pct or split_seed is another dataset, with
-    caches and a pack of its own. (A folder's own split is in its paths already: those hashes are as before.)"""
+def fingerprint(root: Path, files: dict, labels: dict, rule: str = "", labelled: bool = False) -> str:
+    """A hash of the listing (relative path, size, mtime) that changes whenever the source does. How it was read
+    and split (`rule`) is part of it when the split was drawn or the labels were not class folders, with each file's
+    split, and then each file's label too: another column, expression or split is another dataset, with caches
+    and a pack of its own. (A folder's own split is in its paths already: those hashes are as before.)"""
     h = hashlib.sha1(rule.encode())
     for split in SPLITS:
-        for f in files[split]:
+        for f, label in zip(files[split], labels[split]):
             st = f.stat()
-            h.update(f"{split + chr(0) if rule else ''}{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            tail = f"\0{label}" if labelled else ""
+            h.update(f"{split + chr(0) if rule else ''}{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}"
+                     f"{tail}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -320,9 +320,9 @@ def check_images(path: Path, files: dict, fp: str) -> list[str]:
     """Relative paths of files PIL cannot decode, found once per source listing (fastai's verify_images) and cached."""
     def compute():
         from fastai.vision.utils import verify_images
-        all_files = [f for s in SPLITS for f in files[s]]
+        all_files = list(dict.fromkeys(f for s in SPLITS for f in files[s]))
         bad_idx = verify_images(all_files)
-        return sorted(str(f.relative_to(path)) for f in bad_idx)
+        return sorted(os.path.relpath(f, path) for f in bad_idx)
     return cache_json("checks", fp, compute)
 
 
@@ -345,23 +345,25 @@ def source_side(ds: Dataset) -> int:
                           compute)["side"])
 
 
-def image_exts() -> set[str]:
-    """fastai's `image_extensions` (every extension with an image/* mime type), without importing fastai here."""
-    import mimetypes
-    return {k.lower() for k, v in mimetypes.types_map.items() if v.startswith("image/")}
-
-
-def _native_size(path: Path) -> int:
-    """The shorter side of the first readable training image (sorted order), capped at MAX_DEFAULT_SIZE."""
-    from PIL import Image
+def _first_class_images(path: Path) -> list[Path]:
+    """The images of the first class folder (of train/, or of the folder itself): enough for a default size."""
     exts = image_exts()
     train = Path(path) / "train" if (Path(path) / "train").is_dir() else Path(path)   # or class folders alone
     for d in sorted(p for p in train.iterdir() if p.is_dir()):
-        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file()):
-            try:
-                with Image.open(f) as im:
-                    return min(MAX_DEFAULT_SIZE, min(im.size))
-            except OSError:
-                continue
-    scan_folder(path)  # no readable image: raises the clear layout or "holds no readable images" error
-    raise DatasetError(f"Dataset folder {path}: its training images are none of them readable.")
+        imgs = sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file())
+        if imgs:
+            return imgs
+    sources.read(path, sources.default_options())  # raises the clear layout error
+    return []
+
+
+def _native_size(path: Path, files) -> int:
+    """The shorter side of the first readable of `files`, capped at MAX_DEFAULT_SIZE."""
+    from PIL import Image
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                return min(MAX_DEFAULT_SIZE, min(im.size))
+        except OSError:
+            continue
+    raise DatasetError(f"Dataset {path}: its training images are none of them readable.")

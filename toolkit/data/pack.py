@@ -81,10 +81,10 @@ def pack_dir(ds: Dataset, side: int) -> Path:
     """Where the pack of `ds` at `side` px lives: one folder per dataset and stored size."""
     if ds.name in EMBEDDED or ds.name in DOWNLOADS:
         slug = ds.name
-    else:  # a folder: its name plus a hash of its absolute path (and of a split drawn at load), so two folders
-        # called `data`, or two splits of one folder, never share a pack
-        drawn = "" if ds.split.startswith("the folder's own") or not ds.split else ds.split
-        slug = f"{ds.path.name}-{hashlib.sha1((str(ds.path.resolve()) + drawn).encode()).hexdigest()[:8]}"
+    else:  # a folder or CSV: its name plus a hash of its absolute path (and of how it was read and split, where
+        # that is not the folder's own), so two folders called `data`, two splits of one folder, or two label
+        # columns of one CSV never share a pack
+        slug = f"{ds.path.name}-{hashlib.sha1((str(ds.path.resolve()) + ds.rule).encode()).hexdigest()[:8]}"
     return toolkit_home() / "packs" / f"{slug}-{side}px"
 
 
@@ -206,7 +206,8 @@ def _write_split(ds: Dataset, split: str, side: int, out: Path, workers: int | N
     """Decode one split in parallel, in order, straight into `out`; returns its metadata and skipped files."""
     t0 = time.perf_counter()
     files = ds.files[split]
-    labels_all = [ds.classes.index(f.parent.name) for f in files]
+    index = {c: i for i, c in enumerate(ds.classes)}
+    labels_all = [index[c] for c in ds.labels[split]]
     row = side * side * 3
     chunks = [(tuple(str(f) for f in files[i:i + CHUNK]), side) for i in range(0, len(files), CHUNK)]
     kept_labels, kept_files, skipped = [], [], []
@@ -220,10 +221,10 @@ def _write_split(ds: Dataset, split: str, side: int, out: Path, workers: int | N
                 base = ci * CHUNK
                 for j in range(len(chunks[ci][0])):
                     if j in bad:
-                        skipped.append({"file": str(files[base + j].relative_to(ds.path)), "reason": bad[j]})
+                        skipped.append({"file": ds.relative(files[base + j]), "reason": bad[j]})
                     else:
                         kept_labels.append(labels_all[base + j])
-                        kept_files.append(str(files[base + j].relative_to(ds.path)))
+                        kept_files.append(ds.relative(files[base + j]))
                 fh.write(arr.tobytes())
             if mode == "bars":
                 print(flush=True)  # the console bar leaves the cursor on its line
@@ -278,22 +279,21 @@ def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:
 
 
 def pack(spec: str, size: int | None = None, presize: float = Recipe.presize, workers: int | None = None,
-         progress: str | None = None, plan: bool = False, valid_pct: float = Recipe.valid_pct,
-         split_seed: int = Recipe.split_seed) -> Pack | None:
+         progress: str | None = None, plan: bool = False, **options) -> Pack | None:
     """`toolkit data pack`: the pack of dataset `spec` for training at `size` px (stored at presize x size, at most
     the source images' own side).
 
     `size` defaults to the dataset's default training size, the one a recipe without --size uses. `plan`: only
-    print what it would store (and what presize x size alone would have), build nothing. `valid_pct`,
-    `split_seed`: the split of a folder of class folders alone, as the recipes that train on it draw it.
+    print what it would store (and what presize x size alone would have), build nothing. `options`: how
+    the dataset is read (toolkit/data/sources.py), as the recipes that train on it read it.
     """
-    from .datasets import default_size, load
+    from .datasets import load
     if size is not None and size < 8:
         raise DatasetError(f"--size must be at least 8 px (got {size}), as a recipe's.")
     if workers is not None and workers < 1:
         raise DatasetError(f"--workers must be at least 1 (got {workers}).")
-    ds = load(spec, valid_pct, split_seed)
-    size = size or default_size(spec)
+    ds = load(spec, **options)
+    size = size or ds.default_size
     side = pack_side(ds, size, presize)
     if plan:
         print(plan_line(ds, size, presize))

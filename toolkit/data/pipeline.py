@@ -19,7 +19,7 @@ from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
 
 from .augment import BatchAugment
-from .datasets import Dataset, FolderLabel, cache_json, load, readable
+from .datasets import Dataset, LabelOf, cache_json, of_recipe, options_of, readable
 from .loader import PackedDL, PackedItems, packed_dataloaders
 from .pack import Pack, ensure_pack, pack_side
 from ..errors import RecipeError
@@ -45,13 +45,13 @@ def check_batches(recipe: Recipe, ds: Dataset) -> None:
 
 
 def data_key(recipe: Recipe) -> tuple:
-    """What decides a recipe's dataset: its name or folder, and the split drawn for a folder of class folders."""
-    return recipe.dataset, recipe.valid_pct, recipe.split_seed
+    """What decides a recipe's dataset: its name, folder or CSV, and how it is read and split."""
+    return recipe.dataset, *options_of(recipe).values()
 
 
 def prepare(recipe: Recipe, ds: Dataset | None = None, progress: str | None = None) -> RunData:
     """Load (or take) the dataset of a resolved recipe, plan its stages and build its pack if it needs one."""
-    ds = ds or load(*data_key(recipe))
+    ds = ds or of_recipe(recipe)
     plan = stage_plan(recipe, recipe.size)
     pack = None
     if recipe.loader == "packed":  # stored at presize x the largest stage size, as fastai's item Resize would give,
@@ -113,10 +113,11 @@ class InSplit:
 
 def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = Recipe.presize,
                        num_workers: int | None = None):
-    """fastai's DataBlock over the image folder: item Resize(presize x size), then `tfms` on each batch."""
+    """fastai's DataBlock over the dataset's files and labels: item Resize(presize x size), then `tfms` on each
+    batch."""
     vocab = [readable(c) for c in ds.classes]
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
-                      get_y=FolderLabel(), splitter=FuncSplitter(InSplit(ds.files["val"])),
+                      get_y=LabelOf(ds), splitter=FuncSplitter(InSplit(ds.files["val"])),
                       item_tfms=Resize(round(size * presize)), batch_tfms=tfms)
     items = [*ds.files["train"], *ds.files["val"]]
     kw = {} if num_workers is None else {"num_workers": num_workers}

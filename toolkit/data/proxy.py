@@ -1,4 +1,10 @@
-"""Small, deterministic proxies of any folder dataset: N images per class, resized, same layout and split ratio."""
+"""Small, deterministic proxies of any dataset: N images per class (of all classes, or of some), resized, with the
+source's split ratio, and a record of what they were made from (proxy.json).
+
+A folder source (class folders, file names, a named download) gives a folder in Imagenette's layout. A CSV source
+gives a CSV of the same columns, sampled by row, beside the images it names: so each of its label columns (say
+noisy_labels_0 and noisy_labels_25) labels the same images in the proxy as in the source.
+"""
 from __future__ import annotations
 
 import random
@@ -8,20 +14,19 @@ from pathlib import Path
 
 from .. import display
 from ..atomic import atomic_dir, check_folder, write_json
-from .datasets import SETTINGS, SPLITS, load
 from ..errors import DatasetError
-from ..recipes.recipe import Recipe
+from . import sources
+from .datasets import DOWNLOADS, EMBEDDED, PROXY_INFO, SETTINGS, SPLITS, Dataset, load, readable
 
 
-def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int = 0,
-               progress: str | None = None, valid_pct: float = Recipe.valid_pct,
-               split_seed: int = Recipe.split_seed) -> dict:
+def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int = 0, progress: str | None = None,
+               classes: int | str | list | None = None, **options) -> dict:
     """Copy `per_class` random training images per class from dataset `src` to `dst`, shorter side resized to `size`.
 
     Validation keeps the source's val/train ratio per class (at least one image). The same arguments always
-    pick the same files. `dst` appears only once complete (built under a temporary name, then renamed).
-    `progress`: see toolkit/display.py (a bar, or a line per split written). `valid_pct`, `split_seed`: the
-    split of a source of class folders alone (the proxy writes it as train/ and val/).
+    pick the same files. `classes`: keep only that many classes (drawn with `seed`), or those named (a list, or
+    names separated by commas). `options`: how `src` is read (toolkit/data/sources.py), e.g. `label_col`. `dst`
+    appears only once complete (built under a temporary name, then renamed). `progress`: see toolkit/display.py.
     """
     dst = Path(dst)
     if per_class < 1:
@@ -31,21 +36,25 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     check_folder(dst.parent, "The proxy's destination")
     if dst.exists():
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
-    ds = load(src, valid_pct, split_seed)
-    chosen = _choose(ds.files, per_class, random.Random(seed))  # unreadable images: skipped in load
-
-    skipped, written = [], {s: 0 for s in SPLITS}
-    todo = [(split, f) for per in chosen.values() for split in SPLITS for f in per[split]]
+    ds = load(src, **options)
+    rng = random.Random(seed)
+    kept = _classes(ds, classes, rng)
+    chosen = _choose(ds, per_class, rng, kept)  # unreadable images: skipped in load
+    table = sources.is_table(ds.path)
+    todo = [(split, f, _written_name(ds, f, i) if table else f"{split}/{label}/{f.name}")
+            for label, per in chosen.items() for split in SPLITS for i, f in enumerate(per[split])]
+    skipped, written, names = [], {s: 0 for s in SPLITS}, {}
     with atomic_dir(dst) as tmp:
         if not ds.flips:   # a proxy of digits is digits still: mirroring changes its classes
             write_json(tmp / SETTINGS, {"flip": False, "why": f"a proxy of {src}, whose images change class when mirrored"})
         mode, t0 = display.choose(progress), time.perf_counter()
-        for split, f in display.bar(todo, mode, comment=f"proxy of {src}"):
-            out = tmp / split / f.parent.name / f.name
+        for split, f, name in display.bar(todo, mode, comment=f"proxy of {src}"):
+            out = tmp / name
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
                 _resized_copy(f, out, size)
                 written[split] += 1
+                names[f] = name
             except OSError as e:
                 skipped.append(f"{f} ({e})")
         if mode == "lines":
@@ -58,19 +67,70 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
         if not written["train"] or not written["val"]:
             raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
                                f"val: {written['val']} images); nothing was written.")
-    return {"path": str(dst), "classes": len(chosen), **written, "skipped": len(skipped)}
+        if table:
+            _write_rows(ds, options, names, tmp / ds.path.name)
+        write_json(tmp / PROXY_INFO, {
+            "source": ds.name if ds.name in EMBEDDED or ds.name in DOWNLOADS else str(ds.path),
+            "fingerprint": ds.fingerprint, "read": ds.read or "class folders", "split": ds.split,
+            "options": {k: v for k, v in options.items() if v != sources.default_options().get(k)},
+            "per_class": per_class, "size": size, "seed": seed, "classes": [readable(c) for c in kept],
+            "of_classes": len(ds.classes)})
+    out = dst / ds.path.name if table else dst
+    return {"path": str(out), "classes": len(chosen), **written, "skipped": len(skipped)}
 
 
-def _choose(files: dict, per_class: int, rng: random.Random) -> dict:
+def _classes(ds: Dataset, classes, rng: random.Random) -> list[str]:
+    """The classes a proxy keeps: all, K drawn with the proxy's seed, or those named (raw or readable names)."""
+    if classes in (None, "", 0):
+        return list(ds.classes)
+    if isinstance(classes, int) or (isinstance(classes, str) and classes.strip().isdigit()):
+        k = int(classes)
+        if not 2 <= k <= len(ds.classes):
+            raise DatasetError(f"--classes {k}: a proxy keeps between 2 and {len(ds.classes)} of {ds.name}'s "
+                               f"{len(ds.classes)} classes.")
+        return sorted(rng.sample(list(ds.classes), k))
+    names = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
+    by_name = {**{readable(c): c for c in ds.classes}, **{c: c for c in ds.classes}}
+    unknown = [n for n in names if n not in by_name]
+    if unknown or len(set(names)) < 2:
+        raise DatasetError(f"--classes: {', '.join(map(repr, unknown)) or 'fewer than two classes'} "
+                           f"{'are not classes of ' + ds.name if unknown else ''}; its classes: "
+                           f"{', '.join(readable(c) for c in ds.classes)}.")
+    return sorted({by_name[n] for n in names})
+
+
+def _choose(ds: Dataset, per_class: int, rng: random.Random, kept: list[str]) -> dict:
     """{class: {"train": files, "val": files}}: `per_class` training images per class, validation in the same ratio."""
     chosen = {}
-    for cls in sorted({f.parent.name for f in files["train"]}):
-        train = [f for f in files["train"] if f.parent.name == cls]
-        val = [f for f in files["val"] if f.parent.name == cls]
+    for cls in kept:
+        train = [f for f, c in ds.items("train") if c == cls]
+        val = [f for f, c in ds.items("val") if c == cls]
         n_train = min(per_class, len(train))
         n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
         chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
     return chosen
+
+
+def _written_name(ds: Dataset, f: Path, i: int) -> str:
+    """Where a CSV proxy keeps an image: at its path relative to the source's folder, or under images/."""
+    rel = ds.relative(f)
+    return rel if not rel.startswith("..") else f"images/{i}-{f.name}"
+
+
+def _write_rows(ds: Dataset, options: dict, names: dict, dest: Path) -> None:
+    """The source's rows of the written images, every column kept, file names made relative to the proxy (no
+    folder or suff needed), and the split as a boolean is_valid column where the source's split was drawn."""
+    df = sources._read_table(ds.path)
+    opts = {**{k: "" for k in sources.CSV_OPTIONS}, **options}
+    cols = sources.columns(ds.path, opts)
+    files = sources.csv_files(ds.path, df, {**opts, **cols})
+    val = set(ds.files["val"])
+    rows = [i for i, f in enumerate(files) if f in names]
+    out = df.iloc[rows].copy()
+    out[cols["fn_col"]] = [names[files[i]] for i in rows]
+    if not cols["valid_col"]:
+        out[sources.VALID_COL] = [files[i] in val for i in rows]
+    out.to_csv(dest, index=False)
 
 
 def _resized_copy(src: Path, out: Path, size: int) -> None:
@@ -83,3 +143,4 @@ def _resized_copy(src: Path, out: Path, size: int) -> None:
         scale = size / min(w, h)
         im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
         im.save(out, quality=90) if out.suffix.lower() in (".jpg", ".jpeg") else im.save(out)
+

@@ -40,9 +40,19 @@ class Recipe:
     """One named training experiment. Defaults are the Imagenette baseline of fastbook chapter 7."""
     name: str = "baseline"
     parent: str = ""                 # the recipe this one is compared with ("" = baseline); metadata, not config
-    dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`) or a folder path
-    valid_pct: float = 0.2           # a folder of class folders without a split of its own: this share of each
-    split_seed: int = 0              #   class validates, drawn once at load by a generator of its own (this seed)
+    dataset: str = "imagenette-160"  # a dataset name (see `toolkit data list`), a folder or a CSV file
+    # How the dataset is read (toolkit/data/sources.py); each does nothing, and is recorded at its default, where
+    # it does not apply.
+    valid_pct: float = 0.2           # no split of its own: this share of each class validates, drawn once at load
+    split_seed: int = 0              #   by a generator of its own, with this seed
+    fn_col: str = ""                 # CSV: the column of file names ("" = the first; a name, or a position)
+    label_col: str = ""              # CSV: the column of labels ("" = the second)
+    valid_col: str = ""              # CSV: a boolean column, True = validation ("" = is_valid if there, else valid_pct)
+    folder: str = ""                 # CSV: file names are relative to this folder (relative to the CSV's own)
+    suff: str = ""                   # CSV: appended to each file name
+    label_delim: str = ""            # CSV: a label holding this is several labels: refused, with a clear error
+    label_re: str = ""               # folder: labels from file names, the expression's first group (from_name_re)
+    dataset_hash: str = ""           # CSV: its content hash, recorded when a run is planned (not set by hand)
     arch: str = "xresnet50"          # fastai xresnet name, squeezenet, or "timm:NAME" for any timm model
     weights: str = ""                # "" random init | "timm" timm's pretrained weights | path of a checkpoint
     size: int | None = None          # px of the training batches; None = the dataset's default (224 on Imagenette, as in the book)

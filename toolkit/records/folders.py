@@ -2,7 +2,8 @@
 
     RESULTS/runs/<time>-<name>-<dataset>-s<seed>-<id>/
         recipe.json     the resolved recipe and RUN_INFO: its config_id, context, what `auto` meant, what its row
-                        means (label, role, reference), the dataset's identity and path, stage plan and pack
+                        means (label, role, reference), the dataset's identity, path and source (how it was
+                        read and split; what a proxy was made from), stage plan and pack
         env.json        versions, device, threads, the toolkit's commit (toolkit/records/artifacts.py)
         epochs.csv      one row per finished epoch, flushed at once
         metrics.json    final metrics
@@ -29,8 +30,8 @@ from ..recipes.recipe import LEGACY, Recipe, config_id
 from .artifacts import CHECKPOINT, environment
 
 # What a run's recipe.json holds besides the recipe's fields, in this version and every older one.
-RUN_INFO = ("config_id", "context", "auto", "meaning", "dataset_id", "dataset_path", "stage_plan", "skipped_files",
-            "pack")
+RUN_INFO = ("config_id", "context", "auto", "meaning", "dataset_id", "dataset_path", "dataset_source", "stage_plan",
+            "skipped_files", "pack")
 
 
 def new_run_name(results: str | Path, recipe: Recipe) -> Path:
@@ -63,7 +64,8 @@ def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int 
     planned and what its row means), env.json, status running."""
     info = {"config_id": config_id(recipe), "context": context, "auto": auto or dict(LEGACY), "meaning": meaning or {}}
     if data is not None:
-        info.update(dataset_id=data.ds.fingerprint, dataset_path=str(data.ds.path), stage_plan=data.plan,
+        info.update(dataset_id=data.ds.fingerprint, dataset_path=str(data.ds.path), dataset_source=data.ds.describe(),
+                    stage_plan=data.plan,
                     skipped_files=list(data.ds.bad_files), pack=str(data.pack.path) if data.pack else None)
     write_json(run_dir / "recipe.json", {**recipe.to_dict(), **info})
     write_json(run_dir / "env.json", environment())

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..data.datasets import canonical_name, load
+from ..data.datasets import canonical_name, of_recipe
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
 from ..recipes.recipe import LEGACY, Recipe, apply_overrides, config_id, format_value, label, pairs, stage_plan
@@ -44,11 +44,22 @@ def context_of(overrides: dict | list | None = None, **settings) -> dict:
     """The context as recorded: {key: value as text}, checked against the recipe's fields, dataset canonical."""
     given = pairs(overrides)
     given.update({k: v for k, v in settings.items() if v is not None})
+    if type(given.get("dataset")).__name__ == "DataFrame":   # from Python: read from a file named by its content
+        given.update(dataset_frame(given["dataset"], given.get("folder", "")))
     apply_overrides(Recipe(), given)  # unknown keys and bad values fail here, before anything runs
     out = {k: str(v) for k, v in sorted(given.items())}
     if "dataset" in out:
         out["dataset"] = canonical_name(out["dataset"])
     return out
+
+
+def dataset_frame(df, folder: str = "") -> dict:
+    """A DataFrame of file names and labels as context: written to a content-hashed CSV (so a Ray worker, `resume`
+    and `--config` read the same data from the recipe alone), its relative file names read from `folder` (relative
+    to the working folder; default: the working folder itself), made absolute."""
+    from ..data.datasets import toolkit_home
+    from ..data.sources import table_file
+    return {"dataset": table_file(df, toolkit_home()), "folder": str(Path(folder or ".").resolve())}
 
 
 def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
@@ -138,7 +149,10 @@ def check(jobs: list[Job]) -> dict:
         check_arch(job.recipe.arch)
         check_weights(job.recipe.arch, job.recipe.weights)
         stage_plan(job.recipe, job.recipe.size)
-    loaded = {key: load(*key) for key in dict.fromkeys(data_key(j.recipe) for j in jobs)}
+    loaded = {}
+    for job in jobs:
+        if data_key(job.recipe) not in loaded:
+            loaded[data_key(job.recipe)] = of_recipe(job.recipe)
     for job in jobs:
         check_batches(job.recipe, loaded[data_key(job.recipe)])
         check_evaluations(job.recipe, loaded[data_key(job.recipe)])

@@ -20,7 +20,7 @@ from fastai.torch_core import set_seed
 
 from .. import display
 from ..atomic import write_atomic
-from ..data.datasets import with_size
+from ..data.datasets import with_dataset
 from ..data.pipeline import RunData, check_batches, dataloaders, prepare
 from ..recipes.recipe import Recipe
 from . import checkpoint, precision, schedule
@@ -68,7 +68,7 @@ def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = No
     weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too. `on_epoch(row)`: called with each
     epoch's row once it is logged (what a tracker gets; see toolkit/sweep/track.py).
     """
-    recipe = precision.decide(with_size(recipe))
+    recipe = precision.decide(with_dataset(recipe))
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
     mode = display.choose(progress)

@@ -15,10 +15,10 @@ from . import precision
 
 
 def resolve_recipe(recipe: Recipe, context: dict, against: str | None = None, auto: dict | None = None) -> Recipe:
-    """A recipe as it will run: its dataset and size (`datasets.with_size`), its precision and memory format
+    """A recipe as it will run: its dataset and size (`datasets.with_dataset`), its precision and memory format
     (`precision.decide`: `auto`, or this device's choice), then, under budget=pixels, the pixels per image its
     reference spends at its own epochs (`budget_pixels`), which the stage plan then spends."""
-    r = precision.decide(datasets.with_size(recipe), auto)
+    r = precision.decide(datasets.with_dataset(recipe), auto)
     if r.budget == "pixels" and not r.budget_pixels:
         ref = _nominal(registry.reference_name(r, against), json.dumps(context, sort_keys=True))
         r = replace(r, budget_pixels=plan_pixels(epoch_plan(ref, ref.size)))
@@ -41,4 +41,4 @@ def _reference(name: str, context_json: str, against: str | None, auto_json: str
 @functools.lru_cache(maxsize=None)
 def _nominal(name: str, context_json: str) -> Recipe:
     """The registered recipe `name` under a context, at its own epochs: what a pixel budget is taken from."""
-    return datasets.with_size(apply_overrides(registry.get(name), json.loads(context_json)))
+    return datasets.with_dataset(apply_overrides(registry.get(name), json.loads(context_json)))
