@@ -28,7 +28,7 @@ _FACE = {
     "run": "toolkit.api", "compare": "toolkit.api", "dls": "toolkit.api", "learner": "toolkit.api",
     "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api", "show": "toolkit.api",
     "export": "toolkit.api", "resume": "toolkit.api", "runs": "toolkit.api", "rebuild_table": "toolkit.api",
-    "Options": "toolkit.sweep.options",
+    "Options": "toolkit.sweep.options", "data_show": "toolkit.api", "data_check": "toolkit.api",
 }
 __all__ = sorted(_FACE)
 

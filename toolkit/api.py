@@ -118,6 +118,28 @@ def noise(name: str, /, k: int | None = None, effect: float | None = None, margi
                    out=out, log=log)
 
 
+def data_show(dataset, **options):
+    """What the toolkit resolves for a dataset (a name, folder, CSV or DataFrame) read with `options` (the dataset
+    options, e.g. `label_col="noisy_labels_25"`): its source, how labels and split were decided, what a proxy came
+    from, its classes and images per class and split; what `toolkit data show` prints. Shown as markdown."""
+    from .data import audit
+    return audit.show(_dataset(dataset, options))
+
+
+def data_check(dataset, **options):
+    """Whether a dataset is sound before anything is compared on it: images per class and split with the imbalance,
+    classes missing from a split, unreadable files, exact and near duplicates within and across splits, sizes and
+    modes; `.problems` lists what makes a comparison meaningless. What `toolkit data check` prints."""
+    from .data import audit
+    return audit.check(_dataset(dataset, options))
+
+
+def _dataset(dataset, options: dict):
+    from .data.datasets import load, read_options
+    ctx = context(dataset=dataset, **options)
+    return load(ctx["dataset"], **read_options(ctx["dataset"], {k: v for k, v in ctx.items() if k != "dataset"}))
+
+
 def resolved(name_or_recipe, against: str | None = None, **settings):
     """A recipe (a registered name or a Recipe) with `settings` applied, resolved as a sweep resolves it: its dataset
     and size, and under budget=pixels the pixels its reference spends."""

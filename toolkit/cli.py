@@ -160,6 +160,22 @@ def cmd_data_list(args) -> int:
     return 0
 
 
+def cmd_data_show(args) -> int:
+    print(api.data_show(args.src, **_pairs(args.set)).markdown())
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    report = api.data_check(args.src, **_pairs(args.set))
+    print(report.markdown())
+    return 1 if report.problems else 0
+
+
+def _pairs(items) -> dict:
+    from .recipes.recipe import pairs
+    return pairs(items)
+
+
 def cmd_data_proxy(args) -> int:
     from .data.proxy import make_proxy
     from .data.datasets import read_options
@@ -363,11 +379,21 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def _data_parsers(sub) -> None:
-    p = sub.add_parser("data", help="datasets: list the named ones, build a proxy")
+    p = sub.add_parser("data", help="datasets: list the named ones, show and check one, build a proxy or a pack")
     dsub = p.add_subparsers(dest="data_command", required=True)
     d = dsub.add_parser("list", help="dataset names the toolkit knows")
     d.set_defaults(func=cmd_data_list)
-    d = dsub.add_parser("proxy", help="a small deterministic proxy of a folder dataset")
+    d = dsub.add_parser("show", help="what the toolkit resolves for a dataset: source, labels, split, classes, counts")
+    d.add_argument("src", help=DATASET_HELP)
+    _add_dataset_options(d)
+    d.set_defaults(func=cmd_data_show)
+    d = dsub.add_parser("check", help="is a dataset sound before comparing on it: counts, missing classes, "
+                                      "unreadable files, duplicates within and across splits, sizes; exit 1 when "
+                                      "a comparison on it would be meaningless")
+    d.add_argument("src", help=DATASET_HELP)
+    _add_dataset_options(d)
+    d.set_defaults(func=cmd_data_check)
+    d = dsub.add_parser("proxy", help="a small deterministic proxy of any dataset")
     d.add_argument("src", help=DATASET_HELP)
     d.add_argument("dst", help="new folder to write")
     d.add_argument("--per-class", type=int, required=True, help="training images per class")

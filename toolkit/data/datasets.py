@@ -15,7 +15,7 @@ from pathlib import Path
 from ..atomic import check_folder, write_json
 from ..errors import DatasetError
 from ..recipes.recipe import Recipe, split_checks
-from . import sources
+from . import scan, sources
 from .sources import SPLITS, image_exts
 
 # Datasets fetched by fastai's untar_data: (name of the fastai URLs attribute, default training size in px).
@@ -71,6 +71,7 @@ class Dataset:
     fingerprint: str = ""
     split: str = ""                     # how the split was decided, in words
     read: str = ""                      # how files and labels were read, when not from class folders
+    scan_key: str = ""                  # what its decode pass is cached under (`scanned`)
 
     @property
     def root(self) -> Path:
@@ -169,7 +170,8 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
     listing = sources.read(path, options)
     files, labels = listing.files, listing.labels
     fp = fingerprint(root, files, labels, sources.rule(listing.read, listing.split), labelled=bool(listing.read))
-    bad = set(check_images(root, files, fp))
+    key = listing_key(root, files)
+    bad = {rel for rel, info in scanned(root, files, key).items() if "error" in info}
     if bad:
         shown = "\n  ".join(sorted(bad)[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         warnings.warn(f"Skipping {len(bad)} unreadable or truncated image file(s) in {path} "
@@ -183,7 +185,7 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
         _native_size(path, files["train"])
     return Dataset(name=spec, path=path, files=files, labels=labels, classes=tuple(sorted(set(labels["train"]))),
                    default_size=size, aug=aug, bad_files=tuple(sorted(bad)), fingerprint=fp, split=listing.split,
-                   read=listing.read)
+                   read=listing.read, scan_key=key)
 
 
 def _folder(spec: str) -> Path:
@@ -316,33 +318,32 @@ def cache_json(kind: str, key: str, compute):
     return value
 
 
-def check_images(path: Path, files: dict, fp: str) -> list[str]:
-    """Relative paths of files PIL cannot decode, found once per source listing (fastai's verify_images) and cached."""
+def listing_key(root: Path, files: dict) -> str:
+    """A hash of the files alone (relative path, size, mtime; not their labels or split): what a scan is keyed by,
+    so that two label columns of one CSV, or two splits of one folder, share it."""
+    h = hashlib.sha1(f"scan{scan.VERSION}".encode())
+    for f in sorted(set(f for s in SPLITS for f in files[s])):
+        st = f.stat()
+        h.update(f"{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def scanned(root: Path, files: dict, key: str) -> dict:
+    """{relative path: what the decode pass found} for every file (toolkit/data/scan.py), once per listing, cached."""
     def compute():
-        from fastai.vision.utils import verify_images
-        all_files = list(dict.fromkeys(f for s in SPLITS for f in files[s]))
-        bad_idx = verify_images(all_files)
-        return sorted(os.path.relpath(f, path) for f in bad_idx)
-    return cache_json("checks", fp, compute)
+        unique = sorted(set(f for s in SPLITS for f in files[s]))
+        return {os.path.relpath(f, root): info for f, info in zip(unique, scan.scan_files(unique))}
+    return cache_json("scans", key, compute)
 
 
 def source_side(ds: Dataset) -> int:
     """The largest shorter side among the dataset's images, in px: the most a pack can store without inventing
     pixels (a pack center-crops each image to a square of its shorter side first). For a folder of mixed sizes this
     keeps every pixel of its largest images, and the smaller ones are upsampled as fastai's item Resize would.
-    Read from the image headers once per source listing and cached."""
-    def compute():
-        from PIL import Image
-        side = 0
-        for f in (f for s in SPLITS for f in ds.files[s]):
-            try:
-                with Image.open(f) as im:
-                    side = max(side, min(im.size))
-            except OSError:
-                continue
-        return {"side": side}
-    return int(cache_json("sides", ds.fingerprint or hashlib.sha1(str(ds.path).encode()).hexdigest()[:16],
-                          compute)["side"])
+    Read from the scan of its files."""
+    found = scanned(ds.root, ds.files, ds.scan_key)
+    return max((min(found[ds.relative(f)]["size"]) for s in SPLITS for f in ds.files[s]
+                if "size" in found.get(ds.relative(f), {})), default=0)
 
 
 def _first_class_images(path: Path) -> list[Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import audit
 from ..recipes.recipe import config_id
 from ..records.table import load_table
 from . import track
@@ -43,6 +44,9 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
     jobs = plan(names, context, vary, against, seeds, options.reference)
     todo = triage(jobs, options.results, table, options.rerun, log)
     datasets = check([job for job, _ in todo])
+    for ds in datasets.values():   # what `toolkit data check` would warn of, said once; nothing is refused
+        for line in audit.before_run(ds):
+            log(line)
     tracking = track.open_sweep(options.track, options.results, "-".join(map(_name, names))) \
         if options.track and todo else None
     try:
