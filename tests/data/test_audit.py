@@ -38,6 +38,7 @@ def test_duplicates_across_splits_are_named_and_unreadable_files_counted(planted
     assert f"train/4/{same} (4) = val/4/copy.png (4)" in text or f"val/4/copy.png (4) = train/4/{same} (4)" in text
     assert "resized.jpg" in text and "2 of " in text and "have a copy in training" in text
     assert report.problems == []                                     # worth knowing, not meaningless
+    assert dup.val_with_copy() == 2                                  # each validation image counted once
     assert any("have a copy in training" in line for line in audit.before_run(ds))
 
 

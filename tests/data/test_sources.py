@@ -254,3 +254,45 @@ def test_a_proxy_of_a_csv_is_sampled_by_row_and_says_what_it_came_from(csv_sourc
     assert k["classes"] == 4
     with pytest.raises(DatasetError, match=r"--classes: 'eleven' are not classes of"):
         make_proxy(str(csv_source), tmp_path / "x", per_class=2, size=16, progress="none", classes="1,eleven")
+
+
+def test_names_are_read_as_written_each_image_has_one_row_and_a_proxy_keeps_every_image_apart(csv_source, tmp_path):
+    import pandas as pd
+    from toolkit.data.proxy import make_proxy
+    imgs, meta = tmp_path / "imgs", tmp_path / "meta"
+    meta.mkdir()
+    rows = []
+    for d in sorted(p for p in (csv_source.parent / "train").iterdir() if p.is_dir())[:6]:
+        (imgs / d.name).mkdir(parents=True)
+        for k, f in enumerate(sorted(d.iterdir())[:2]):                     # 0000.png, 0001.png in each class
+            shutil.copy(f, imgs / d.name / f"{k:04d}.png")
+            rows.append({"fn": f"{d.name}/{k:04d}", "label": f"0{d.name}", "is_valid": k})
+    pd.DataFrame(rows).to_csv(meta / "ids.csv", index=False)
+    ds = data.load(meta / "ids.csv", folder="../imgs", suff=".png")          # 0000 stays 0000, 01 stays 01
+    assert all(c.startswith("0") for c in ds.classes)
+    proxy = make_proxy(str(meta / "ids.csv"), tmp_path / "p", per_class=1, size=16, progress="none",
+                       folder="../imgs", suff=".png")
+    written = pd.read_csv(proxy["path"], dtype=str)
+    assert written["fn"].is_unique and len(written) == proxy["train"] + proxy["val"]   # no image written over another
+    pd.DataFrame(rows + rows[:1]).to_csv(meta / "twice.csv", index=False)
+    with pytest.raises(DatasetError, match=r"appear in more than one row \(data rows 1 and 13"):
+        data.load(meta / "twice.csv", folder="../imgs", suff=".png")
+
+
+def test_a_recorded_content_hash_is_kept_and_an_unreadable_file_cannot_leave_a_class_only_in_validation(
+        csv_source, tmp_path):
+    recipe = data.with_dataset(Recipe(dataset=str(csv_source), size=16, dataset_hash="000000000000"))
+    assert recipe.dataset_hash == "000000000000"                       # not quietly replaced by today's
+    with pytest.raises(DatasetError, match="has changed since this run was planned"):
+        data.of_recipe(recipe)
+    root = tmp_path / "rare"
+    for split, name in (("train", "r0.png"), ("val", "rv.png")):
+        (root / split / "rare").mkdir(parents=True)
+        shutil.copy(next((csv_source.parent / split / "1").iterdir()), root / split / "rare" / name)
+    for d in ("2", "3"):
+        shutil.copytree(csv_source.parent / "train" / d, root / "train" / d)
+        shutil.copytree(csv_source.parent / "val" / d, root / "val" / d)
+    (root / "train" / "rare" / "r0.png").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="Skipping 1 unreadable"), \
+            pytest.raises(DatasetError, match=r"classes in validation \(its readable images\) that training .* \(rare\)"):
+        data.load(root)

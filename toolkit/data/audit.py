@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .datasets import SPLITS, Dataset, readable, scanned
+from .datasets import SPLITS, Dataset, cache_json, readable, scan_of
 
 SHOWN = 5   # duplicates and files named in full; the rest counted
 
@@ -77,8 +77,8 @@ class Duplicates:
         return [g for g in self.exact + self.near if {s for s, _, _ in g} == set(SPLITS)]
 
     def val_with_copy(self) -> int:
-        """Validation images with a copy in training."""
-        return sum(1 for g in self.across() for s, _, _ in g if s == "val")
+        """Validation images with a copy in training (each counted once, in however many groups)."""
+        return len({rel for g in self.across() for s, rel, _ in g if s == "val"})
 
 
 NEAR_BITS = 7     # near duplicates: difference hashes at most this many of 256 bits apart (8 bands: one equal),
@@ -87,31 +87,38 @@ NEAR_GREY = 2.0   #   and thumbnails at most this many grey levels apart on aver
 
 
 def duplicates(ds: Dataset) -> Duplicates:
-    found = scanned(ds.root, ds.files, ds.scan_key)
+    found = scan_of(ds)
     items = [(s, ds.relative(f), c) for s in SPLITS for f, c in ds.items(s) if "bytes" in found.get(ds.relative(f), {})]
     by_bytes = defaultdict(list)
     for item in items:
         by_bytes[found[item[1]]["bytes"]].append(item)
     exact = [g for g in by_bytes.values() if len(g) > 1]
-    firsts = [g[0] for g in by_bytes.values()]   # one file per content: near duplicates are other bytes
-    groups = _near_groups([found[rel]["pixels"] for _, rel, _ in firsts], [found[rel]["thumb"] for _, rel, _ in firsts])
-    near = [[x for i in g for x in by_bytes[found[firsts[i][1]]["bytes"]]] for g in groups]
+    contents = sorted(by_bytes)   # one entry per content: near duplicates are other bytes
+    groups = cache_json("duplicates", f"{ds.scan_key}-{NEAR_BITS}-{NEAR_GREY:g}-{len(contents)}", lambda: _near_groups(
+        [found[by_bytes[b][0][1]]["pixels"] for b in contents], [found[by_bytes[b][0][1]]["thumb"] for b in contents]))
+    near = [[x for i in g for x in by_bytes[contents[i]]] for g in groups]
     return Duplicates(exact, near)
 
 
 def _near_groups(hashes: list[str], thumbs: list[str]) -> list[list[int]]:
-    """Indices of near-identical pictures, grouped: candidates share one of 8 bands of their hash (any two within
-    NEAR_BITS bits do), then both tests are made on each candidate pair."""
+    """Indices of near-identical pictures, grouped (a group links pictures each near another in it): candidates
+    share one of 8 bands of their hash (any two within NEAR_BITS bits do), then both tests are made on each
+    candidate pair. A flat band (all bits 0 or 1: a uniform border) makes no candidates, and a flat thumbnail
+    (one grey level) is no picture to match: without that, a dataset of dark-bordered images would compare
+    nearly every pair."""
     import numpy as np
     if len(hashes) < 2:
         return []
     bits = np.unpackbits(np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in hashes]), axis=1)
     grey = np.array([np.frombuffer(bytes.fromhex(t), np.uint8) for t in thumbs], dtype=np.int16)
-    band = bits.shape[1] // 8
+    flat = grey.min(axis=1) == grey.max(axis=1)
+    width = bits.shape[1] // 8
     buckets = defaultdict(list)
-    for i, h in enumerate(hashes):
+    for i in np.flatnonzero(~flat):
         for b in range(8):
-            buckets[(b, h[b * band // 4:(b + 1) * band // 4])].append(i)
+            band = bits[i, b * width:(b + 1) * width]
+            if band.any() and not band.all():
+                buckets[(b, band.tobytes())].append(i)
     parent = list(range(len(hashes)))
 
     def root(i):
@@ -120,11 +127,13 @@ def _near_groups(hashes: list[str], thumbs: list[str]) -> list[list[int]]:
             i = parent[i]
         return i
     for members in buckets.values():
-        for k, i in enumerate(members):
-            for j in members[k + 1:]:
-                if root(i) != root(j) and (bits[i] != bits[j]).sum() <= NEAR_BITS \
-                        and np.abs(grey[i] - grey[j]).mean() <= NEAR_GREY:
-                    parent[root(j)] = root(i)
+        members = np.array(members)
+        for k in range(len(members) - 1):   # one member against the rest of its bucket, in numpy
+            rest = members[k + 1:]
+            close = ((bits[rest] != bits[members[k]]).sum(axis=1) <= NEAR_BITS) \
+                & (np.abs(grey[rest] - grey[members[k]]).mean(axis=1) <= NEAR_GREY)
+            for j in rest[close]:
+                parent[root(int(j))] = root(int(members[k]))
     out = defaultdict(list)
     for i in range(len(hashes)):
         out[root(i)].append(i)
@@ -143,7 +152,7 @@ def missing(ds: Dataset) -> list[str]:
 def check(ds: Dataset) -> DataReport:
     """Images per class and split with the imbalance, classes missing from a split, unreadable files, exact and
     near duplicates within and across splits, image sizes and modes; and what makes a comparison meaningless."""
-    found = scanned(ds.root, ds.files, ds.scan_key)
+    found = scan_of(ds)
     parts = ["\n".join(_about(ds)), counts(ds).to_markdown(index=False)]
     problems = []
     findings = []

@@ -171,7 +171,7 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
     files, labels = listing.files, listing.labels
     fp = fingerprint(root, files, labels, sources.rule(listing.read, listing.split), labelled=bool(listing.read))
     key = listing_key(root, files)
-    bad = {rel for rel, info in scanned(root, files, key).items() if "error" in info}
+    bad = {rel for rel, info in scanned(root, all_files(files), key).items() if "error" in info}
     if bad:
         shown = "\n  ".join(sorted(bad)[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         warnings.warn(f"Skipping {len(bad)} unreadable or truncated image file(s) in {path} "
@@ -180,9 +180,9 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
         keep = {s: [os.path.relpath(f, root) not in bad for f in files[s]] for s in SPLITS}
         files = {s: tuple(f for f, k in zip(files[s], keep[s]) if k) for s in SPLITS}
         labels = {s: tuple(c for c, k in zip(labels[s], keep[s]) if k) for s in SPLITS}
-        sources.check_splits(path, files, labels)
-    size = DOWNLOADS[spec][1] if spec in DOWNLOADS else EMBEDDED[spec] if spec in EMBEDDED else \
-        _native_size(path, files["train"])
+        sources.check_listing(path, files, labels, {"train": "training (its readable images)",
+                                                    "val": "validation (its readable images)"})
+    size = default_size(spec, options)
     return Dataset(name=spec, path=path, files=files, labels=labels, classes=tuple(sorted(set(labels["train"]))),
                    default_size=size, aug=aug, bad_files=tuple(sorted(bad)), fingerprint=fp, split=listing.split,
                    read=listing.read, scan_key=key)
@@ -322,18 +322,27 @@ def listing_key(root: Path, files: dict) -> str:
     """A hash of the files alone (relative path, size, mtime; not their labels or split): what a scan is keyed by,
     so that two label columns of one CSV, or two splits of one folder, share it."""
     h = hashlib.sha1(f"scan{scan.VERSION}".encode())
-    for f in sorted(set(f for s in SPLITS for f in files[s])):
+    for f in all_files(files):
         st = f.stat()
         h.update(f"{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
-def scanned(root: Path, files: dict, key: str) -> dict:
-    """{relative path: what the decode pass found} for every file (toolkit/data/scan.py), once per listing, cached."""
-    def compute():
-        unique = sorted(set(f for s in SPLITS for f in files[s]))
-        return {os.path.relpath(f, root): info for f, info in zip(unique, scan.scan_files(unique))}
-    return cache_json("scans", key, compute)
+def all_files(files: dict) -> list[Path]:
+    """Every file of a listing once, sorted."""
+    return sorted(set(f for s in SPLITS for f in files[s]))
+
+
+def scanned(root: Path, files: list[Path], key: str) -> dict:
+    """{relative path: what the decode pass found} for `files` (toolkit/data/scan.py), once per listing, cached
+    under `key` (`listing_key` of those very files)."""
+    return cache_json("scans", key, lambda: {os.path.relpath(f, root): info
+                                             for f, info in zip(files, scan.scan_files(files))})
+
+
+def scan_of(ds: Dataset) -> dict:
+    """The decode pass of a dataset's files, the unreadable ones too (as its key was made when it was loaded)."""
+    return scanned(ds.root, sorted(set(all_files(ds.files)) | {ds.root / b for b in ds.bad_files}), ds.scan_key)
 
 
 def source_side(ds: Dataset) -> int:
@@ -341,21 +350,19 @@ def source_side(ds: Dataset) -> int:
     pixels (a pack center-crops each image to a square of its shorter side first). For a folder of mixed sizes this
     keeps every pixel of its largest images, and the smaller ones are upsampled as fastai's item Resize would.
     Read from the scan of its files."""
-    found = scanned(ds.root, ds.files, ds.scan_key)
+    found = scan_of(ds)
     return max((min(found[ds.relative(f)]["size"]) for s in SPLITS for f in ds.files[s]
                 if "size" in found.get(ds.relative(f), {})), default=0)
 
 
-def _first_class_images(path: Path) -> list[Path]:
-    """The images of the first class folder (of train/, or of the folder itself): enough for a default size."""
+def _first_class_images(path: Path):
+    """The images of the class folders (of train/, or of the folder itself), in order: the first readable one
+    gives the default size."""
     exts = image_exts()
     train = Path(path) / "train" if (Path(path) / "train").is_dir() else Path(path)   # or class folders alone
     for d in sorted(p for p in train.iterdir() if p.is_dir()):
-        imgs = sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file())
-        if imgs:
-            return imgs
-    sources.read(path, sources.default_options())  # raises the clear layout error
-    return []
+        yield from sorted(p for p in d.iterdir() if p.suffix.lower() in exts and p.is_file())
+    sources.read(path, sources.default_options())  # no image at all: raises the clear layout error
 
 
 def _native_size(path: Path, files) -> int:

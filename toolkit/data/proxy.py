@@ -41,8 +41,9 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     kept = _classes(ds, classes, rng)
     chosen = _choose(ds, per_class, rng, kept)  # unreadable images: skipped in load
     table = sources.is_table(ds.path)
-    todo = [(split, f, _written_name(ds, f, i) if table else f"{split}/{label}/{f.name}")
-            for label, per in chosen.items() for split in SPLITS for i, f in enumerate(per[split])]
+    picked = [(split, label, f) for label, per in chosen.items() for split in SPLITS for f in per[split]]
+    todo = [(split, f, _written_name(ds, f, k) if table else f"{split}/{label}/{f.name}")
+            for k, (split, label, f) in enumerate(picked)]
     skipped, written, names = [], {s: 0 for s in SPLITS}, {}
     with atomic_dir(dst) as tmp:
         if not ds.flips:   # a proxy of digits is digits still: mirroring changes its classes
@@ -55,7 +56,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
                 _resized_copy(f, out, size)
                 written[split] += 1
                 names[f] = name
-            except OSError as e:
+            except (OSError, ValueError) as e:   # PIL: unreadable, or no format known for the name's suffix
                 skipped.append(f"{f} ({e})")
         if mode == "lines":
             for split in SPLITS:
@@ -111,10 +112,11 @@ def _choose(ds: Dataset, per_class: int, rng: random.Random, kept: list[str]) ->
     return chosen
 
 
-def _written_name(ds: Dataset, f: Path, i: int) -> str:
-    """Where a CSV proxy keeps an image: at its path relative to the source's folder, or under images/."""
+def _written_name(ds: Dataset, f: Path, k: int) -> str:
+    """Where a CSV proxy keeps an image: at its path relative to the source's folder, or, for one outside it,
+    under images/ with its place among the proxy's images in its name (so that no two share one)."""
     rel = ds.relative(f)
-    return rel if not rel.startswith("..") else f"images/{i}-{f.name}"
+    return rel if not rel.startswith("..") else f"images/{k}-{f.name}"
 
 
 def _write_rows(ds: Dataset, options: dict, names: dict, dest: Path) -> None:

@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 
 HASH = 16          # 16 x 16 = 256 bits, and a 16 x 16 thumbnail
-VERSION = 1        # bump when what a scan holds changes: older cached scans are then computed again
+VERSION = 2        # bump when what a scan holds changes: older cached scans are then computed again
 
 
 def scan_file(path: str | Path) -> dict:
@@ -43,6 +43,10 @@ def pixel_hash(im) -> tuple[str, str]:
     """(the difference hash, the grey thumbnail) of a PIL image, as hex."""
     import numpy as np
     from PIL import Image
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):   # deeper than 8 bits: convert("L") would clip to white
+        a = np.asarray(im, dtype=np.float64)
+        span = float(a.max() - a.min()) or 1.0
+        im = Image.fromarray(((a - a.min()) * (255 / span)).astype(np.uint8))
     grey = im.convert("L")
     wide = np.asarray(grey.resize((HASH + 1, HASH), Image.BILINEAR), dtype=np.int16)
     thumb = np.asarray(grey.resize((HASH, HASH), Image.BILINEAR), dtype=np.uint8)

@@ -110,7 +110,8 @@ def resolve(recipe, name: str, fixed: dict | None = None) -> dict:
         keep = DRAWN if fixed.get("drawn") else ()
     elif is_table(name):
         cols = columns(Path(name), given)
-        given.update(cols, dataset_hash=file_hash(Path(name)))
+        given.update(cols, dataset_hash=given["dataset_hash"] or file_hash(Path(name)))   # a recorded one is kept:
+        # reading checks it against the file (toolkit/data/datasets.py `load`)
         keep = CSV_OPTIONS + (() if cols["valid_col"] else DRAWN)
     else:
         keep = ("label_re",) + (() if val_folder(Path(name)) else DRAWN)
@@ -120,8 +121,8 @@ def resolve(recipe, name: str, fixed: dict | None = None) -> dict:
 def _read_table(path: Path, nrows: int | None = None):
     import pandas as pd
     try:
-        return pd.read_csv(path, sep="\t" if str(path).lower().endswith(".tsv") else ",", nrows=nrows,
-                           keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, sep="\t" if str(path).lower().endswith(".tsv") else ",", nrows=nrows, dtype=str,
+                           keep_default_na=False, na_values=[""])   # text as written: ids 0001, labels 01
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise DatasetError(f"Dataset {path} cannot be read as a CSV of file names and labels ({type(e).__name__}: "
                            f"{e}).") from None
@@ -250,6 +251,15 @@ def _read_csv(path: Path, options: dict) -> Listing:
         raise DatasetError(f"{where}: column {fn_col!r} is empty in data row {int(names.isna().values.argmax()) + 1}.")
     files = csv_files(path, df, {**options, **cols})
     root, folder, suff = files_root(path, options), options.get("folder") or "", options.get("suff") or ""
+    seen, repeated = {}, []
+    for i, f in enumerate(files):
+        if f in seen:
+            repeated.append((seen[f], i))
+        seen.setdefault(f, i)
+    if repeated:
+        (a, b), n = repeated[0], len(repeated)
+        raise DatasetError(f"{where}: {n:,} file(s) appear in more than one row (data rows {a + 1} and {b + 1} both "
+                           f"name {files[a]}). Give each image one row, with one label and one split.")
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise DatasetError(f"{where}: {len(missing):,} of {len(files):,} file name(s) in column {fn_col!r} name no "
@@ -284,8 +294,8 @@ def files_root(path: Path, options: dict) -> Path:
 def csv_files(path: Path, df, options: dict) -> list[Path]:
     """Each row's image file: its name in `fn_col` with `suff`, relative to `files_root` unless absolute."""
     root, suff = files_root(path, options), options.get("suff") or ""
-    return [Path(f"{n}{suff}") if os.path.isabs(str(n)) else (root / f"{n}{suff}").resolve()
-            for n in df[options["fn_col"]].astype(str)]
+    return [Path(os.path.abspath(f"{n}{suff}" if os.path.isabs(str(n)) else root / f"{n}{suff}"))
+            for n in df[options["fn_col"]].astype(str)]   # links kept as links, as a folder's files are
 
 
 def _booleans(column, where: str, name: str) -> list[bool]:
@@ -332,8 +342,15 @@ def _split(path: Path, per_class: dict, valid_pct: float, split_seed: int) -> di
 
 
 def _check(path: Path, listing: Listing, train_name: str, val_name: str) -> None:
-    check_splits(path, listing.files, listing.labels, {"train": train_name, "val": val_name})
-    extra = sorted(set(listing.labels["val"]) - set(listing.labels["train"]))
+    check_listing(path, listing.files, listing.labels, {"train": train_name, "val": val_name})
+
+
+def check_listing(path: Path, files: dict, labels: dict, names: dict | None = None) -> None:
+    """Both splits hold images, training at least two classes, and validation no class that training lacks."""
+    names = names or {"train": "the training split", "val": "the validation split"}
+    train_name, val_name = names["train"], names["val"]
+    check_splits(path, files, labels, names)
+    extra = sorted(set(labels["val"]) - set(labels["train"]))
     if extra:
         raise DatasetError(f"Dataset {path}: classes in {val_name} that {train_name} lack "
                            f"({', '.join(extra[:SHOWN * 2])}); a model cannot learn them. Add training images for "

@@ -171,7 +171,7 @@ METADATA = ("name", "parent", "seed", "notes")  # describe a run, never change w
 def _inert(r: Recipe) -> set[str]:
     """Fields whose value cannot change this recipe's training, given its other fields."""
     hows = {st[3] for st in r.stages} if r.stages else {r.schedule}
-    inert = set()
+    inert = {"label_delim"}                          # it only refuses a multi-label column: never changes training
     if r.stages:
         inert |= {"lr", "schedule"}                  # every stage names its own lr and schedule
     if "warmup_exp" not in hows:
