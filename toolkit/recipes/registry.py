@@ -8,6 +8,7 @@ from dataclasses import replace
 from ..errors import RegistryError
 from .recipe import Recipe
 
+NAMED = "experiments"   # the package whose import registers the named experiments (experiments/)
 ROOT = "baseline"  # the reference of every recipe that names no parent
 
 _experiments: dict[str, Recipe] = {}
@@ -15,11 +16,12 @@ _suites: dict[str, tuple[str, ...]] = {}
 
 
 def load_named() -> None:
-    """Register the named experiments (the `experiments` package, where it can be imported), as the launcher does."""
+    """Register the named experiments (the NAMED package, where it can be imported), as the launcher does: a plugin
+    loaded by its name, so the registry depends on no experiment."""
     import importlib
     import importlib.util
-    if importlib.util.find_spec("experiments") is not None:
-        importlib.import_module("experiments")
+    if importlib.util.find_spec(NAMED) is not None:
+        importlib.import_module(NAMED)
 
 
 def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
