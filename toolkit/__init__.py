@@ -29,6 +29,7 @@ _FACE = {
     "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api", "show": "toolkit.api",
     "export": "toolkit.api", "resume": "toolkit.api", "runs": "toolkit.api", "rebuild_table": "toolkit.api",
     "Options": "toolkit.sweep.options", "data_show": "toolkit.api", "data_check": "toolkit.api",
+    "fidelity": "toolkit.api",
 }
 __all__ = sorted(_FACE)
 

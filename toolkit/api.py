@@ -118,6 +118,20 @@ def noise(name: str, /, k: int | None = None, effect: float | None = None, margi
                    out=out, log=log)
 
 
+def fidelity(names, proxy, full, seeds: int | str = 1, out=None, margin: float | None = None,
+             max_seeds: int | None = None, quiet: bool = False, log=print, **settings):
+    """Does the proxy tell the truth? `names` and their references on `proxy` and on `full` under the context in
+    `settings` (`size` required; the sweep's options too, as `run` takes them), each recipe's two verdicts side by
+    side with their agreement, Kendall's tau of the effects with a bootstrap interval over seeds, and the cost of
+    each side; what `toolkit fidelity` does. Written to OUT.md/.csv/.png (default RESULTS/fidelity)."""
+    from .design.fidelity import fidelity as measure
+    from .sweep.options import Options
+    options, ctx = Options.split(settings, quiet)
+    ctx = context(**ctx)
+    return measure(names, context(dataset=proxy)["dataset"], context(dataset=full)["dataset"], ctx, seeds,
+                   options.check(), out, margin, max_seeds, log)
+
+
 def data_show(dataset, **options):
     """What the toolkit resolves for a dataset (a name, folder, CSV or DataFrame) read with `options` (the dataset
     options, e.g. `label_col="noisy_labels_25"`): its source, how labels and split were decided, what a proxy came

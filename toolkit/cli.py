@@ -151,6 +151,19 @@ def cmd_noise(args) -> int:
     return 0
 
 
+def cmd_fidelity(args) -> int:
+    if args.dataset:
+        raise ToolkitError("toolkit fidelity takes its two datasets as --proxy and --full, not --dataset.")
+    report = api.fidelity(args.names, args.proxy, args.full, args.seeds, out=args.out, margin=args.margin,
+                          max_seeds=args.max_seeds, quiet=args.quiet, log=lambda m: print(m, flush=True),
+                          results=args.results, progress=args.progress,
+                          **api.context(args.set, size=args.size, epochs=args.epochs, budget=args.budget))
+    print()
+    print(report.markdown())
+    print(f"\nWritten: {', '.join(map(str, report.written))}")
+    return 0
+
+
 def cmd_data_list(args) -> int:
     from .data.datasets import DOWNLOADS, EMBEDDED
     for name in EMBEDDED:
@@ -309,6 +322,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (default: RESULTS/noise-NAME.md)")
     _add_progress_options(p)
     p.set_defaults(func=cmd_noise)
+
+    p = sub.add_parser("fidelity", help="does the proxy tell the truth: the same recipes on a proxy and on the full "
+                                        "data, their verdicts side by side, agreement, rank correlation, cost")
+    p.add_argument("names", nargs="+", metavar="NAME|PATTERN|SUITE")
+    p.add_argument("--proxy", required=True, help="the proxy: " + DATASET_HELP)
+    p.add_argument("--full", required=True, help="the full data: " + DATASET_HELP)
+    _add_recipe_overrides(p, comparison=False)
+    p.add_argument("--seeds", type=_seeds, default=1, metavar="N|auto", help="seeds per recipe on each side")
+    p.add_argument("--max-seeds", type=int, metavar="K", help=f"with --seeds auto (default {MAX_SEEDS})")
+    _add_margin_option(p)
+    p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--out", help="output prefix (default: RESULTS/fidelity)")
+    _add_progress_options(p)
+    p.set_defaults(func=cmd_fidelity)
 
     _data_parsers(sub)
     _bench_parsers(sub)

@@ -1,0 +1,244 @@
+"""`toolkit fidelity`: does the proxy tell the truth? The same recipes, against the same references, under the same
+context, on a proxy and on the full data; each recipe's two verdicts side by side, whether they agree, how well the
+proxy ranks the effects, and what each side cost.
+
+Both sides are ordinary sweeps: every run lands in the results table, and a run already there is reused.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import stats
+from ..atomic import check_folder, write_atomic
+from ..errors import ToolkitError
+from ..report.compare import check_margin, summarize_and_write
+from ..sweep import execute
+from ..sweep.options import Options
+
+AGREE, CONFLICT, PROXY_ONLY, FULL_ONLY, UNDECIDED = "agree", "conflict", "proxy only", "full only", "undecided"
+COLOURS = {AGREE: "tab:green", CONFLICT: "tab:red", PROXY_ONLY: "tab:orange", FULL_ONLY: "tab:purple",
+           UNDECIDED: "tab:gray"}
+RESAMPLES = 2000   # bootstrap resamples of the rank correlation (scipy.stats.bootstrap, seed 0)
+
+
+def direction(verdict: str) -> str | None:
+    """What a verdict decides: better (within the margin or not), worse, equivalent; None if undecided."""
+    v = str(verdict)
+    if not stats.decided(v):
+        return None
+    return next(d for d in stats.DECIDED if v.startswith(d))
+
+
+def agreement(proxy_verdict: str, full_verdict: str) -> str:
+    """agree: the same decided verdict (`better, within ±M` counts as better); conflict: opposite decided verdicts,
+    or one equivalent and the other better or worse; proxy only / full only: decided on one side; else undecided."""
+    p, f = direction(proxy_verdict), direction(full_verdict)
+    if p and f:
+        return AGREE if p == f else CONFLICT
+    return PROXY_ONLY if p else FULL_ONLY if f else UNDECIDED
+
+
+def rank_correlation(proxy: dict, full: dict, seed: int = 0) -> tuple[float, float, float]:
+    """Kendall's tau between the recipes' mean paired differences on the two sides, with a percentile bootstrap
+    interval over seeds (each recipe's pairs resampled on each side). `proxy`, `full`: {recipe: differences}."""
+    from scipy import stats as sps
+    names = [n for n in proxy if n in full and len(proxy[n]) and len(full[n])]
+    if len(names) < 3:
+        return float("nan"), float("nan"), float("nan")
+    samples = [np.asarray(proxy[n], float) for n in names] + [np.asarray(full[n], float) for n in names]
+    k = len(names)
+
+    def tau(*s):
+        return sps.kendalltau([x.mean() for x in s[:k]], [x.mean() for x in s[k:]]).statistic
+    point = tau(*samples)
+    if all(len(s) < 2 for s in samples):
+        return float(point), float("nan"), float("nan")
+    res = sps.bootstrap(samples, tau, vectorized=False, paired=False, n_resamples=RESAMPLES, method="percentile",
+                        random_state=np.random.default_rng(seed))
+    low, high = res.confidence_interval
+    return float(point), float(low), float(high)
+
+
+@dataclass
+class Fidelity:
+    """One line per recipe (`table`), the summary over recipes (`lines`), and the files written."""
+    table: pd.DataFrame
+    lines: list[str]
+    notes: list[str]
+    written: list[Path] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        shown = self.table[["recipe", "vs", "proxy Δ pts", "proxy Δ 95% CI", "proxy verdict", "full Δ pts",
+                            "full Δ 95% CI", "full verdict", "agreement"]]
+        return "\n\n".join([*(["\n".join(f"- {n}" for n in self.notes)] if self.notes else []),
+                            shown.to_markdown(index=False), "\n".join(f"- {line}" for line in self.lines)])
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+
+def _differences(rows: pd.DataFrame) -> dict:
+    """{recipe name: paired differences (points) with its reference, by seed} from a sweep's rows."""
+    out = {}
+    acc = rows.assign(accuracy=pd.to_numeric(rows["accuracy"], errors="coerce"))
+    for label, part in acc[acc["role"] == "recipe"].groupby("name"):
+        ref_id = part["reference_config_id"].iloc[0]
+        ref = acc[acc["config_id"] == ref_id].groupby("seed")["accuracy"].mean()
+        mine = part.groupby("seed")["accuracy"].mean()
+        common = sorted(set(mine.index) & set(ref.index))
+        out[label] = (mine[common].values - ref[common].values) * 100
+    return out
+
+
+def _side(names, context: dict, seeds, options: Options, out: Path, margin: float, max_seeds, log):
+    """One side's sweep and its comparison (written to OUT.md/.csv/.png)."""
+    design = None
+    if seeds == "auto":
+        from .auto import run_auto
+        done, design = run_auto(names, context, None, None, max_seeds, margin, options, log)
+    else:
+        done = execute.run(names, context, None, None, seeds, options, log)
+    summary, written = summarize_and_write(done.involved, done.table, None, out, margin, design)
+    return done, summary, written
+
+
+def _notes(proxy: str, full: str, context: dict) -> list[str]:
+    """What the report cannot vouch for: classes that differ, a proxy not made from the full data, a proxy whose
+    images are smaller than the recipe's item resize. Classes the full data lacks are refused."""
+    from ..data.datasets import load, source_side
+    from ..recipes.recipe import Recipe
+    p, f = load(proxy), load(full)
+    notes = []
+    extra = sorted(set(p.classes) - set(f.classes))
+    if extra:
+        raise ToolkitError(f"The proxy {proxy} has classes the full data {full} lacks ({', '.join(extra[:5])}): its "
+                           f"verdicts are about other data. Pass a proxy of {full}.")
+    if len(p.classes) < len(f.classes):
+        notes.append(f"The proxy has {len(p.classes)} of the full data's {len(f.classes)} classes: each side is "
+                     f"judged on its own classes.")
+    made_from = (p.describe().get("proxy_of") or {})
+    if made_from.get("fingerprint") != f.fingerprint:
+        notes.append(f"The proxy {proxy} is not recorded as made from {full} (its proxy.json names "
+                     f"{made_from.get('source') or 'nothing'}): the report cannot vouch for how the two relate.")
+    size = int(context["size"])
+    presize = float(context.get("presize", Recipe.presize))
+    need = round(size * presize)
+    if source_side(p) < need <= source_side(f) or source_side(p) < min(need, source_side(f)):
+        notes.append(f"The proxy's images are {source_side(p)} px on their shorter side, smaller than the item "
+                     f"resize (presize x size = {need} px) the full data's {source_side(f)} px serve: the two sides "
+                     f"do not see the same input.")
+    return notes
+
+
+def fidelity(names, proxy: str, full: str, context: dict, seeds: int | str = 1, options: Options = Options(),
+             out=None, margin: float | None = None, max_seeds: int | None = None, log=print) -> Fidelity:
+    """Run (or reuse) `names` and their references on `proxy` and on `full` under `context` (which must give the
+    size), and judge whether the proxy's verdicts hold on the full data. Written to OUT.md, .csv and .png (default
+    RESULTS/fidelity), each side's own comparison to OUT-proxy.* and OUT-full.*."""
+    if not context.get("size"):
+        raise ToolkitError("toolkit fidelity needs --size: the proxy and the full data have different default "
+                           "sizes, and both sides must train at the same one.")
+    margin = check_margin(margin)
+    out = Path(out or check_folder(options.results, "--results") / "fidelity")
+    check_folder(out.parent, "--out")
+    notes = _notes(proxy, full, context)
+    sides = {}
+    for side, dataset in (("proxy", proxy), ("full", full)):
+        log(f"fidelity: the {side} side, {dataset}")
+        done, summary, written = _side(names, {**context, "dataset": dataset}, seeds, options,
+                                       out.with_name(f"{out.name}-{side}"), margin, max_seeds, log)
+        sides[side] = (done, summary.drop_duplicates("name").set_index("name"), written)   # by name: a label
+        # carries the side's own context (a CSV's columns)
+    diffs = {side: _differences(done.involved) for side, (done, _, _) in sides.items()}
+    rows = []
+    for label in sides["proxy"][1].index:
+        p = sides["proxy"][1].loc[label]
+        if label not in sides["full"][1].index or str(p.get("reference_name", "")) in ("", "nan"):
+            continue
+        f = sides["full"][1].loc[label]
+        row = {"recipe": label, "vs": p["reference_name"]}
+        for side, s in (("proxy", p), ("full", f)):
+            row[f"{side} Δ pts"] = f"{s['delta_mean'] * 100:+.1f}" if pd.notna(s.get("delta_mean")) else ""
+            row[f"{side} Δ 95% CI"] = (f"[{s['delta_low'] * 100:+.1f}, {s['delta_high'] * 100:+.1f}]"
+                                       if pd.notna(s.get("delta_low")) else "")
+            row[f"{side} verdict"] = s["delta_verdict"]
+            row[f"{side} pairs"] = s.get("delta_pairs")
+        row["agreement"] = agreement(row["proxy verdict"], row["full verdict"])
+        rows.append(row)
+    if not rows:
+        raise ToolkitError("No recipe was compared with its reference on both sides: give recipes that have a "
+                           "reference (not only `baseline`).")
+    table = pd.DataFrame(rows)
+    tau, low, high = rank_correlation({r: diffs["proxy"].get(r, []) for r in table["recipe"]},
+                                      {r: diffs["full"].get(r, []) for r in table["recipe"]})
+    decided_proxy = table[[direction(v) is not None for v in table["proxy verdict"]]]
+    seconds = {side: pd.to_numeric(done.involved["wall_seconds"], errors="coerce") for side, (done, _, _) in sides.items()}
+    conflicts = table[table["agreement"] == CONFLICT]["recipe"].tolist()
+    lines = ([f"**Conflict:** {', '.join(conflicts)}: the proxy and the full data decide opposite ways."]
+             if conflicts else [])
+    lines += [
+        f"Rank correlation of the effects (Kendall's tau over {len(table)} recipes): {tau:+.2f}"
+        + (f", 95% bootstrap interval over seeds [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
+        + (" (fewer than 3 recipes: none)" if not np.isfinite(tau) else ""),
+        f"Decided proxy verdicts that the full data confirms: {(decided_proxy['agreement'] == AGREE).sum()} of "
+        f"{len(decided_proxy)}",
+        f"Cost: the proxy side {seconds['proxy'].median():.0f} s per run ({seconds['proxy'].sum() / 60:.1f} min in "
+        f"all, {len(seconds['proxy'])} runs); the full side {seconds['full'].median():.0f} s per run "
+        f"({seconds['full'].sum() / 60:.1f} min, {len(seconds['full'])} runs); per run the proxy costs "
+        f"{seconds['proxy'].median() / seconds['full'].median():.2f} of the full data's",
+        f"A handful of recipes proves little about agreement in general: {len(table)} recipe(s) here, so one "
+        f"disagreement more or less moves the share by {100 / max(1, len(table)):.0f} points.",
+    ]
+    result = Fidelity(table, lines, notes)
+    result.written = _write(result, out, {**context, "proxy": proxy, "full": full})
+    return result
+
+
+def _write(result: Fidelity, out: Path, about: dict) -> list[Path]:
+    md = write_atomic(out.with_suffix(".md"), lambda p: Path(p).write_text(
+        f"Fidelity: {json.dumps(about)}\n\n{result.markdown()}\n"))
+    csv = write_atomic(out.with_suffix(".csv"), lambda p: result.table.to_csv(p, index=False))
+    png = write_atomic(out.with_suffix(".png"), lambda p: _figure(result.table, p))
+    return [md, csv, png]
+
+
+def _figure(table: pd.DataFrame, path) -> None:
+    """Proxy Δ against full Δ, each with its interval, the diagonal, the points coloured by agreement."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def num(s):
+        return pd.to_numeric(s, errors="coerce")
+
+    def bounds(col):
+        cells = [str(c).strip("[]").split(",") if str(c).startswith("[") else ["", ""] for c in table[col]]
+        return num(pd.Series([c[0] for c in cells])), num(pd.Series([c[1] for c in cells]))
+    x, y = num(table["proxy Δ pts"]), num(table["full Δ pts"])
+    (xl, xh), (yl, yh) = bounds("proxy Δ 95% CI"), bounds("full Δ 95% CI")
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    lim = np.nanmax(np.abs(np.r_[x, y, xl, xh, yl, yh, 1.0])) * 1.15
+    ax.plot([-lim, lim], [-lim, lim], color="0.6", lw=1, ls="--", label="proxy = full")
+    ax.axhline(0, color="0.85", lw=1)
+    ax.axvline(0, color="0.85", lw=1)
+    for i, r in table.iterrows():
+        c = COLOURS[r["agreement"]]
+        ax.errorbar(x[i], y[i], xerr=[[x[i] - xl[i]] if np.isfinite(xl[i]) else [0], [xh[i] - x[i]] if np.isfinite(xh[i]) else [0]],
+                    yerr=[[y[i] - yl[i]] if np.isfinite(yl[i]) else [0], [yh[i] - y[i]] if np.isfinite(yh[i]) else [0]],
+                    fmt="o", color=c, capsize=3)
+        ax.annotate(f"{r['recipe']} ({r['agreement']})", (x[i], y[i]), textcoords="offset points", xytext=(6, 6),
+                    fontsize=8)
+    for name, c in COLOURS.items():
+        ax.scatter([], [], color=c, label=name)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="Δ accuracy vs reference on the proxy (points, 95% CI)",
+           ylabel="Δ accuracy vs reference on the full data (points, 95% CI)",
+           title="Does the proxy tell the truth?")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
