@@ -76,7 +76,8 @@ class Fidelity:
         shown = self.table[["recipe", "vs", "proxy Δ pts", "proxy Δ 95% CI", "proxy verdict", "full Δ pts",
                             "full Δ 95% CI", "full verdict", "agreement"]]
         return "\n\n".join([*(["\n".join(f"- {n}" for n in self.notes)] if self.notes else []),
-                            shown.to_markdown(index=False), "\n".join(f"- {line}" for line in self.lines)])
+                            shown.to_markdown(index=False, disable_numparse=True),
+                            "\n".join(f"- {line}" for line in self.lines)])
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
