@@ -71,22 +71,14 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...) and its options
     as one `Options` (toolkit/sweep/options.py), or as keywords of the same names."""
     from .atomic import check_folder
-    from .errors import ToolkitError
+    from .design.auto import sweep
     from .report.compare import check_margin, summarize_and_write
-    from .sweep import execute
     from .sweep.options import Options
     options = options or Options.of(quiet, **option_values)
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
-    design = None
-    if seeds == "auto":
-        from .design.auto import run_auto
-        done, design = run_auto(names, context, vary, against, max_seeds, margin, options, log)
-    elif max_seeds is not None:
-        raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
-    else:
-        done = execute.run(names, context, vary, against, seeds, options, log)
+    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log)
     summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design)
     return Comparison(summary, written, done)
 

@@ -16,7 +16,7 @@ from .recipes import registry
 from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, LOOKS, MARGIN, MAX_SEEDS, NOISE_EFFECT,
                        NOISE_K)
 from .data.sources import OPTIONS
-from .recipes.recipe import BUDGETS, Recipe
+from .recipes.recipe import BUDGETS, Recipe, pairs
 from .sweep.track import TRACKERS
 
 
@@ -174,19 +174,14 @@ def cmd_data_list(args) -> int:
 
 
 def cmd_data_show(args) -> int:
-    print(api.data_show(args.src, **_pairs(args.set)).markdown())
+    print(api.data_show(args.src, **pairs(args.set)).markdown())
     return 0
 
 
 def cmd_data_check(args) -> int:
-    report = api.data_check(args.src, **_pairs(args.set))
+    report = api.data_check(args.src, **pairs(args.set))
     print(report.markdown())
     return 1 if report.problems else 0
-
-
-def _pairs(items) -> dict:
-    from .recipes.recipe import pairs
-    return pairs(items)
 
 
 def cmd_data_proxy(args) -> int:

@@ -21,6 +21,17 @@ from ..sweep.plan import recipes_of
 from ..train.resolve import reference_recipe
 
 
+def sweep(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
+          max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(), log=print):
+    """A sweep with `seeds` seeds per row, or as many as each verdict needs (`seeds="auto"`): (what it ran, the
+    design of --seeds auto or None)."""
+    if seeds == "auto":
+        return run_auto(names, context, vary, against, max_seeds, margin, options, log)
+    if max_seeds is not None:
+        raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
+    return execute.run(names, context, vary, against, seeds, options, log), None
+
+
 def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
              margin: float = stats.MARGIN, options: Options = Options(), log=print):
     """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`, with the

@@ -17,8 +17,8 @@ from .. import stats
 from ..atomic import check_folder, write_atomic
 from ..errors import ToolkitError
 from ..report.compare import check_margin, summarize_and_write
-from ..sweep import execute
 from ..sweep.options import Options
+from .auto import sweep
 
 AGREE, CONFLICT, PROXY_ONLY, FULL_ONLY, UNDECIDED = "agree", "conflict", "proxy only", "full only", "undecided"
 COLOURS = {AGREE: "tab:green", CONFLICT: "tab:red", PROXY_ONLY: "tab:orange", FULL_ONLY: "tab:purple",
@@ -98,12 +98,7 @@ def _differences(rows: pd.DataFrame) -> dict:
 
 def _side(names, context: dict, seeds, options: Options, out: Path, margin: float, max_seeds, log):
     """One side's sweep and its comparison (written to OUT.md/.csv/.png)."""
-    design = None
-    if seeds == "auto":
-        from .auto import run_auto
-        done, design = run_auto(names, context, None, None, max_seeds, margin, options, log)
-    else:
-        done = execute.run(names, context, None, None, seeds, options, log)
+    done, design = sweep(names, context, None, None, seeds, max_seeds, margin, options, log)
     summary, written = summarize_and_write(done.involved, done.table, None, out, margin, design)
     return done, summary, written
 
@@ -129,10 +124,11 @@ def _notes(proxy: str, full: str, context: dict) -> list[str]:
     size = int(context["size"])
     presize = float(context.get("presize", Recipe.presize))
     need = round(size * presize)
-    if source_side(p) < need <= source_side(f) or source_side(p) < min(need, source_side(f)):
-        notes.append(f"The proxy's images are {source_side(p)} px on their shorter side, smaller than the item "
-                     f"resize (presize x size = {need} px) the full data's {source_side(f)} px serve: the two sides "
-                     f"do not see the same input.")
+    p_side, f_side = source_side(p), source_side(f)
+    if p_side < min(need, f_side):   # the full data serves more of the item resize than the proxy
+        notes.append(f"The proxy's images are {p_side} px on their shorter side, smaller than the item resize "
+                     f"(presize x size = {need} px) the full data's {f_side} px serve: the two sides do not see "
+                     f"the same input.")
     return notes
 
 
