@@ -182,7 +182,7 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
         labels = {s: tuple(c for c, k in zip(labels[s], keep[s]) if k) for s in SPLITS}
         sources.check_listing(path, files, labels, {"train": "training (its readable images)",
                                                     "val": "validation (its readable images)"})
-    size = default_size(spec, options)
+    size = default_size(spec, options, listing)
     return Dataset(name=spec, path=path, files=files, labels=labels, classes=tuple(sorted(set(labels["train"]))),
                    default_size=size, aug=aug, bad_files=tuple(sorted(bad)), fingerprint=fp, split=listing.split,
                    read=listing.read, scan_key=key)
@@ -225,12 +225,12 @@ def canonical_name(spec: str | os.PathLike) -> str:
     return spec if spec in EMBEDDED or spec in DOWNLOADS else str(_folder(spec))
 
 
-def default_size(spec: str | os.PathLike, options: dict | None = None) -> int:
+def default_size(spec: str | os.PathLike, options: dict | None = None, listing=None) -> int:
     """The training size of a recipe that leaves `size` unset, decided here only.
 
     A named dataset has its own (digits 16 px, Imagenette 224 px as in the book, its 160 px downloads 128 px,
     CIFAR-10 32 px); a folder or a CSV trains at its first training image's shorter side, up to MAX_DEFAULT_SIZE.
-    No download needed.
+    No download needed. `listing`: the dataset's, when it was read already.
     """
     spec = str(spec)
     if spec in EMBEDDED:
@@ -241,7 +241,7 @@ def default_size(spec: str | os.PathLike, options: dict | None = None) -> int:
     options = {**sources.default_options(), **(options or {})}
     if not sources.is_table(path) and not options["label_re"]:
         return _native_size(path, _first_class_images(path))
-    return _native_size(path, sources.read(path, options).files["train"])
+    return _native_size(path, (listing or sources.read(path, options)).files["train"])
 
 
 def with_dataset(recipe):
