@@ -114,14 +114,19 @@ def fidelity(names, proxy, full, seeds: int | str = 1, out=None, margin: float |
              max_seeds: int | None = None, quiet: bool = False, log=print, **settings):
     """Does the proxy tell the truth? `names` and their references on `proxy` and on `full` under the context in
     `settings` (`size` required; the sweep's options too, as `run` takes them), each recipe's two verdicts side by
-    side with their agreement, Kendall's tau of the effects with a bootstrap interval over seeds, and the cost of
-    each side; what `toolkit fidelity` does. Written to OUT.md/.csv/.png (default RESULTS/fidelity)."""
+    side with their agreement, Kendall's tau of the effects with a bootstrap interval over seeds, the cost of each
+    side, and which proxy to use; what `toolkit fidelity` does. `proxy`: a dataset, a description such as
+    "per_class=100,select=easy" (built once from `full`; toolkit/design/proxies.py), or a list of these. Written to
+    OUT.md/.csv/.png (default RESULTS/fidelity)."""
     from .design.fidelity import fidelity as measure
+    from .design.proxies import is_description
     from .sweep.options import Options
     options, ctx = Options.split(settings, quiet)
     ctx = context(**ctx)
-    return measure(names, context(dataset=proxy)["dataset"], context(dataset=full)["dataset"], ctx, seeds,
-                   options.check(), out, margin, max_seeds, log)
+    given = [proxy] if isinstance(proxy, (str, Path)) else list(proxy)
+    proxies = [p if is_description(p) else context(dataset=p)["dataset"] for p in given]
+    return measure(names, proxies, context(dataset=full)["dataset"], ctx, seeds, options.check(), out, margin,
+                   max_seeds, log)
 
 
 def data_show(dataset, **options):

@@ -13,8 +13,9 @@ from . import api
 from . import display
 from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
-from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, LOOKS, MARGIN, MAX_SEEDS, NOISE_EFFECT,
-                       NOISE_K)
+from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, LOOKS, MARGIN, MAX_SEEDS,
+                       NOISE_EFFECT, NOISE_K)
+from .data.proxy import SELECT
 from .data.sources import OPTIONS
 from .recipes.recipe import BUDGETS, Recipe, pairs
 from .sweep.track import TRACKERS
@@ -185,11 +186,12 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_data_proxy(args) -> int:
-    from .data.proxy import make_proxy
     from .data.datasets import read_options
-    info = make_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
-                      progress=display.of(args.quiet, args.progress), classes=args.classes,
-                      **read_options(args.src, args.set))
+    from .design.proxies import make
+    info = make(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
+                progress=display.of(args.quiet, args.progress), classes=args.classes, select=args.select,
+                rank_size=args.rank_size, context=api.context(args.rank_set) if args.rank_set else {},
+                log=lambda m: print(m, flush=True), **read_options(args.src, args.set))
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
@@ -321,7 +323,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fidelity", help="does the proxy tell the truth: the same recipes on a proxy and on the full "
                                         "data, their verdicts side by side, agreement, rank correlation, cost")
     p.add_argument("names", nargs="+", metavar="NAME|PATTERN|SUITE")
-    p.add_argument("--proxy", required=True, help="the proxy: " + DATASET_HELP)
+    p.add_argument("--proxy", required=True, action="append",
+                   help="a proxy (repeatable: proxies compared side by side): " + DATASET_HELP + "; or a rule that "
+                        "fidelity builds once from --full: per_class=N[,size=PX][,select=random|easy][,classes=K]"
+                        "[,seed=S]")
     p.add_argument("--full", required=True, help="the full data: " + DATASET_HELP)
     _add_recipe_overrides(p, comparison=False)
     p.add_argument("--seeds", type=_seeds, default=1, metavar="N|auto", help="seeds per recipe on each side")
@@ -422,6 +427,14 @@ def _data_parsers(sub) -> None:
     d.add_argument("--size", type=int, required=True, help="shorter side of the written images, px")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--classes", help="keep only K classes (drawn with --seed), or those named, separated by commas")
+    d.add_argument("--select", choices=SELECT, default="random",
+                   help="which training images: random, or easy: those of lowest loss under a short ranking run of "
+                        f"{EASY_RANKING['recipe']} ({EASY_RANKING['epochs']} epochs) on SRC, made once and cached "
+                        "(default: %(default)s)")
+    d.add_argument("--rank-size", type=int, metavar="PX", help="with --select easy: the ranking run's size "
+                                                               "(default: SRC's)")
+    d.add_argument("--rank-set", action="append", metavar="KEY=VALUE",
+                   help="with --select easy: a setting of the ranking run, e.g. arch=xresnet18 (repeatable)")
     _add_dataset_options(d)
     _add_progress_options(d)
     d.set_defaults(func=cmd_data_proxy)

@@ -10,6 +10,8 @@ CHECKPOINT_EVERY = 60.0                     # seconds between checkpoints at the
 CHECKPOINT_COST = 50                        #   times what the last write took, if longer: under 2% of the time
 NOISE_K = 5                                 # `toolkit noise`: A/A pairs, so 2K seeds (--k)
 NOISE_EFFECT = 2.0                          # points: the difference whose cost `toolkit noise` prices (--effect)
+# a proxy of the easiest images (select=easy): the short run that ranks the full data's training images by loss
+EASY_RANKING = {"recipe": "baseline", "epochs": 2, "seed": 0}
 CONNECT_TIMEOUT = 5                         # seconds a tracking server or a Ray cluster may take to answer
 # `toolkit bench data` (toolkit/bench/data.py): the run it times unless told otherwise
 BENCH_DATA = {"dataset": "imagenette-160", "size": 64, "arch": "xresnet18", "bs": 64, "loader_batches": 50,

@@ -44,3 +44,8 @@ def line(message: str, mode: str) -> None:
     """One plain line, shown in bars and lines mode (flushed: a log file shows it at once)."""
     if mode != "none":
         print(message, flush=True)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: '45 s', or '12 min' from 90 s on."""
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -156,6 +156,14 @@ def power_difference(n, delta, sd, alpha: float = ALPHA):
     return _tail(crit, df, nc) + _tail(crit, df, -nc)   # the lower tail, by symmetry
 
 
+def pairs_to_detect(delta: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """The fewest pairs (at least MIN_PAIRS) that find a true difference `delta` with `power`, given the spread `sd`
+    of paired differences; None beyond MAX_NEEDED."""
+    n = np.arange(MIN_PAIRS, MAX_NEEDED + 1)
+    enough = power_difference(n, delta, sd, alpha) >= power
+    return int(n[enough][0]) if enough.any() else None
+
+
 def power_equivalence(n, delta, sd, margin: float, alpha: float = ALPHA):
     """The chance that two one-sided t tests at level alpha on n pairs show the difference inside ±margin (same
     units as delta) when its true mean is `delta` and its spread `sd`: the usual lower bound P1 + P2 - 1."""

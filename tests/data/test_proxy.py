@@ -27,3 +27,11 @@ def test_proxy_never_overwrites_and_checks_arguments(tmp_path):
     with pytest.raises(DatasetError, match="--per-class must be at least 1"):
         make_proxy("digits", tmp_path / "x", per_class=0, size=16, progress="none")
     assert not (tmp_path / "x").exists()
+    with pytest.raises(DatasetError, match="select='hard'"):
+        make_proxy("digits", tmp_path / "x", per_class=2, size=16, select="hard", progress="none")
+    with pytest.raises(DatasetError, match="needs the loss of each training image"):
+        make_proxy("digits", tmp_path / "x", per_class=2, size=16, select="easy", progress="none")
+    with pytest.raises(DatasetError, match="ranking run has no loss for 1,438 training"):   # a ranking of other data
+        make_proxy("digits", tmp_path / "x", per_class=2, size=16, select="easy", losses={"other.png": 0.1},
+                   progress="none")
+    assert not (tmp_path / "x").exists()

@@ -1,6 +1,7 @@
 """toolkit fidelity: the agreement rules and the rank correlation on synthetic verdicts and rows with known
 rankings (no training), then one tiny end-to-end run: a proxy of digits against digits."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,19 +40,56 @@ def test_rank_correlation_of_known_rankings():
     assert math.isnan(rank_correlation({"a": [1.0]}, {"a": [2.0]})[0])            # fewer than 3 recipes: none
 
 
-def test_fidelity_end_to_end_on_a_proxy_of_digits(tiny, tmp_path):
+def test_proxy_descriptions_parse_and_refuse():
+    from toolkit.design.proxies import is_description, parse
+    from toolkit.errors import ToolkitError
+    assert parse("per_class=100,size=80,select=easy") == {"per_class": 100, "size": 80, "select": "easy",
+                                                         "classes": None, "seed": 0}
+    assert parse("per_class=5,classes=a+b")["classes"] == "a,b"
+    assert is_description("per_class=5") and not is_description("digits")
+    for bad, why in (("size=80", "per_class"), ("per_class=ten", "whole number"), ("per_class=5,pick=easy", "pick")):
+        with pytest.raises(ToolkitError, match=why):
+            parse(bad)
+
+
+def test_fidelity_end_to_end_on_proxies_of_digits(tiny, tmp_path):
+    """Two proxies of digits against digits, one seed, one epoch: a proxy folder, and an easy one that fidelity
+    builds itself from a ranking run; the table, the figure, the choice, and what the easy proxy kept."""
+    import json
     import pandas as pd
     from PIL import Image
     from toolkit import api
-    report = api.fidelity(["normalize"], str(tiny), "digits", seeds=1, size=16, epochs=1, arch="xresnet18", bs=16,
-                          results=tmp_path / "r", quiet=True, log=lambda *a: None)
-    row = report.table.iloc[0]
-    assert (row["recipe"], row["vs"]) == ("normalize", "baseline")
-    assert row["proxy verdict"] == row["full verdict"] == "need more seeds" and row["agreement"] == UNDECIDED
+    from toolkit.data.datasets import load, toolkit_home
+    said = []
+    report = api.fidelity(["normalize"], [str(tiny), "per_class=10,select=easy"], "digits", seeds=1, size=16,
+                          epochs=1, arch="xresnet18", bs=16, results=tmp_path / "r", quiet=True, log=said.append)
+    assert list(report.table["proxy"]) == ["digits-4", "per_class=10,select=easy"]
+    for _, row in report.table.iterrows():
+        assert (row["recipe"], row["vs"]) == ("normalize", "baseline")
+        assert row["proxy verdict"] == row["full verdict"] == "need more seeds" and row["agreement"] == UNDECIDED
     md, csv, png = report.written
-    assert md.read_text().count("normalize") >= 1 and len(pd.read_csv(csv)) == 1
-    assert Image.open(png).size[0] > 400
+    text = md.read_text()
+    assert "Which proxy should I use?" in text and len(pd.read_csv(csv)) == 2
+    assert Image.open(png).size[0] > 1000                                       # one panel per proxy
+    assert list(report.choice["data"]) == ["digits-4", "per_class=10,select=easy", "full"]
+    assert report.choice["train images"].iloc[-1] == f"{load('digits').n_train:,}"
     assert any("Cost: the proxy side" in line for line in report.lines)
-    assert not any("not recorded as made from" in n for n in report.notes)     # tiny's proxy.json names digits
+    assert not any("not recorded as made from" in n for n in report.notes)     # both name digits as their source
+
+    # the easy proxy: made once from a ranking run, which is recorded; the 10 lowest-loss images of each class
+    (folder,) = [p for p in (toolkit_home() / "proxies").iterdir() if p.name.endswith("selecteasy")]
+    info = json.loads((folder / "proxy.json").read_text())
+    assert info["select"] == "easy" and info["ranking"]["images"] == load("digits").n_train
+    (ranking,) = (toolkit_home() / "rankings").glob("*.json")
+    losses = json.loads(ranking.read_text())["losses"]
+    full, easy = load("digits"), load(str(folder))
+    for cls in full.classes:
+        kept = sorted(losses[full.relative(f)] for f, c in full.items("train") if c == cls)[:10]
+        mine = sorted(losses[f"train/{cls}/{Path(f).name}"] for f, c in easy.items("train") if c == cls)
+        assert mine == kept
+    said.clear()
+    api.fidelity(["normalize"], "per_class=10,select=easy", "digits", seeds=1, size=16, epochs=1, arch="xresnet18",
+                 bs=16, results=tmp_path / "r", quiet=True, log=said.append)
+    assert not any("making the proxy" in m or "ranking run" in m for m in said)   # built once, reused
     with pytest.raises(Exception, match="needs --size"):
         api.fidelity(["normalize"], str(tiny), "digits", results=tmp_path / "r", quiet=True, log=lambda *a: None)

@@ -1,6 +1,10 @@
 """Small, deterministic proxies of any dataset: N images per class (of all classes, or of some), resized, with the
 source's split ratio, and a record of what they were made from (proxy.json).
 
+Which N: `select="random"` draws them; `select="easy"` keeps the N with the lowest loss under a short training run
+on the source (Shleifer & Prokop, 2019), given as `losses` (toolkit/design/proxies.py makes and caches that run).
+Validation is drawn at random either way, so a proxy is judged on images like the source's.
+
 A folder source (class folders, file names, a named download) gives a folder in Imagenette's layout. A CSV source
 gives a CSV of the same columns, sampled by row, beside the images it names: so each of its label columns (say
 noisy_labels_0 and noisy_labels_25) labels the same images in the proxy as in the source.
@@ -18,14 +22,18 @@ from ..errors import DatasetError
 from . import sources
 from .datasets import DOWNLOADS, EMBEDDED, PROXY_INFO, SETTINGS, SPLITS, Dataset, load, readable
 
+SELECT = ("random", "easy")   # how a proxy picks its training images (make_proxy's `select`)
+
 
 def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int = 0, progress: str | None = None,
-               classes: int | str | list | None = None, **options) -> dict:
+               classes: int | str | list | None = None, select: str = "random", losses: dict | None = None,
+               ranking: dict | None = None, **options) -> dict:
     """Copy `per_class` random training images per class from dataset `src` to `dst`, shorter side resized to `size`.
 
     Validation keeps the source's val/train ratio per class (at least one image). The same arguments always
     pick the same files. `classes`: keep only that many classes (drawn with `seed`), or those named (a list, or
-    names separated by commas). `options`: how `src` is read (toolkit/data/sources.py), e.g. `label_col`. `dst`
+    names separated by commas). `select`: one of SELECT; "easy" needs `losses`, {training file relative to the
+    source: loss}, and `ranking`, how they were measured (kept in proxy.json). `options`: how `src` is read (toolkit/data/sources.py), e.g. `label_col`. `dst`
     appears only once complete (built under a temporary name, then renamed). `progress`: see toolkit/display.py.
     """
     dst = Path(dst)
@@ -33,13 +41,18 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
         raise DatasetError(f"--per-class must be at least 1 (got {per_class}).")
     if size < 8:
         raise DatasetError(f"--size must be at least 8 px (got {size}).")
+    if select not in SELECT:
+        raise DatasetError(f"select={select!r}: a proxy selects its training images by one of {', '.join(SELECT)}.")
+    if select == "easy" and not losses:
+        raise DatasetError("select=easy needs the loss of each training image from a ranking run "
+                           "(toolkit data proxy --select easy makes one).")
     check_folder(dst.parent, "The proxy's destination")
     if dst.exists():
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
     ds = load(src, **options)
     rng = random.Random(seed)
     kept = _classes(ds, classes, rng)
-    chosen = _choose(ds, per_class, rng, kept)  # unreadable images: skipped in load
+    chosen = _choose(ds, per_class, rng, kept, losses if select == "easy" else None)  # unreadable: skipped in load
     table = sources.is_table(ds.path)
     picked = [(split, label, f) for label, per in chosen.items() for split in SPLITS for f in per[split]]
     todo = [(split, f, _written_name(ds, f, k) if table else f"{split}/{label}/{f.name}")
@@ -75,7 +88,7 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
             "fingerprint": ds.fingerprint, "read": ds.read or "class folders", "split": ds.split,
             "options": {k: v for k, v in options.items() if v != sources.default_options().get(k)},
             "per_class": per_class, "size": size, "seed": seed, "classes": [readable(c) for c in kept],
-            "of_classes": len(ds.classes)})
+            "of_classes": len(ds.classes), "select": select, **({"ranking": ranking} if select == "easy" else {})})
     out = dst / ds.path.name if table else dst
     return {"path": str(out), "classes": len(chosen), **written, "skipped": len(skipped)}
 
@@ -100,15 +113,24 @@ def _classes(ds: Dataset, classes, rng: random.Random) -> list[str]:
     return sorted({by_name[n] for n in names})
 
 
-def _choose(ds: Dataset, per_class: int, rng: random.Random, kept: list[str]) -> dict:
-    """{class: {"train": files, "val": files}}: `per_class` training images per class, validation in the same ratio."""
+def _choose(ds: Dataset, per_class: int, rng: random.Random, kept: list[str], losses: dict | None = None) -> dict:
+    """{class: {"train": files, "val": files}}: `per_class` training images per class (random, or the lowest
+    `losses`), validation drawn at random in the same ratio."""
     chosen = {}
+    if losses is not None:
+        missing = [f for f, c in ds.items("train") if c in kept and ds.relative(f) not in losses]
+        if missing:
+            raise DatasetError(f"The ranking run has no loss for {len(missing):,} training image(s) of {ds.name} "
+                               f"(e.g. {ds.relative(missing[0])}): it was made from other data. Remove the ranking "
+                               f"from the cache and make the proxy again.")
     for cls in kept:
         train = [f for f, c in ds.items("train") if c == cls]
         val = [f for f, c in ds.items("val") if c == cls]
         n_train = min(per_class, len(train))
         n_val = min(len(val), max(1, round(n_train * len(val) / len(train)))) if val else 0
-        chosen[cls] = {"train": rng.sample(train, n_train), "val": rng.sample(val, n_val)}
+        picked = (sorted(train, key=lambda f: (losses[ds.relative(f)], str(f)))[:n_train] if losses is not None
+                  else rng.sample(train, n_train))
+        chosen[cls] = {"train": picked, "val": rng.sample(val, n_val)}
     return chosen
 
 

@@ -66,21 +66,36 @@ def rank_correlation(proxy: dict, full: dict, seed: int = 0) -> tuple[float, flo
 
 @dataclass
 class Fidelity:
-    """One line per recipe (`table`), the summary over recipes (`lines`), and the files written."""
+    """One line per recipe and proxy (`table`), the summary over recipes of each proxy (`lines`), what the report
+    cannot vouch for (`notes`), which proxy to use (`choice`), and the files written."""
     table: pd.DataFrame
     lines: list[str]
     notes: list[str]
+    choice: pd.DataFrame = field(default_factory=pd.DataFrame)
     written: list[Path] = field(default_factory=list)
 
     def markdown(self) -> str:
-        shown = self.table[["recipe", "vs", "proxy Δ pts", "proxy Δ 95% CI", "proxy verdict", "full Δ pts",
-                            "full Δ 95% CI", "full verdict", "agreement"]]
+        cols = ["recipe", "vs", "proxy Δ pts", "proxy Δ 95% CI", "proxy verdict", "full Δ pts", "full Δ 95% CI",
+                "full verdict", "agreement"]
+        several = self.table["proxy"].nunique() > 1
+        shown = self.table[(["proxy"] if several else []) + cols]
         return "\n\n".join([*(["\n".join(f"- {n}" for n in self.notes)] if self.notes else []),
                             shown.to_markdown(index=False, disable_numparse=True),
-                            "\n".join(f"- {line}" for line in self.lines)])
+                            "\n".join(f"- {line}" for line in self.lines),
+                            "Which proxy should I use?\n\n" + self.choice.to_markdown(index=False, disable_numparse=True)
+                            + "\n\n" + "\n".join(f"- {line}" for line in CHOICE_NOTES)])
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
+
+
+CHOICE_NOTES = [
+    "Time to a verdict: the pairs a fixed number of seeds needs to find a true difference of that size with 80% "
+    "power, given the spread of the paired differences measured here, x 2 runs x the seconds per run (as `toolkit "
+    "noise` prices a question).",
+    "Pick the cheapest proxy that agreed with the full data on the recipes you care about, and had no conflict. "
+    "Agreement on a handful of recipes is evidence about those recipes, not a guarantee for the next one.",
+]
 
 
 def _differences(rows: pd.DataFrame) -> dict:
@@ -132,33 +147,86 @@ def _notes(proxy: str, full: str, context: dict) -> list[str]:
     return notes
 
 
-def fidelity(names, proxy: str, full: str, context: dict, seeds: int | str = 1, options: Options = Options(),
+def fidelity(names, proxy, full: str, context: dict, seeds: int | str = 1, options: Options = Options(),
              out=None, margin: float | None = None, max_seeds: int | None = None, log=print) -> Fidelity:
-    """Run (or reuse) `names` and their references on `proxy` and on `full` under `context` (which must give the
-    size), and judge whether the proxy's verdicts hold on the full data. Written to OUT.md, .csv and .png (default
-    RESULTS/fidelity), each side's own comparison to OUT-proxy.* and OUT-full.*."""
+    """Run (or reuse) `names` and their references on each proxy and on `full` under `context` (which must give the
+    size), and judge whether each proxy's verdicts hold on the full data. `proxy`: a dataset, a description such as
+    `per_class=100,select=easy` (toolkit/design/proxies.py builds it once from `full`), or a list of these. Written to
+    OUT.md, .csv and .png (default RESULTS/fidelity), each side's own comparison to OUT-full.* and OUT-<proxy>.*."""
+    from ..recipes.recipe import Recipe
+    from . import proxies as rules
     if not context.get("size"):
         raise ToolkitError("toolkit fidelity needs --size: the proxy and the full data have different default "
                            "sizes, and both sides must train at the same one.")
     margin = check_margin(margin)
     out = Path(out or check_folder(options.results, "--results") / "fidelity")
     check_folder(out.parent, "--out")
-    notes = _notes(proxy, full, context)
-    sides = {}
-    for side, dataset in (("proxy", proxy), ("full", full)):
-        log(f"fidelity: the {side} side, {dataset}")
-        done, summary, written = _side(names, {**context, "dataset": dataset}, seeds, options,
-                                       out.with_name(f"{out.name}-{side}"), margin, max_seeds, log)
-        sides[side] = (done, summary.drop_duplicates("name").set_index("name"), written)   # by name: a label
-        # carries the side's own context (a CSV's columns)
-    diffs = {side: _differences(done.involved) for side, (done, _, _) in sides.items()}
+    given = [proxy] if isinstance(proxy, (str, Path)) else list(proxy)
+    if not given:
+        raise ToolkitError("toolkit fidelity needs at least one --proxy.")
+    presize = float(context.get("presize", Recipe.presize))
+    folders = {}
+    for p in given:
+        folder = (rules.build(p, full, int(context["size"]), presize, log, options.progress, context)
+                  if rules.is_description(p) else str(p))
+        folders[_label(p, folders)] = (str(p), folder)
+    notes = {label: _notes(folder, full, context) for label, (_, folder) in folders.items()}
+    log(f"fidelity: the full side, {full}")
+    full_side = _side(names, {**context, "dataset": full}, seeds, options, out.with_name(f"{out.name}-full"), margin,
+                      max_seeds, log)
+    each = {}
+    for label, (_, folder) in folders.items():
+        log(f"fidelity: the proxy {label}, {folder}")
+        side = _side(names, {**context, "dataset": folder}, seeds, options, out.with_name(f"{out.name}-{label}"),
+                     margin, max_seeds, log)
+        each[label] = _judge(side, full_side, label, folder)
+    several = len(each) > 1
+    table = pd.concat([e["table"] for e in each.values()], ignore_index=True)
+    lines = [f"{label}: {line}" if several else line for label, e in each.items() for line in e["lines"]]
+    shown_notes = [f"{label}: {n}" if several else n for label, ns in notes.items() for n in ns]
+    full_secs = _seconds(full_side[0].involved)
+    choice = rules.choice(each, float(full_secs.median()), _pair_sd(_differences(full_side[0].involved)))
+    result = Fidelity(table, lines, shown_notes, choice)
+    result.written = _write(result, out, {**context, "proxy": [f for _, f in folders.values()], "full": full})
+    return result
+
+
+def _label(given, taken: dict) -> str:
+    """A proxy's short name in the report: its folder's (a CSV's folder), or its description; unique."""
+    from . import proxies as rules
+    p = Path(str(given))
+    name = str(given) if rules.is_description(str(given)) else (p.parent.name if p.suffix.lower() == ".csv" else p.name)
+    name = "".join(c if c.isalnum() or c in "._=,+-" else "_" for c in name) or "proxy"
+    label, k = name, 2
+    while label in taken:
+        label, k = f"{name}-{k}", k + 1
+    return label
+
+
+def _seconds(rows: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(rows["wall_seconds"], errors="coerce")
+
+
+def _pair_sd(diffs: dict) -> float:
+    """The spread of paired differences (points), pooled over recipes: what a paired comparison sees through."""
+    parts = [np.asarray(d, float) for d in diffs.values() if len(d) >= 2]
+    dof = sum(len(d) - 1 for d in parts)
+    return float(np.sqrt(sum(((d - d.mean()) ** 2).sum() for d in parts) / dof)) if dof else float("nan")
+
+
+def _judge(proxy_side, full_side, label: str, folder: str) -> dict:
+    """One proxy against the full data: its rows, its summary lines, and what the choice of a proxy needs."""
+    from ..data.datasets import load
+    (pdone, psum, _), (fdone, fsum, _) = proxy_side, full_side
+    psum, fsum = psum.drop_duplicates("name").set_index("name"), fsum.drop_duplicates("name").set_index("name")
+    # by name: a label carries the side's own context (a CSV's columns)
     rows = []
-    for label in sides["proxy"][1].index:
-        p = sides["proxy"][1].loc[label]
-        if label not in sides["full"][1].index or str(p.get("reference_name", "")) in ("", "nan"):
+    for name in psum.index:
+        p = psum.loc[name]
+        if name not in fsum.index or str(p.get("reference_name", "")) in ("", "nan"):
             continue
-        f = sides["full"][1].loc[label]
-        row = {"recipe": label, "vs": p["reference_name"]}
+        f = fsum.loc[name]
+        row = {"proxy": label, "recipe": name, "vs": p["reference_name"]}
         for side, s in (("proxy", p), ("full", f)):
             row[f"{side} Δ pts"] = f"{s['delta_mean'] * 100:+.1f}" if pd.notna(s.get("delta_mean")) else ""
             row[f"{side} Δ 95% CI"] = (f"[{s['delta_low'] * 100:+.1f}, {s['delta_high'] * 100:+.1f}]"
@@ -171,13 +239,16 @@ def fidelity(names, proxy: str, full: str, context: dict, seeds: int | str = 1, 
         raise ToolkitError("No recipe was compared with its reference on both sides: give recipes that have a "
                            "reference (not only `baseline`).")
     table = pd.DataFrame(rows)
-    tau, low, high = rank_correlation({r: diffs["proxy"].get(r, []) for r in table["recipe"]},
-                                      {r: diffs["full"].get(r, []) for r in table["recipe"]})
+    pdiff, fdiff = _differences(pdone.involved), _differences(fdone.involved)
+    tau, low, high = rank_correlation({r: pdiff.get(r, []) for r in table["recipe"]},
+                                      {r: fdiff.get(r, []) for r in table["recipe"]})
     decided_proxy = table[[direction(v) is not None for v in table["proxy verdict"]]]
-    seconds = {side: pd.to_numeric(done.involved["wall_seconds"], errors="coerce") for side, (done, _, _) in sides.items()}
+    seconds = {"proxy": _seconds(pdone.involved), "full": _seconds(fdone.involved)}
     conflicts = table[table["agreement"] == CONFLICT]["recipe"].tolist()
     lines = ([f"**Conflict:** {', '.join(conflicts)}: the proxy and the full data decide opposite ways."]
              if conflicts else [])
+    tau_text = (f"{tau:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
+                if np.isfinite(tau) else "")
     lines += [
         f"Rank correlation of the effects (Kendall's tau over {len(table)} recipes): {tau:+.2f}"
         + (f", 95% bootstrap interval over seeds [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
@@ -191,9 +262,15 @@ def fidelity(names, proxy: str, full: str, context: dict, seeds: int | str = 1, 
         f"A handful of recipes proves little about agreement in general: {len(table)} recipe(s) here, so one "
         f"disagreement more or less moves the share by {100 / max(1, len(table)):.0f} points.",
     ]
-    result = Fidelity(table, lines, notes)
-    result.written = _write(result, out, {**context, "proxy": proxy, "full": full})
-    return result
+    ds = load(folder)
+    info = ds.describe().get("proxy_of") or {}
+    rule = (", ".join(f"{k}={info[k]}" for k in ("per_class", "size", "select") if k in info)
+            + (f", classes={len(info['classes'])} of {info.get('of_classes')}"
+               if info.get("classes") and len(info["classes"]) < (info.get("of_classes") or 0) else "")
+            if info else "not recorded")
+    return {"table": table, "lines": lines, "rule": rule, "n_train": ds.n_train,
+            "n_train_full": int(pd.to_numeric(fdone.involved["n_train"], errors="coerce").max()),
+            "seconds": float(seconds["proxy"].median()), "pair_sd": _pair_sd(pdiff), "tau": tau_text}
 
 
 def _write(result: Fidelity, out: Path, about: dict) -> list[Path]:
@@ -205,37 +282,42 @@ def _write(result: Fidelity, out: Path, about: dict) -> list[Path]:
 
 
 def _figure(table: pd.DataFrame, path) -> None:
-    """Proxy Δ against full Δ, each with its interval, the diagonal, the points coloured by agreement."""
+    """Per proxy, one panel: proxy Δ against full Δ, each with its interval, the diagonal, the points coloured by
+    agreement (one scale for all panels)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def num(s):
-        return pd.to_numeric(s, errors="coerce")
+        return pd.to_numeric(s, errors="coerce").to_numpy(float)
 
-    def bounds(col):
-        cells = [str(c).strip("[]").split(",") if str(c).startswith("[") else ["", ""] for c in table[col]]
+    def bounds(part, col):
+        cells = [str(c).strip("[]").split(",") if str(c).startswith("[") else ["", ""] for c in part[col]]
         return num(pd.Series([c[0] for c in cells])), num(pd.Series([c[1] for c in cells]))
-    x, y = num(table["proxy Δ pts"]), num(table["full Δ pts"])
-    (xl, xh), (yl, yh) = bounds("proxy Δ 95% CI"), bounds("full Δ 95% CI")
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    lim = np.nanmax(np.abs(np.r_[x, y, xl, xh, yl, yh, 1.0])) * 1.15
-    ax.plot([-lim, lim], [-lim, lim], color="0.6", lw=1, ls="--", label="proxy = full")
-    ax.axhline(0, color="0.85", lw=1)
-    ax.axvline(0, color="0.85", lw=1)
-    for i, r in table.iterrows():
-        c = COLOURS[r["agreement"]]
-        ax.errorbar(x[i], y[i], xerr=[[x[i] - xl[i]] if np.isfinite(xl[i]) else [0], [xh[i] - x[i]] if np.isfinite(xh[i]) else [0]],
-                    yerr=[[y[i] - yl[i]] if np.isfinite(yl[i]) else [0], [yh[i] - y[i]] if np.isfinite(yh[i]) else [0]],
-                    fmt="o", color=c, capsize=3)
-        ax.annotate(f"{r['recipe']} ({r['agreement']})", (x[i], y[i]), textcoords="offset points", xytext=(6, 6),
-                    fontsize=8)
-    for name, c in COLOURS.items():
-        ax.scatter([], [], color=c, label=name)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="Δ accuracy vs reference on the proxy (points, 95% CI)",
-           ylabel="Δ accuracy vs reference on the full data (points, 95% CI)",
-           title="Does the proxy tell the truth?")
-    ax.legend(fontsize=8, loc="lower right")
+    proxies = list(dict.fromkeys(table["proxy"]))
+    every = np.r_[[1.0], *[num(table[c]) for c in ("proxy Δ pts", "full Δ pts")],
+                  *[b for c in ("proxy Δ 95% CI", "full Δ 95% CI") for b in bounds(table, c)]]
+    lim = np.nanmax(np.abs(every)) * 1.15
+    fig, axes = plt.subplots(1, len(proxies), figsize=(6.0 * len(proxies), 6), squeeze=False)
+    for ax, proxy in zip(axes[0], proxies):
+        part = table[table["proxy"] == proxy].reset_index(drop=True)
+        x, y = num(part["proxy Δ pts"]), num(part["full Δ pts"])
+        (xl, xh), (yl, yh) = bounds(part, "proxy Δ 95% CI"), bounds(part, "full Δ 95% CI")
+        ax.plot([-lim, lim], [-lim, lim], color="0.6", lw=1, ls="--", label="proxy = full")
+        ax.axhline(0, color="0.85", lw=1)
+        ax.axvline(0, color="0.85", lw=1)
+        for i, r in part.iterrows():
+            xerr = [[x[i] - xl[i]], [xh[i] - x[i]]] if np.isfinite(xl[i]) else None
+            yerr = [[y[i] - yl[i]], [yh[i] - y[i]]] if np.isfinite(yl[i]) else None
+            ax.errorbar(x[i], y[i], xerr=xerr, yerr=yerr, fmt="o", color=COLOURS[r["agreement"]], capsize=3)
+            ax.annotate(f"{r['recipe']} ({r['agreement']})", (x[i], y[i]), textcoords="offset points",
+                        xytext=(6, 6), fontsize=8)
+        for name, c in COLOURS.items():
+            ax.scatter([], [], color=c, label=name)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=f"Δ accuracy vs reference on {proxy} (points, 95% CI)",
+               ylabel="Δ accuracy vs reference on the full data (points, 95% CI)",
+               title=f"Does {proxy} tell the truth?")
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

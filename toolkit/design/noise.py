@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..atomic import check_folder, write_atomic
+from ..display import duration
 from ..defaults import NOISE_EFFECT, NOISE_K
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
@@ -131,7 +132,7 @@ def to_markdown(r: Noise) -> str:
         "|:--|" + "--:|" * len(PAIRS),
         "| detectable Δ, points | " + " | ".join(f"{100 * stats.detectable(p, sd):.1f}" for p in PAIRS) + " |",
         "| runs (both sides) | " + " | ".join(str(2 * p) for p in PAIRS) + " |",
-        "| time here | " + " | ".join(_time(2 * p * r.seconds) for p in PAIRS) + " |",
+        "| time here | " + " | ".join(duration(2 * p * r.seconds) for p in PAIRS) + " |",
         "",
         _cost(r, sd),
         "",
@@ -153,22 +154,16 @@ def _rate(verdicts) -> str:
     return f"{100 * np.isin(word, [stats.BETTER, stats.WORSE]).mean():.1f}%"
 
 
-def _time(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
 def _cost(r: Noise, sd: float) -> str:
     """What a question of `effect` points costs here: pairs at 80% power, x 2 runs x seconds per run; and under
     --seeds auto, by simulation: how often it is decided, and the pairs spent on average."""
-    n = np.arange(stats.MIN_PAIRS, stats.MAX_NEEDED + 1)
-    enough = stats.power_difference(n, r.effect / 100, sd) >= stats.POWER
-    fixed = (f"{int(n[enough][0])} pairs = {2 * int(n[enough][0])} runs, about "
-             f"{_time(2 * int(n[enough][0]) * r.seconds)} here" if enough.any() else
+    n = stats.pairs_to_detect(r.effect / 100, sd)
+    fixed = (f"{n} pairs = {2 * n} runs, about {duration(2 * n * r.seconds)} here" if n else
              f"more than {stats.MAX_NEEDED} pairs ({2 * stats.MAX_NEEDED}+ runs, over "
-             f"{_time(2 * stats.MAX_NEEDED * r.seconds)} here)")
+             f"{duration(2 * stats.MAX_NEEDED * r.seconds)} here)")
     verdicts, stopped = stats.simulate(r.effect, 100 * sd, r.design, r.margin, SWEEPS)
     found = np.mean([str(v).startswith(stats.BETTER) for v in verdicts])
     return (f"A question of {r.effect:g} points (--effect): a fixed number of seeds needs {fixed}. Under --seeds auto "
             f"(at most {r.design.max_pairs}), a true difference of {r.effect:g} points is found `better` in "
             f"{100 * found:.0f}% of {SWEEPS:,} simulated sweeps, spending {stopped.mean():.1f} pairs on average "
-            f"({_time(2 * stopped.mean() * r.seconds)} here).")
+            f"({duration(2 * stopped.mean() * r.seconds)} here).")
