@@ -134,8 +134,12 @@ def _notes(proxy: str, full: str, context: dict) -> list[str]:
                      f"judged on its own classes.")
     made_from = (p.describe().get("proxy_of") or {})
     if made_from.get("fingerprint") != f.fingerprint:
-        notes.append(f"The proxy {proxy} is not recorded as made from {full} (its proxy.json names "
-                     f"{made_from.get('source') or 'nothing'}): the report cannot vouch for how the two relate.")
+        source = made_from.get("source")
+        same = source and (source == full or Path(source).resolve() == Path(full).resolve())
+        notes.append(f"The proxy {proxy} is not recorded as made from {full} as it is now: " + (
+            "its proxy.json names that source, but the source's files have changed since (another fingerprint)"
+            if same else f"its proxy.json names {source or 'nothing'}") + "; the report cannot vouch for how the two "
+            "relate.")
     size = int(context["size"])
     presize = float(context.get("presize", Recipe.presize))
     need = round(size * presize)
@@ -311,7 +315,7 @@ def _figure(table: pd.DataFrame, path) -> None:
             yerr = [[y[i] - yl[i]], [yh[i] - y[i]]] if np.isfinite(yl[i]) else None
             ax.errorbar(x[i], y[i], xerr=xerr, yerr=yerr, fmt="o", color=COLOURS[r["agreement"]], capsize=3)
             ax.annotate(f"{r['recipe']} ({r['agreement']})", (x[i], y[i]), textcoords="offset points",
-                        xytext=(6, 6), fontsize=8)
+                        xytext=(6, 6 if i % 2 == 0 else -12), fontsize=8)   # neighbours apart
         for name, c in COLOURS.items():
             ax.scatter([], [], color=c, label=name)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=f"Δ accuracy vs reference on {proxy} (points, 95% CI)",
