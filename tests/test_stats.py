@@ -139,3 +139,60 @@ def test_sequential_design_decides_clear_rows_early():
 
 def test_noise_floor_is_the_binomial_standard_error():
     assert stats.binomial_se(0.9, 400) == pytest.approx(math.sqrt(0.9 * 0.1 / 400))
+
+
+# --- many rows, one question --------------------------------------------------------------------------------------
+
+def test_holm_on_many_families_at_once_is_statsmodels_holm():
+    p = np.random.default_rng(1).uniform(0, 0.1, (6, 8))       # statsmodels collects garbage on every call: few
+    assert (stats.holm_rows(p) == np.array([stats.holm(row)[0] for row in p])).all()
+
+
+def test_a_family_holds_false_verdicts_at_5_percent_over_all_rows_fixed_and_auto():
+    """No true difference in any row: per-row verdicts give some false better / worse in about 1 - 0.95^m of the
+    comparisons; Holm (fixed seeds) and auto at alpha / m per row (--seeds auto) keep it at 5% (within 3 Monte Carlo
+    errors)."""
+    sweeps = 4000
+    mc = 3 * np.sqrt(0.05 * 0.95 / sweeps)
+    for rows in (4, 7, 10):
+        per_row, _ = stats.simulate_family(rows, n=5, family="none", sweeps=sweeps, seed=rows)
+        held, _ = stats.simulate_family(rows, n=5, family="holm", sweeps=sweeps, seed=rows)
+        assert per_row > 1 - 0.95 ** rows - mc and held <= 0.05 + mc
+    sweeps = 1500
+    mc = 3 * np.sqrt(0.05 * 0.95 / sweeps)
+    per_row, _ = stats.simulate_family(4, plan=stats.design(10), family="none", sweeps=sweeps, seed=2)
+    held, _ = stats.simulate_family(4, plan=stats.design(10), family="holm", sweeps=sweeps, seed=2)
+    assert per_row > 0.10 and held <= 0.05 + mc
+
+
+def test_what_a_family_costs_in_power():
+    """One row of four with a true difference of 2 sd: found better less often under the family than alone, but
+    still most of the time with 5 pairs; and with more pairs the cost shrinks."""
+    true = [2.0, 0, 0, 0]
+    alone = stats.simulate_family(4, n=5, true_diffs=true, family="none", seed=3)[1][0]
+    family = stats.simulate_family(4, n=5, true_diffs=true, family="holm", seed=3)[1][0]
+    assert 0.5 < family < alone
+    alone10 = stats.simulate_family(4, n=10, true_diffs=true, family="none", seed=3)[1][0]
+    family10 = stats.simulate_family(4, n=10, true_diffs=true, family="holm", seed=3)[1][0]
+    assert alone10 - family10 < alone - family
+
+
+def test_family_word_keeps_what_equivalence_alone_says():
+    assert stats.family_word("better") == stats.INCONCLUSIVE
+    assert stats.family_word("worse, within ±1") == "equivalent (±1)"
+    assert stats.family_word("equivalent (±1)") == "equivalent (±1)"
+
+
+def test_probability_of_improvement_counts_ties_half_with_a_wilson_interval():
+    share, low, high = stats.improvement([0.01, 0.02, 0.0, -0.01])
+    assert share == pytest.approx(0.625) and 0 < low < share < high < 1
+    assert stats.improvement([0.01] * 5)[0] == 1.0
+
+
+def test_best_set_keeps_what_no_value_beats():
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    seeds = rng.normal(0, 0.01, 8)                       # what a seed does to every value alike (paired)
+    acc = pd.DataFrame({"a": 0.70 + seeds + rng.normal(0, 0.002, 8), "b": 0.80 + seeds + rng.normal(0, 0.002, 8),
+                        "c": 0.801 + seeds + rng.normal(0, 0.002, 8)})
+    assert stats.best_set(acc) == ["b", "c"]               # a is beaten; b and c cannot be told apart

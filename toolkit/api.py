@@ -17,11 +17,35 @@ class Comparison:
     summary: object                       # pandas.DataFrame
     written: list[Path] = field(default_factory=list)
     sweep: object = None                  # toolkit.sweep.execute.Sweep
+    grids: list = field(default_factory=list)   # toolkit.report.grid.Grid: the best of each grid
+    confirmed: object = None              # Comparison: the picks on fresh seeds (--confirm)
 
     @property
     def markdown(self) -> str:
         from .report.tables import to_markdown
-        return to_markdown(self.summary)
+        parts = [to_markdown(self.summary)]
+        parts += ["\n".join(f"- {line}" for line in g.lines()) for g in self.grids]
+        if self.confirmed is not None and self.confirmed.summary is not None:
+            parts.append("Confirmation on fresh seeds (never pooled with the selection's):\n\n"
+                         + self.confirmed.markdown + "\n\n" + "\n".join(f"- {line}" for line in self.confirm_lines()))
+        return "\n\n".join(parts)
+
+    def confirm_lines(self) -> list[str]:
+        """Each pick's Δ at selection beside its Δ on fresh seeds."""
+        out = []
+        s, c = self.summary, self.confirmed.summary
+        for _, row in c[c["delta_mean"].notna()].iterrows():
+            name = str(row["name"])
+            sel = s[s["name"] == name]
+            if sel.empty:
+                continue
+            a, b = sel.iloc[0], row
+            out.append(f"{name}: Δ {100 * a['delta_mean']:+.1f} pts [{100 * a['delta_low']:+.1f}, "
+                       f"{100 * a['delta_high']:+.1f}] on the selection's seeds ({a['seeds']}), "
+                       f"{100 * b['delta_mean']:+.1f} pts [{100 * b['delta_low']:+.1f}, {100 * b['delta_high']:+.1f}] "
+                       f"({b['delta_verdict']}) on fresh seeds ({b['seeds']}): the selection overstated it by "
+                       f"{100 * (a['delta_mean'] - b['delta_mean']):+.1f} pts")
+        return out
 
     @property
     def png(self) -> Path | None:
@@ -43,7 +67,7 @@ def context(overrides=None, dataset: str | None = None, size: int | None = None,
 
 def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out: str | Path | None = None,
         max_seeds: int | None = None, margin: float | None = None, quiet: bool = False, log=print,
-        **settings) -> Comparison:
+        family: str | None = None, confirm: bool = False, **settings) -> Comparison:
     """Run experiments (names, wildcard patterns, suites or Recipe objects) with `seeds` seeds each, next to their
     references, record every run in RESULTS/runs.csv, and return the comparison of everything involved, written
     to OUT.{md,csv,png} (default RESULTS/last_run): what `toolkit run` does.
@@ -55,43 +79,91 @@ def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out:
       `reference`, `checkpoint_every`, `keep_checkpoints`, `save_model` (keep each run's final weights; `toolkit
       export` makes a fastai export), `track` (trackers: "tensorboard", "wandb", "mlflow"), `executor`,
       `address`, `cpus_per_run`, `gpus_per_run`.
-    `vary={"lr": 1e-2}` makes the variant `NAME [lr=0.01]` compared with NAME. Run again, it skips finished runs
+    `vary={"lr": 1e-2}` makes the variant `NAME [lr=0.01]` compared with NAME; `vary={"lr": [1e-3, 1e-2]}` a grid,
+    one variant per value (the product over keys), its rows judged as one family (`family="holm"`, the default for
+    a grid; "none": each row alone), the best of it said as the set of values the data cannot tell from the best;
+    `confirm=True` runs the pick and NAME again on fresh seeds. Run again, it skips finished runs
     and resumes interrupted ones. `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds`
     (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/design/auto.py). `margin`: the margin of
     equivalence of the verdicts, in accuracy points (default MARGIN). `quiet`: no progress at all.
     """
     from .sweep.options import Options
     options, ctx = Options.split(settings, quiet)
-    return sweep_and_compare(names, context(**ctx), vary, against, seeds, options, out, max_seeds, margin, log)
+    return sweep_and_compare(names, context(**ctx), vary, against, seeds, options, out, max_seeds, margin, log,
+                             family=family, confirm=confirm)
 
 
 def sweep_and_compare(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
                       options=None, out: str | Path | None = None, max_seeds: int | None = None,
-                      margin: float | None = None, log=print, quiet: bool = False, **option_values) -> Comparison:
+                      margin: float | None = None, log=print, quiet: bool = False, family: str | None = None,
+                      confirm: bool = False, **option_values) -> Comparison:
     """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...) and its options
-    as one `Options` (toolkit/sweep/options.py), or as keywords of the same names."""
+    as one `Options` (toolkit/sweep/options.py), or as keywords of the same names. A grid (`vary` with lists) adds
+    the best of each recipe's grid and its figure (OUT-grid.png); `confirm`: runs the pick and the recipe on fresh
+    seeds and compares them (OUT-confirm.*)."""
     from .atomic import check_folder
     from .design.auto import sweep
+    from .report import grid as grids
     from .report.compare import check_margin, summarize_and_write
     from .sweep.options import Options
+    from .sweep.plan import treatments
     options = options or Options.of(quiet, **option_values)
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
-    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log)
-    summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design)
-    return Comparison(summary, written, done)
+    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log, family)
+    summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family)
+    keys = list(treatments(vary, 10 ** 9)[0])
+    found = grids.grids(done.involved, summary, keys) if keys else []
+    result = Comparison(summary, written, done, found)
+    if found and len(keys) == 1:
+        result.written.append(grids.figure(found[0], out.with_name(f"{out.name}-grid.png")))
+    if confirm:
+        from .errors import ToolkitError
+        if not found:
+            raise ToolkitError("--confirm confirms the pick of a grid: give --vary with several values (and at "
+                               "least 3 seeds).")
+        result.confirmed = _confirm(found, context, against, seeds, options, out, margin, log)
+        result.written += result.confirmed.written
+    return result
+
+
+def _confirm(found, context: dict, against, seeds, options, out: Path, margin: float, log) -> Comparison:
+    """Each grid's pick and its recipe on fresh seeds (after every seed the selection used), recorded with
+    confirm=true so that they never pool with the selection's runs; compared as a comparison of their own."""
+    import pandas as pd
+    from .design.auto import sweep
+    from .report.compare import summarize_and_write
+    from .recipes import registry
+    picks = [g for g in found if g.pick != g.own]
+    if not picks:
+        log("--confirm: every grid picked its recipe's own value; nothing to confirm.")
+        return Comparison(None, [])
+    first = 1 + max(int(s) for g in found for s in g.accuracy.index)
+    n = max(len(g.accuracy) for g in picks)
+    rows = []
+    for g in picks:
+        log(f"--confirm: {g.recipe} [{g.pick}] and {g.recipe} on {n} fresh seeds ({first}-{first + n - 1})")
+        ctx = {**context, "seed": str(first), "confirm": "true"}
+        done, _ = sweep([registry.get(g.recipe)], ctx, g.pick_treatment, against, n, None, margin, options, log,
+                        "none")
+        rows.append(done)
+    involved = pd.concat([d.involved for d in rows])
+    summary, written = summarize_and_write(involved, rows[-1].table, against, out.with_name(f"{out.name}-confirm"),
+                                           margin, None, "none")
+    return Comparison(summary, written, rows[-1])
 
 
 def compare(names=None, results: str | Path = "results", dataset: str | None = None, against: str | None = None,
-            budget: str | None = None, out: str | Path | None = None, margin: float | None = None) -> Comparison:
+            budget: str | None = None, out: str | Path | None = None, margin: float | None = None,
+            family: str | None = None) -> Comparison:
     """Compare finished runs of RESULTS/runs.csv (all, or those of `names` / `dataset` / `budget`), written to
     OUT.{md,csv,png} (default RESULTS/compare): what `toolkit compare` does."""
     from .report.compare import compare as compare_runs
     if isinstance(names, str):
         names = [names]
     summary, written = compare_runs(results, names, dataset=dataset, against=against, out=out, budget=budget,
-                                    margin=margin)
+                                    margin=margin, family=family)
     return Comparison(summary, written)
 
 

@@ -13,8 +13,8 @@ from . import api
 from . import display
 from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
-from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, LOOKS, MARGIN, MAX_SEEDS,
-                       NOISE_EFFECT, NOISE_K)
+from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, FAMILIES, GRID_MAX, LOOKS, MARGIN,
+                       MAX_SEEDS, NOISE_EFFECT, NOISE_K)
 from .data.proxy import SELECT
 from .data.sources import OPTIONS
 from .recipes.recipe import BUDGETS, Recipe, pairs
@@ -80,7 +80,8 @@ def cmd_run(args) -> int:
         names, context, reference = [recipe], {**saved_context, **context}, False
     options = _options(args, reference=reference, rerun=args.rerun or bool(args.config))  # a replay runs again
     result = api.sweep_and_compare(names, context, args.vary, args.against, args.seeds, options, args.out,
-                                   args.max_seeds, args.margin, log=lambda m: print(m, flush=True))
+                                   args.max_seeds, args.margin, log=lambda m: print(m, flush=True),
+                                   family=args.family, confirm=args.confirm)
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
@@ -136,7 +137,7 @@ def cmd_runs(args) -> int:
 
 def cmd_compare(args) -> int:
     result = api.compare(args.names, args.results, dataset=args.dataset, against=args.against, out=args.out,
-                         budget=args.budget, margin=args.margin)
+                         budget=args.budget, margin=args.margin, family=args.family)
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
@@ -229,8 +230,16 @@ def _add_recipe_overrides(p: argparse.ArgumentParser, comparison: bool = True) -
     if not comparison:
         return
     g = p.add_argument_group("comparison")
-    g.add_argument("--vary", action="append", metavar="KEY=VALUE",
-                   help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself (repeatable)")
+    g.add_argument("--vary", action="append", metavar="KEY=VALUE[,VALUE...]",
+                   help="a treatment: run the variant `NAME [KEY=VALUE]`, compared with NAME itself; several values "
+                        "make a grid, one variant per value (commas separate numbers, e.g. lr=1e-3,3e-3,1e-2; for "
+                        "any key, repeat --vary KEY=VALUE); several keys, their product")
+    g.add_argument("--grid-max", type=int, metavar="N",
+                   help=f"run a grid of more than {GRID_MAX} variants (default: refused)")
+    _add_family_option(g)
+    g.add_argument("--confirm", action="store_true",
+                   help="after a grid: run its pick and the recipe again on fresh seeds, recorded as confirmation "
+                        "runs, and show the confirmed Δ beside the selection's")
     g.add_argument("--against", metavar="NAME", help="compare every recipe with this one (default: each its parent)")
 
 
@@ -253,6 +262,13 @@ def _add_margin_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, metavar="POINTS",
                    help=f"margin of practical equivalence, in accuracy points (default {MARGIN:g}): a difference shown to lie "
                         "within it is `equivalent`; an analysis setting, recorded with the comparison, not a run's")
+
+
+def _add_family_option(p) -> None:
+    p.add_argument("--family", choices=FAMILIES,
+                   help="holm: the rows are one question, the chance of any false better / worse among them held at "
+                        "5%% (Holm's step-down; under --seeds auto, each row's looks at 5%% / rows); none: each row on "
+                        "its own (default: holm for a --vary grid, none otherwise)")
 
 
 def _add_progress_options(p: argparse.ArgumentParser) -> None:
@@ -303,6 +319,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
     _add_margin_option(p)
+    _add_family_option(p)
     p.set_defaults(func=cmd_compare)
 
     _export_parser(sub)

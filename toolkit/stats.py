@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from .defaults import LOOKS, MARGIN, MAX_SEEDS  # noqa: F401  (stats.MARGIN, ... as the report reads them)
+from .defaults import FAMILIES, LOOKS, MARGIN, MAX_SEEDS  # noqa: F401  (stats.MARGIN, ... as the report reads them)
 from .errors import ToolkitError
 
 ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
@@ -296,6 +296,119 @@ def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | 
     why = "" if not stops[0] else "decided" if decided(v) else "last look" if n >= plan.max_pairs else \
         f"needs more than {plan.max_pairs} pairs"
     return v, None if math.isnan(k) else int(k), why
+
+
+# --- many rows, one question -------------------------------------------------------------------------------------
+# A grid asks "which value?" of all its rows at once: its error is held for the question (the family), not per row.
+
+
+def p_value(differences) -> float:
+    """The two-sided p-value of a paired t test on the differences (nan below MIN_PAIRS; with no spread, 0 when
+    every pair moved by the same non-zero amount, else 1). The family's rule uses it at every number of pairs,
+    also where the table's interval is a BCa bootstrap (from BOOTSTRAP_FROM pairs)."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < MIN_PAIRS:
+        return math.nan
+    if np.ptp(d) <= EQUAL:
+        return 0.0 if abs(d.mean()) > EQUAL else 1.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def holm(p_values, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down over a family's p-values (statsmodels): (rejected, adjusted p-values). The chance of any
+    false rejection in the family is at most `alpha`, whatever the dependence between the rows."""
+    from statsmodels.stats.multitest import multipletests
+    p = np.asarray(p_values, dtype=float)
+    if not len(p):
+        return np.zeros(0, bool), np.zeros(0)
+    reject, adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    return reject, adjusted
+
+
+def holm_rows(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """`holm` on every row of a sweeps x rows array at once (thousands of simulated families; a test holds it to
+    statsmodels' own): the p-values in order, each against alpha / (rows left), rejected up to the first that fails."""
+    order = np.argsort(p, axis=1)
+    sorted_p = np.take_along_axis(p, order, axis=1)
+    passes = sorted_p <= alpha / (p.shape[1] - np.arange(p.shape[1]))[None, :]
+    upto = np.cumprod(passes, axis=1).astype(bool)
+    out = np.zeros_like(upto)
+    np.put_along_axis(out, order, upto, axis=1)
+    return out
+
+
+def family_word(word: str) -> str:
+    """A row's verdict when the family does not confirm its better / worse: what its equivalence test alone says
+    (`better, within ±M` -> `equivalent (±M)`), else inconclusive. Other verdicts stand."""
+    if word.startswith((BETTER, WORSE)):
+        within = word.split(", within ")
+        return f"{EQUIVALENT} ({within[1]})" if len(within) == 2 else INCONCLUSIVE
+    return word
+
+
+def improvement(differences) -> tuple[float, float, float]:
+    """P(A > B): the share of paired seeds on which A beat B (ties count one half), with a 95% Wilson interval
+    (statsmodels); nan for no pairs."""
+    from statsmodels.stats.proportion import proportion_confint
+    d = np.asarray(differences, dtype=float)
+    if not len(d):
+        return math.nan, math.nan, math.nan
+    wins = float((d > EQUAL).sum() + 0.5 * (np.abs(d) <= EQUAL).sum())
+    low, high = proportion_confint(wins, len(d), alpha=ALPHA, method="wilson")
+    return wins / len(d), float(low), float(high)
+
+
+def best_set(accuracy, alpha: float = ALPHA) -> list:
+    """The values a grid cannot tell from the best: `accuracy` is a DataFrame, one column per value, one row per
+    seed (paired); value i stays unless some value j beats it, a one-sided paired t test at alpha / (K - 1)."""
+    cols = list(accuracy.columns)
+    if len(cols) < 2:
+        return cols
+    level = alpha / (len(cols) - 1)
+    keep = []
+    for i in cols:
+        beaten = False
+        for j in cols:
+            if j == i:
+                continue
+            d = (accuracy[j] - accuracy[i]).dropna().to_numpy(float)
+            if len(d) < MIN_PAIRS:
+                continue
+            p = (0.0 if d.mean() > EQUAL else 1.0) if np.ptp(d) <= EQUAL else \
+                float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
+            beaten |= p < level
+        if not beaten:
+            keep.append(i)
+    return keep
+
+
+def simulate_family(rows: int, n: int | None = None, plan: Design | None = None, true_diffs=None, sd: float = 1.0,
+                    family: str = "holm", sweeps: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Simulated comparisons of `rows` rows at once, each row's paired differences drawn from a normal with mean
+    `true_diffs[i]` (points; default none) and spread `sd`: with n fixed pairs under `family` (the rule the table
+    applies), or under --seeds auto's `plan` (for a family: the plan at alpha / rows per row, as a grid runs it).
+    Returns (the chance of any false better / worse among the rows with no true difference, how often each row
+    was found better or worse)."""
+    true = np.zeros(rows) if true_diffs is None else np.asarray(true_diffs, float)
+    found = np.zeros((sweeps, rows), bool)
+    wrong = np.zeros((sweeps, rows), bool)
+    if plan is not None:
+        rowplan = Design(plan.looks, plan.alpha / rows) if family == "holm" else plan
+        for i in range(rows):
+            verdicts, _ = simulate(true[i], sd, rowplan, sweeps=sweeps, seed=seed + i)
+            decided_ = np.array([str(v).startswith((BETTER, WORSE)) for v in verdicts])
+            found[:, i] = decided_
+            wrong[:, i] = decided_ & (true[i] == 0)
+    else:
+        d = np.random.default_rng(seed).normal(true / 100, sd / 100, size=(sweeps, n, rows))
+        mean, sdev = d.mean(axis=1), d.std(axis=1, ddof=1)
+        codes = _verdict_codes(mean, sdev, n, MARGIN, ALPHA, ALPHA)
+        decided_ = np.isin(codes, [1, 2, 3, 4])
+        if family == "holm":
+            decided_ &= holm_rows(2 * stats.t.sf(np.abs(mean / (sdev / math.sqrt(n))), n - 1))
+        found = decided_
+        wrong = decided_ & (true == 0)[None, :]
+    return float(wrong.any(axis=1).mean()), found.mean(axis=0)
 
 
 def simulate_fixed(true_diff: float, sd: float, n: int, margin: float = MARGIN, sweeps: int = 2000,

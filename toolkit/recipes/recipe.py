@@ -8,9 +8,12 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import types
 import typing
 from dataclasses import dataclass, fields, replace
+
+import numpy as np
 
 from ..errors import RecipeError
 from . import evaluations
@@ -89,6 +92,8 @@ class Recipe:
     budget: str = "epochs"           # epochs: `epochs` as given | pixels: as many pixels per image as the reference
     budget_pixels: int = 0           #   budget=pixels: pixels per training image the stages may spend (sum of
                                      #   epochs x size^2), filled in from the reference when a sweep resolves it
+    confirm: bool = False            # a confirmation run (--confirm): fresh seeds after a grid's pick, its own id, so
+                                     #   that it never pools with the runs that made the pick
     seed: int = 42
     notes: str = ""
 
@@ -341,6 +346,34 @@ def pixel_plan(plan, budget: int, name: str = "recipe") -> list[tuple[int, int, 
 
 # --- overrides: `--set key=value`, checked against the fields and their types ---------------------
 
+def _checked(value, typ, key: str):
+    """A Python value for a field of type `typ`, as given or converted without loss (an int for a float, a list for
+    a tuple); anything else is a RecipeError, as a bad `key=value` text is."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        return None if value is None else _checked(value, next(a for a in args if a is not type(None)), key)
+    ok = (isinstance(value, (bool, np.bool_)) if typ is bool else
+          isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) if typ is float else
+          isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) if typ is int else
+          isinstance(value, (str, os.PathLike)) if typ is str else
+          isinstance(value, (tuple, list)) if origin is tuple else True)
+    if not ok:
+        raise RecipeError(f"Bad value {value!r} for recipe key {key!r}: expected {_type_name(typ)}, got "
+                          f"{type(value).__name__}.")
+    if typ in (bool, int, float, str):
+        return typ(value) if typ is not str else str(value)
+    if origin is tuple:
+        return tuple(tuple(x) if isinstance(x, list) else x for x in value)
+    return value
+
+
+def is_number_field(key: str) -> bool:
+    """Whether a recipe field holds a number (int or float, or None): a `--vary` list of it is separated by commas."""
+    typ = typing.get_type_hints(Recipe).get(key)
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    return typ in (int, float) or (len(args) == 1 and args[0] in (int, float))
+
+
 def _parse(value: str, typ, key: str):
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
@@ -398,7 +431,7 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, str] | list[str]) -> Re
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise RecipeError(f"Unknown recipe key {key!r}.{hint} Known keys: {', '.join(known)}.")
         if not isinstance(value, str):
-            changes[key] = value
+            changes[key] = _checked(value, hints[key], key)
             continue
         try:
             changes[key] = _parse(value, hints[key], key)

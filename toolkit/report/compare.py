@@ -19,7 +19,7 @@ from . import plots, tables
 
 def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
             out: str | Path | None = None, budget: str | None = None,
-            margin: float | None = None) -> tuple[pd.DataFrame, list[Path]]:
+            margin: float | None = None, family: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
     """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`), with a
     margin of equivalence of `margin` accuracy points."""
     margin = check_margin(margin)
@@ -44,7 +44,7 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
         warnings.warn(f"{len(unfinished)} unfinished run folder(s) left out of the comparison "
                       f"({', '.join(f'{n} {s}' for s, n in counts.items())}); `toolkit runs` lists them, and "
                       f"running the same command again resumes the killed and interrupted ones.", stacklevel=2)
-    return summarize_and_write(rows, table, against, Path(out or Path(results) / "compare"), margin)
+    return summarize_and_write(rows, table, against, Path(out or Path(results) / "compare"), margin, family=family)
 
 
 def check_margin(margin) -> float:
@@ -57,15 +57,15 @@ def check_margin(margin) -> float:
 
 
 def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | None, prefix: str | Path,
-                        margin: float | None = None, design: stats.Design | None = None):
+                        margin: float | None = None, design: stats.Design | None = None, family: str | None = None):
     """The comparison of `rows` (each paired with its reference in the whole `table`), written to PREFIX.{md,csv,png};
-    `margin` and `design` as in `tables.summarize`, recorded in the CSV and the footnotes."""
+    `margin`, `design` and `family` as in `tables.summarize`, recorded in the CSV and the footnotes."""
     check_folder(Path(prefix).parent, "--out")
     if rows.empty:
         raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
                            "and their status; compare again once they have finished.")
     table = pair_against(table, against)
-    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design)
+    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design, family)
     return summary, write_comparison(table.loc[rows.index], summary, prefix)
 
 

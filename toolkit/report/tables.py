@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import stats
+from ..errors import ToolkitError
 from ..recipes.recipe import label
 from ..recipes.evaluations import BY_KEY, KEYS
 from ..records.artifacts import MODEL
@@ -21,7 +22,7 @@ GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
 # the table, or as columns
 SELF = "(reference)"
-_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed"]
+_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed", "p", "win", "win_low", "win_high"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
@@ -34,18 +35,22 @@ COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "ch
                f"{key}_seconds", f"{key}_vs", *(f"gain_{key}_{k}" for k in _STATS),
                *(f"delta_{key}_{k}" for k in _STATS))),
            "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
-           "wall_seconds", "n_valid", "margin", "design", "stopped", "models"]
+           "wall_seconds", "n_valid", "margin", "design", "family", "delta_p_family", "stopped", "models"]
 
 
 def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MARGIN,
-              design: stats.Design | None = None) -> pd.DataFrame:
+              design: stats.Design | None = None, family: str | None = None) -> pd.DataFrame:
     """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
     its reference (looked up in the whole `table`), its 95% interval and a verdict with the margin of equivalence
     `margin` (points), and for an inconclusive row the pairs that would likely settle it; the same with TTA; and
     the compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy.
 
     `design`: the rows were gathered by --seeds auto (`stats.Design`): each verdict is the one of its last look,
-    at the design's per-look level, and `stopped` says why the row stopped there."""
+    at the design's per-look level, and `stopped` says why the row stopped there.
+
+    `family`: "holm" holds the chance of any false better / worse among the rows at 5% (`apply_family`); "none"
+    judges each row on its own; None: holm for a grid (a recipe with several variants), else none. Under a design
+    the family is the design's (a grid's runs at alpha / rows per row: design/auto.py)."""
     if rows.empty:
         return pd.DataFrame()
     curves = epoch_curves(rows)
@@ -76,7 +81,45 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
         if is_self:
             line.update(reference="", reference_name="")
         lines.append(line)
-    return pd.DataFrame(lines, columns=COLUMNS)
+    out = pd.DataFrame(lines, columns=[*COLUMNS, "_d"])
+    return apply_family(out, family, margin, design).drop(columns="_d")
+
+
+def is_grid(summary: pd.DataFrame) -> bool:
+    """Whether the rows hold a grid: some recipe compared with two or more of its own variants (a variant's name is
+    `NAME [k=v]`; settings of the context show in a label, never in a name)."""
+    variants = summary[summary["name"].astype(str).str.contains(r"\[", regex=True) & summary["delta_mean"].notna()]
+    return bool(len(variants)) and int(variants.groupby("reference_config_id").size().max()) >= 2
+
+
+def apply_family(summary: pd.DataFrame, family: str | None, margin: float, design: stats.Design | None):
+    """The rows' verdicts held as one family (Holm's step-down on their paired t tests' p-values): a better or
+    worse the family does not confirm becomes what its equivalence test alone says. Records the rule in `family`."""
+    if family not in (None, *stats.FAMILIES):
+        raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
+    family = family or ("holm" if is_grid(summary) else "none")
+    judged = summary["delta_p"].notna()
+    m = int(judged.sum())
+    if design is not None:
+        summary["family"] = (f"auto at {100 * design.alpha:g}% per row ({m} rows)"
+                             if design.alpha < stats.ALPHA else "none")
+        return summary
+    if family == "none" or m < 2:
+        summary["family"] = "none"
+        return summary
+    reject, adjusted = stats.holm(summary.loc[judged, "delta_p"].to_numpy(float))
+    summary["delta_p_family"] = math.nan
+    for i, ok, adj in zip(summary.index[judged], reject, adjusted):
+        summary.loc[i, "delta_p_family"] = adj
+        if ok:
+            continue
+        word = stats.family_word(str(summary.loc[i, "delta_verdict"]))
+        if word != summary.loc[i, "delta_verdict"]:
+            summary.loc[i, "delta_verdict"] = word
+            summary.loc[i, "delta_needed"] = (stats.pairs_needed(summary.loc[i, "_d"], margin, alpha=stats.ALPHA / m)
+                                             if word == stats.INCONCLUSIVE else None)
+    summary["family"] = f"holm over {m} rows"
+    return summary
 
 
 def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, ref_acc: pd.Series, has_ref: bool,
@@ -144,6 +187,10 @@ def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bo
     d = treatment[common].values - reference[common].values
     diff = stats.paired_difference(treatment[common].values, reference[common].values)
     out = _prefixed(prefix, diff)
+    out[f"{prefix}_p"] = stats.p_value(d)
+    out[f"{prefix}_win"], out[f"{prefix}_win_low"], out[f"{prefix}_win_high"] = stats.improvement(d)
+    if prefix == "delta":
+        out["_d"] = d   # for the family's pairs needed (apply_family), dropped after
     if design:
         v, needed, out[f"{prefix}_why"] = stats.look(d, design, margin)
     else:
@@ -236,6 +283,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
     t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
     t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
+    t["P(Δ>0) 95% CI"] = [f"{w:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(w) else ""
+                          for w, lo, hi in zip(summary["delta_win"], summary["delta_win_low"], summary["delta_win_high"])]
     t["verdict"] = [verdict_text(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
     if summary["stopped"].notna().any():
         t["stopped at"] = summary["stopped"].astype(object).fillna("")
@@ -395,9 +444,23 @@ def _kept_notes(summary: pd.DataFrame) -> list[str]:
 
 
 def _many_rows_notes(summary: pd.DataFrame) -> list[str]:
+    """Whether the verdicts hold their error per row or for the rows as one family."""
     compared = int(summary["delta_mean"].notna().sum())
-    return [f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at once: across "
-            f"many rows, expect an occasional verdict by chance."] if compared > 1 else []
+    family = str(summary["family"].fillna("none").iloc[0]) if "family" in summary else "none"
+    win = ("P(Δ>0): the share of paired seeds on which the row beat its reference (ties count one half), with a 95% "
+           "Wilson interval: it tells better on average from better on most seeds.")
+    if family.startswith("holm"):
+        return [win, f"The {compared} rows are judged as one family (Holm's step-down on the paired t tests' "
+                     f"p-values; --family none judges each alone): the chance of any false better / worse among "
+                     f"them is at most 5%. A better / worse the family does not confirm shows what its equivalence "
+                     f"test alone says; equivalent verdicts stay per row and are not counted in the family."]
+    if family.startswith("auto at"):
+        return [win, f"The rows are one family under --seeds auto: each row's looks run at 5% / rows ({family}), so "
+                     f"the chance of any false better / worse, or any false equivalent, among them over all looks "
+                     f"is at most 5%."]
+    return [win] + ([f"Each verdict is judged on its own row, not corrected for the {compared} rows compared at "
+                     f"once: across many rows, expect an occasional verdict by chance (--family holm holds the "
+                     f"error for all of them)."] if compared > 1 else [])
 
 
 def seed_ranges(seeds: list[int]) -> str:

@@ -26,6 +26,7 @@ class Options:
     address: str | None = None             # the Ray cluster (None: $RAY_ADDRESS, else a local Ray)
     cpus_per_run: int | None = None        # Ray: CPUs (and torch threads) per job
     gpus_per_run: float | None = None      # Ray: GPUs per job
+    grid_max: int | None = None            # the most variants a --vary grid may make (None: toolkit/defaults.py)
 
     @classmethod
     def of(cls, quiet: bool = False, **values) -> "Options":

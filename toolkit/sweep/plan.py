@@ -2,7 +2,9 @@
 
 Vocabulary:
   context    overrides that apply to a recipe and to its reference alike (--dataset, --size, --epochs, --set)
-  vary       overrides that make a variant `NAME [k=v]` of a recipe, compared with NAME itself (--vary)
+  vary       overrides that make a variant `NAME [k=v]` of a recipe, compared with NAME itself (--vary); a grid
+             when a key has several values (`lr=1e-3,1e-2`: commas separate numbers; any field: --vary repeated,
+             `--vary tta=flip --vary tta=crops`; from Python a list), one variant per value, keys multiplied
   reference  what a recipe is compared with: `against` if given, else its parent, else the baseline,
              always under the same context; run for the seeds it lacks unless `reference=False`
   auto       what precision=auto and channels_last=auto meant on the device a sweep was planned on
@@ -11,6 +13,7 @@ Vocabulary:
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -18,7 +21,9 @@ from pathlib import Path
 from ..data.datasets import canonical_name, of_recipe
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
-from ..recipes.recipe import LEGACY, Recipe, apply_overrides, config_id, format_value, label, pairs, stage_plan
+from ..defaults import GRID_MAX
+from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, config_id, format_value, is_number_field, label, pairs,
+                              stage_plan)
 from ..records import folders
 from ..records.schema import meaning
 from ..train import precision
@@ -62,6 +67,61 @@ def dataset_frame(df, folder: str = "") -> dict:
     return {"dataset": table_file(df, toolkit_home()), "folder": str(Path(folder or ".").resolve())}
 
 
+_NO_LIMIT = 10 ** 9   # the limit is checked once, where a sweep starts (`grid_line`)
+
+
+def treatments(vary, limit: int | None = None) -> list[dict]:
+    """--vary as one treatment per variant: the product of each key's values, each value typed and checked, in the
+    order given (a value given twice kept once). Commas separate the values of a number field only (`tta=flip,crops`
+    is one value); a key repeated adds values; from Python, a list is a grid and anything else one value. More than
+    `limit` (default GRID_MAX) variants is refused."""
+    if not vary:
+        return [{}]
+    values: dict[str, list] = {}
+    if isinstance(vary, dict):
+        for k, v in vary.items():
+            values.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+    else:
+        for item in [vary] if isinstance(vary, str) else vary:
+            if "=" not in item:
+                raise RecipeError(f"--vary {item!r} is not of the form key=value (for example --vary lr=1e-3,1e-2).")
+            k, v = (x.strip() for x in item.split("=", 1))
+            values.setdefault(k, []).extend([x.strip() for x in v.split(",")] if is_number_field(k) else [v])
+    typed = {}
+    for k, vs in values.items():
+        parsed = [getattr(apply_overrides(Recipe(), {k: v}), k) for v in vs]   # unknown keys, bad values: errors
+        typed[k] = list(dict.fromkeys(parsed))
+    grid = [dict(zip(typed, combo)) for combo in itertools.product(*typed.values())]
+    limit = GRID_MAX if limit is None else limit
+    if len(grid) > limit:
+        raise RecipeError(f"--vary makes a grid of {len(grid):,} variants ({' x '.join(f'{len(v)} {k}' for k, v in typed.items())}), "
+                          f"more than {limit}: each runs with every seed. Give fewer values, or pass --grid-max "
+                          f"{len(grid)} to run it anyway.")
+    return grid
+
+
+def grid_line(names, context: dict, vary, seeds, limit: int | None = None) -> str:
+    """What a grid will run, said before it starts: variants per recipe, values that are a recipe's own, runs."""
+    grid = treatments(vary, limit)
+    if len(grid) < 2:
+        return ""
+    bases = [r for item in ([names] if isinstance(names, (str, Recipe)) else names)
+             for r in ([item] if isinstance(item, Recipe) else registry.expand(item))]
+    own, made = [], 0
+    for base in bases:
+        r = resolve_recipe(apply_overrides(base, context), context)
+        for t in grid:
+            if config_id(resolve_recipe(variant(apply_overrides(base, context), t), context)) == config_id(r):
+                own.append(f"{', '.join(f'{k}={format_value(v)}' for k, v in t.items())} is {base.name}'s own")
+            else:
+                made += 1
+    per = f"{seeds} seed(s)" if isinstance(seeds, int) else "--seeds auto"
+    return (f"grid: {len(grid)} value(s) x {len(bases)} recipe(s): {made} variant(s), each compared with its recipe, "
+            f"with {per}" + (f" ({(made + len(bases)) * seeds} runs with the recipes themselves)"
+                             if isinstance(seeds, int) else "")
+            + (f"; {'; '.join(own)} setting: that value's row is the recipe itself, their reference" if own else ""))
+
+
 def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     """`recipe` with the treatment `vary` applied, named `NAME [k=v, ...]` and compared with `recipe`."""
     treatment = pairs(vary)
@@ -103,10 +163,14 @@ def recipes_of(names, context: dict, vary=None, against: str | None = None) -> l
     """The resolved recipes a sweep of `names` runs (at their first seed), each with `context` and `vary` applied."""
     if against is not None:
         registry.get(against)  # an unknown name fails here, with close matches
-    out = []
+    out, grid = [], treatments(vary, limit=_NO_LIMIT)
     for item in [names] if isinstance(names, (str, Recipe)) else names:
         for r in [item] if isinstance(item, Recipe) else registry.expand(item):
-            out.append(resolve_recipe(variant(apply_overrides(r, context), vary), context, against))
+            own = resolve_recipe(apply_overrides(r, context), context, against)
+            for t in grid:   # a value that is the recipe's own makes no variant: the recipe, their reference, is it
+                made = resolve_recipe(variant(apply_overrides(r, context), t), context, against)
+                if not t or config_id(made) != config_id(own):
+                    out.append(made)
     return out
 
 
