@@ -97,8 +97,11 @@ def apply_family(summary: pd.DataFrame, family: str | None, margin: float, desig
     worse the family does not confirm becomes what its equivalence test alone says. Records the rule in `family`."""
     if family not in (None, *stats.FAMILIES):
         raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
-    family = family or ("holm" if is_grid(summary) else "none")
+    grid = is_grid(summary)
+    family = family or ("holm" if grid else "none")
     judged = summary["delta_p"].notna()
+    if grid:   # a grid's question is its variants': the recipe's own row (vs its parent) is another question
+        judged &= summary["name"].astype(str).str.contains(r"\[", regex=True)
     m = int(judged.sum())
     if design is not None:
         summary["family"] = (f"auto at {100 * design.alpha:g}% per row ({m} rows)"
@@ -450,10 +453,14 @@ def _many_rows_notes(summary: pd.DataFrame) -> list[str]:
     win = ("P(Δ>0): the share of paired seeds on which the row beat its reference (ties count one half), with a 95% "
            "Wilson interval: it tells better on average from better on most seeds.")
     if family.startswith("holm"):
-        return [win, f"The {compared} rows are judged as one family (Holm's step-down on the paired t tests' "
+        members = int(summary["delta_p_family"].notna().sum()) if "delta_p_family" in summary else compared
+        return [win, f"The {members} rows with a Holm-adjusted p (CSV: delta_p_family) are judged as one family "
+                     f"(Holm's step-down on the paired t tests' "
                      f"p-values; --family none judges each alone): the chance of any false better / worse among "
                      f"them is at most 5%. A better / worse the family does not confirm shows what its equivalence "
-                     f"test alone says; equivalent verdicts stay per row and are not counted in the family."]
+                     f"test alone says; equivalent verdicts stay per row and are not counted in the family."
+                     + (f" The other {compared - members} row(s) (a grid's recipe against its own reference) are "
+                        f"judged each on its own." if members < compared else "")]
     if family.startswith("auto at"):
         return [win, f"The rows are one family under --seeds auto: each row's looks run at 5% / rows ({family}), so "
                      f"the chance of any false better / worse, or any false equivalent, among them over all looks "
