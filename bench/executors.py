@@ -3,7 +3,7 @@ as Ray tasks on 2 one-CPU workers (a local Ray, started by the command itself), 
 
 Each way runs the launcher as a user would, in a fresh results folder (so nothing is skipped), with the caches
 warm; the three alternate their order from one repeat to the next. Printed: every wall time, the medians, their
-ratios to the first way, and the inputs of the "Scaling out" estimate in the README (per-job time, the cost of
+ratios to the first way, and the inputs of the "Scaling out" estimate in docs/sweeps.md (per-job time, the cost of
 starting Ray and of importing the toolkit in a fresh process).
 
     python bench/executors.py [--size 16] [--epochs 2] [--seeds 2] [--repeats 3]

@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
-# Which may use which: a module may import from its own stage and from the stages before it (README: Layout).
+# Which may use which: a module may import from its own stage and from the stages before it (docs/code.md).
 ORDER = [
     ("toolkit.errors", "toolkit.atomic", "toolkit.display", "toolkit.defaults", "toolkit.stats"),   # the bottom, used by all
     ("toolkit.recipes",),

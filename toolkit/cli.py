@@ -290,7 +290,7 @@ def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
                         "fastai export file)")
     p.add_argument("--track", action="append", choices=TRACKERS, metavar="TRACKER",
                    help=f"also log each run to a tracker, one of {', '.join(TRACKERS)}; repeat for several (each is "
-                        f"an extra: pip install -e '.[TRACKER]'; see the README's Trackers)")
+                        f"an extra: pip install -e '.[TRACKER]'; see docs/trackers.md)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,121 @@
+"""The docs cannot drift from the code (no training, a few seconds): in README.md and docs/*.md every relative link
+and #anchor resolves, every `toolkit ...` command in a code block parses with the real argument parser and names
+experiments, suites and datasets that exist (a path stands for the user's own data), and every table is well
+formed."""
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"(?<!\\)\[[^\]]*\]\(([^)\s]+)\)")
+NAME_TAKERS = ("run", "show", "noise", "fidelity", "compare", "list")
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def prose(text: str) -> str:
+    """The page without its fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def anchors(page: Path) -> set[str]:
+    seen, out = {}, set()
+    for heading in re.findall(r"^#{1,6} (.+)$", prose(page.read_text()), flags=re.M):
+        base = slug(heading)
+        n = seen.get(base, 0)
+        out.add(base if n == 0 else f"{base}-{n}")
+        seen[base] = n + 1
+    return out
+
+
+def code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def commands(text: str) -> list[str]:
+    """`toolkit ...` lines of the code blocks, continuations joined, comments dropped."""
+    out = []
+    for block in code_blocks(text):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
+            if line.startswith("toolkit ") and not line.startswith("toolkit |"):
+                out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name if p.parent == ROOT else f"docs/{p.name}")
+def test_every_relative_link_and_anchor_resolves(page):
+    broken = []
+    for target in LINK.findall(prose(page.read_text())):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name}: " + "; ".join(broken)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name if p.parent == ROOT else f"docs/{p.name}")
+def test_every_command_parses_and_names_what_exists(page):
+    import experiments  # noqa: F401
+    from toolkit.cli import parser
+    from toolkit.data.datasets import DOWNLOADS, EMBEDDED, NAMED_SOURCES
+    from toolkit.recipes import registry
+    known = set(registry.list_suites()) | {r.name for r in registry.expand("*")}
+    datasets = set(EMBEDDED) | set(DOWNLOADS) | set(NAMED_SOURCES)
+    wrong = []
+    for line in commands(page.read_text()):
+        argv = shlex.split(line)[1:]
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit:
+            wrong.append(f"{line} (does not parse)")
+            continue
+        names = getattr(args, "names", None) or ([args.name] if isinstance(getattr(args, "name", None), str) else [])
+        if argv[0] in NAME_TAKERS:
+            for n in names:
+                if not any(re.fullmatch(re.escape(n).replace(r"\*", ".*"), k) for k in known):
+                    wrong.append(f"{line} (no experiment or suite {n!r})")
+        for d in [getattr(args, k, None) for k in ("dataset", "src", "full")]:
+            if d and "/" not in d and d not in datasets:
+                wrong.append(f"{line} (no dataset {d!r}; a path stands for the user's own)")
+    assert not wrong, f"{page.name}:\n  " + "\n  ".join(wrong)
+
+
+def _cells(row: str) -> int:
+    row = re.sub(r"`[^`]*`", "x", row.strip())
+    return len(re.split(r"(?<!\\)\|", row.strip("|")))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name if p.parent == ROOT else f"docs/{p.name}")
+def test_every_table_is_well_formed(page):
+    """A table: a header, a separator of as many cells (--- with optional colons), rows of as many cells."""
+    bad = []
+    for text in [prose(page.read_text()), *code_blocks(page.read_text())]:
+        lines = text.splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].lstrip().startswith("|"):
+                block = []
+                while i < len(lines) and lines[i].lstrip().startswith("|"):
+                    block.append(lines[i])
+                    i += 1
+                head, *rest = block
+                if not rest or not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*\|?", rest[0].strip()):
+                    bad.append(f"no separator under {head.strip()[:60]!r}")
+                    continue
+                n = _cells(head)
+                bad += [f"{_cells(r)} cells, header has {n}: {r.strip()[:60]!r}" for r in rest if _cells(r) != n]
+            else:
+                i += 1
+    assert not bad, f"{page.name}:\n  " + "\n  ".join(bad)
