@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench bench-data clean
+.PHONY: demo test test-all bench bench-data wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,5 +30,17 @@ DATA ?= ../shared/data/imagenette2-sq224
 bench-data: $(STAMP)
 	$(VENV)/bin/toolkit bench data --dataset $(DATA) --size 64 --arch xresnet18 --bs 64
 
+# The wheel a package index would get, installed into a fresh virtual environment that borrows this one's
+# packages (so torch is not fetched again), then `toolkit list` and a one-epoch digits run outside the checkout.
+WHEEL_ENV ?= /tmp/toolkit-wheel-env
+wheel: $(STAMP)
+	rm -rf dist $(WHEEL_ENV) && $(PY) -m build --wheel --no-isolation --outdir dist .
+	python3 -m venv $(WHEEL_ENV)
+	$(PY) -c "import site; print(site.getsitepackages()[0])" > \
+		$$($(WHEEL_ENV)/bin/python -c "import site; print(site.getsitepackages()[0])")/borrowed.pth
+	$(WHEEL_ENV)/bin/pip install --quiet --no-deps dist/*.whl
+	cd $(WHEEL_ENV) && bin/toolkit list | tail -3 && TOOLKIT_HOME=$(WHEEL_ENV)/home bin/toolkit run baseline \
+		--dataset digits --epochs 1 --set arch=xresnet18 --quiet --results $(WHEEL_ENV)/results | tail -3
+
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results dist
