@@ -48,8 +48,8 @@ def plain_fastai(ds, r) -> float:
     set_seed(r.seed, reproducible=True)
     labels = {f: c for split in ("train", "val") for f, c in ds.items(split)}
     valid = set(ds.files["val"])
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=labels.__getitem__,
-                       splitter=FuncSplitter(valid.__contains__), item_tfms=Resize(round(r.size * r.presize)),
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=lambda f: labels[f],
+                       splitter=FuncSplitter(lambda f: f in valid), item_tfms=Resize(round(r.size * r.presize)),
                        batch_tfms=aug_transforms(size=r.size, min_scale=r.min_scale, **ds.aug))
     dls = dblock.dataloaders([*ds.files["train"], *ds.files["val"]], bs=r.bs)
     learn = Learner(dls, getattr(xresnet, r.arch)(n_out=dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
