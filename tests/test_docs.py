@@ -1,15 +1,19 @@
 """The docs cannot drift from the code (no training, a few seconds): in README.md and docs/*.md every relative link
 and #anchor resolves, every `toolkit ...` command in a code block parses with the real argument parser and names
-experiments, suites and datasets that exist (a path stands for the user's own data), and every table is well
-formed."""
+experiments, suites and datasets that exist (a path stands for the user's own data), every table is well
+formed, and the README's demo block is what `make demo` printed (docs/demo.csv: the comparison it wrote)."""
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DEMO = ROOT / "docs" / "demo.csv"   # results/last_run.csv of the `make demo` run whose output the README shows
 LINK = re.compile(r"(?<!\\)\[[^\]]*\]\(([^)\s]+)\)")
 NAME_TAKERS = ("run", "show", "noise", "fidelity", "compare", "list")
 
@@ -119,3 +123,58 @@ def test_every_table_is_well_formed(page):
             else:
                 i += 1
     assert not bad, f"{page.name}:\n  " + "\n  ".join(bad)
+
+
+def demo_argv() -> list[str]:
+    """The arguments `make demo` gives `toolkit`, read from the Makefile."""
+    line = re.search(r"^demo:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), flags=re.M).group(1)
+    return shlex.split(line)[1:]
+
+
+def demo_block() -> list[str]:
+    """The README's demo block: its lines, the context line first, then the comparison table."""
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"^What it printed.*?^```\n(.*?)^```", text, flags=re.S | re.M).group(1).splitlines()
+
+
+def test_the_readme_demo_block_is_what_the_demo_printed():
+    """The README names the Makefile's demo command; docs/demo.csv holds that command's settings and the rows of its
+    suite with their references, and the code prints it as the README's block, line for line."""
+    import experiments  # noqa: F401
+    from toolkit.cli import parser
+    from toolkit.recipes import registry
+    from toolkit.report.tables import to_markdown
+    argv = demo_argv()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"`toolkit {' '.join(a for a in argv if a != '--quiet')}`" in readme
+    args = parser().parse_args(argv)
+    sets = dict(s.split("=", 1) for s in args.set)
+    summary = pd.read_csv(DEMO, dtype={"design": object, "models": object})   # empty text columns stay text
+    suite = registry.expand(args.names)
+    assert list(summary["name"]) == [r.name for r in suite]
+    assert list(summary["reference_name"].fillna("")) == ["" if r.name == "baseline" else r.parent or "baseline"
+                                                           for r in suite]
+    assert set(summary["dataset"]) == {args.dataset} and set(summary["size"]) == {args.size}
+    assert set(summary["epochs"]) == {args.epochs} and set(summary["arch"]) == {sets["arch"]}
+    assert set(summary["n"]) == {int(args.seeds)}
+    printed = to_markdown(summary).splitlines()
+    assert demo_block() == printed[:len(demo_block())] and printed[len(demo_block())] == ""
+
+
+def _without_seconds(lines: list[str]) -> list[list[str]]:
+    """The block's cells, less the columns of seconds (they follow the machine's load)."""
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    keep = [i for i, c in enumerate(cells[0]) if not c.endswith(" s")]
+    return [lines[0], *([row[i] for i in keep] for row in cells)]
+
+
+@pytest.mark.slow
+def test_the_demo_prints_the_readme_block_again(tmp_path):
+    """`make demo` again (about 3 minutes here): every number but the seconds is the README's. A machine without
+    bf16 trains in fp32 and prints other numbers."""
+    from toolkit.train import precision
+    if precision.choice("cpu")["precision"] != "bf16":
+        pytest.skip("this CPU has no bf16: the demo trains in fp32 and prints other numbers than the README's")
+    subprocess.run([sys.executable, "-m", "toolkit", *demo_argv(), "--results", str(tmp_path)], check=True, cwd=ROOT)
+    printed = (tmp_path / "last_run.md").read_text().splitlines()
+    assert _without_seconds(printed[:len(demo_block())]) == _without_seconds(demo_block())
