@@ -152,17 +152,17 @@ def test_the_readme_demo_block_is_what_the_demo_printed():
     summary = pd.read_csv(DEMO, dtype={"design": object, "models": object})   # empty text columns stay text
     suite = registry.expand(args.names)
     assert list(summary["name"]) == [r.name for r in suite]
-    assert list(summary["reference_name"].fillna("")) == ["" if r.name == "baseline" else r.parent or "baseline"
-                                                           for r in suite]
+    refs = [registry.reference_name(r) for r in suite]
+    assert list(summary["reference_name"].fillna("")) == [ref if ref != r.name else "" for r, ref in zip(suite, refs)]
     assert set(summary["dataset"]) == {args.dataset} and set(summary["size"]) == {args.size}
     assert set(summary["epochs"]) == {args.epochs} and set(summary["arch"]) == {sets["arch"]}
     assert set(summary["n"]) == {int(args.seeds)}
-    printed = to_markdown(summary).splitlines()
-    assert demo_block() == printed[:len(demo_block())] and printed[len(demo_block())] == ""
+    block, printed = demo_block(), to_markdown(summary).splitlines()
+    assert block == printed[:len(block)] and printed[len(block)] == ""
 
 
-def _without_seconds(lines: list[str]) -> list[list[str]]:
-    """The block's cells, less the columns of seconds (they follow the machine's load)."""
+def _without_seconds(lines: list[str]) -> list:
+    """The block's context line, then its cells less the columns of seconds (they follow the machine's load)."""
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     keep = [i for i, c in enumerate(cells[0]) if not c.endswith(" s")]
     return [lines[0], *([row[i] for i in keep] for row in cells)]
@@ -176,5 +176,5 @@ def test_the_demo_prints_the_readme_block_again(tmp_path):
     if precision.choice("cpu")["precision"] != "bf16":
         pytest.skip("this CPU has no bf16: the demo trains in fp32 and prints other numbers than the README's")
     subprocess.run([sys.executable, "-m", "toolkit", *demo_argv(), "--results", str(tmp_path)], check=True, cwd=ROOT)
-    printed = (tmp_path / "last_run.md").read_text().splitlines()
-    assert _without_seconds(printed[:len(demo_block())]) == _without_seconds(demo_block())
+    block, printed = demo_block(), (tmp_path / "last_run.md").read_text().splitlines()
+    assert _without_seconds(printed[:len(block)]) == _without_seconds(block)
