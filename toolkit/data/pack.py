@@ -24,11 +24,14 @@ import numpy as np
 
 from .. import display
 from ..atomic import atomic_dir, lock, tmp_prefix, write_json
-from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, source_side, toolkit_home
+from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, scan_of, source_side, toolkit_home
+from .images import DEEP, open_rgb
 from ..errors import DatasetError
 from ..recipes.recipe import Recipe
 
 FORMAT = 1
+DEEP_RULE = "rescaled by bit depth"   # how images deeper than 8 bits were read (toolkit/data/images.py); older
+# packs clipped them to white, and are rebuilt where the dataset holds any
 RESIZE = "center crop to a square, then PIL bilinear resize to S x S (JPEGs decoded with PIL draft at >= S px)"
 CHUNK = 64  # images per decode task: large enough to amortise process overhead, small enough for a smooth bar
 
@@ -100,11 +103,18 @@ def open_pack(path: Path, ds: Dataset | None = None, side: int | None = None) ->
         return None
     if side is not None and meta.get("stored_size") != side:
         return None
+    if ds is not None and meta.get("deep") != DEEP_RULE and _has_deep(ds):
+        return None
     for info in meta.get("splits", {}).values():
         f = Path(path) / info["file"]
         if not f.exists() or f.stat().st_size != info["bytes"]:
             return None
     return Pack(Path(path), meta)
+
+
+def _has_deep(ds: Dataset) -> bool:
+    """Whether any image of `ds` is deeper than 8 bits (from its decode pass)."""
+    return any(info.get("mode") in DEEP for info in scan_of(ds).values())
 
 
 def ensure_pack(ds: Dataset, side: int, workers: int | None = None, progress: str | None = None) -> Pack:
@@ -148,7 +158,7 @@ def build_pack(ds: Dataset, side: int, dest: Path, workers: int | None = None, p
             source_bytes = sum(f.stat().st_size for s in SPLITS for f in ds.files[s])
             meta = {
                 "format": FORMAT, "source": str(ds.path), "dataset": ds.name, "fingerprint": ds.fingerprint,
-                "stored_size": side, "resize": RESIZE, "dtype": "uint8", "layout": "N x H x W x 3",
+                "stored_size": side, "resize": RESIZE, "deep": DEEP_RULE, "dtype": "uint8", "layout": "N x H x W x 3",
                 "classes": list(ds.classes), "vocab": [readable(c) for c in ds.classes],
                 "splits": splits,
                 "skipped": [*({"file": f, "reason": "unreadable (found by the image check)"} for f in ds.bad_files),
@@ -253,16 +263,14 @@ def _reserve(fd: int, nbytes: int) -> None:
 def decode(path: str | os.PathLike, side: int) -> np.ndarray:
     """One image as a side x side x 3 uint8 array: center crop to a square, bilinear resize (see RESIZE)."""
     from PIL import Image
-    with Image.open(path) as im:
-        im.draft("RGB", (side, side))  # JPEG: let libjpeg decode at a reduced scale that is still >= side
-        im = im.convert("RGB")
-        w, h = im.size
-        m = min(w, h)
-        left, top = (w - m) // 2, (h - m) // 2
-        if w != h:
-            im = im.crop((left, top, left + m, top + m))
-        im = im.resize((side, side), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    im = open_rgb(path, draft=side)  # JPEG: let libjpeg decode at a reduced scale that is still >= side
+    w, h = im.size
+    m = min(w, h)
+    left, top = (w - m) // 2, (h - m) // 2
+    if w != h:
+        im = im.crop((left, top, left + m, top + m))
+    im = im.resize((side, side), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _decode_chunk(task) -> tuple[np.ndarray, dict[int, str]]:

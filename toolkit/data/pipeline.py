@@ -10,15 +10,17 @@ recipe's flags turn into the same transforms wherever it runs.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.transforms import FuncSplitter, Normalize
 from fastai.vision.augment import Resize, aug_transforms
-from fastai.vision.core import imagenet_stats
+from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 
 from .augment import BatchAugment
+from .images import open_rgb
 from .datasets import Dataset, LabelOf, cache_json, of_recipe, options_of, readable
 from .loader import PackedDL, PackedItems, packed_dataloaders
 from .pack import Pack, ensure_pack, pack_side
@@ -111,12 +113,20 @@ class InSplit:
         return str(path) in self.files
 
 
+class RGBImage(PILImage):
+    """fastai's PILImage, opened from a file as the pack and the proxy read it (toolkit/data/images.py): an image
+    deeper than 8 bits rescaled, where fastai's `convert("RGB")` would clip it to white."""
+    @classmethod
+    def create(cls, fn, **kwargs):
+        return cls(open_rgb(fn)) if isinstance(fn, (str, os.PathLike)) else super().create(fn, **kwargs)
+
+
 def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: float = Recipe.presize,
                        num_workers: int | None = None):
     """fastai's DataBlock over the dataset's files and labels: item Resize(presize x size), then `tfms` on each
     batch."""
     vocab = [readable(c) for c in ds.classes]
-    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
+    block = DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock(vocab=vocab, sort=False)),  # class ids in folder order
                       get_y=LabelOf(ds), splitter=FuncSplitter(InSplit(ds.files["val"])),
                       item_tfms=Resize(round(size * presize)), batch_tfms=tfms)
     items = [*ds.files["train"], *ds.files["val"]]
