@@ -81,9 +81,11 @@ class Duplicates:
         return len({rel for g in self.across() for s, rel, _ in g if s == "val"})
 
 
-NEAR_BITS = 7     # near duplicates: difference hashes at most this many of 256 bits apart (8 bands: one equal),
-NEAR_GREY = 2.0   #   and thumbnails at most this many grey levels apart on average (a re-encoded, resized copy:
-                  #   under 1; two different digits of scikit-learn's set: 3.7 and more)
+NEAR_GREY = 2.0   # near duplicates: grey thumbnails at most this many levels apart on average. Measured with
+# bench/near_duplicates.py (docs/datasets.md): re-encoded and resized copies of real photos come within it 99.98% of
+# the time, distinct photos of one class no closer than 6.5, distinct scikit-learn digits no closer than 3.7. A
+# difference hash, also required before, missed 15% of the copies (a flat region flips its bits).
+BLOCK = 4         # the candidate search compares thumbnails summed in BLOCK x BLOCK px blocks first
 
 
 def duplicates(ds: Dataset) -> Duplicates:
@@ -94,50 +96,42 @@ def duplicates(ds: Dataset) -> Duplicates:
         by_bytes[found[item[1]]["bytes"]].append(item)
     exact = [g for g in by_bytes.values() if len(g) > 1]
     contents = sorted(by_bytes)   # one entry per content: near duplicates are other bytes
-    groups = cache_json("duplicates", f"{ds.scan_key}-{NEAR_BITS}-{NEAR_GREY:g}-{len(contents)}", lambda: _near_groups(
-        [found[by_bytes[b][0][1]]["pixels"] for b in contents], [found[by_bytes[b][0][1]]["thumb"] for b in contents]))
+    groups = cache_json("duplicates", f"{ds.scan_key}-grey{NEAR_GREY:g}-{len(contents)}", lambda: _near_groups(
+        [found[by_bytes[b][0][1]]["thumb"] for b in contents]))
     near = [[x for i in g for x in by_bytes[contents[i]]] for g in groups]
     return Duplicates(exact, near)
 
 
-def _near_groups(hashes: list[str], thumbs: list[str]) -> list[list[int]]:
-    """Indices of near-identical pictures, grouped (a group links pictures each near another in it): candidates
-    share one of 8 bands of their hash (any two within NEAR_BITS bits do), then both tests are made on each
-    candidate pair. A flat band (all bits 0 or 1: a uniform border) makes no candidates, and a flat thumbnail
-    (one grey level) is no picture to match: without that, a dataset of dark-bordered images would compare
-    nearly every pair."""
-    import numpy as np
-    if len(hashes) < 2:
-        return []
-    bits = np.unpackbits(np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in hashes]), axis=1)
-    grey = np.array([np.frombuffer(bytes.fromhex(t), np.uint8) for t in thumbs], dtype=np.int16)
-    flat = grey.min(axis=1) == grey.max(axis=1)
-    width = bits.shape[1] // 8
-    buckets = defaultdict(list)
-    for i in np.flatnonzero(~flat):
-        for b in range(8):
-            band = bits[i, b * width:(b + 1) * width]
-            if band.any() and not band.all():
-                buckets[(b, band.tobytes())].append(i)
-    parent = list(range(len(hashes)))
+def _near_groups(thumbs: list[str]) -> list[list[int]]:
+    """Indices of near-identical pictures, grouped (a group links pictures each near another in it).
 
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-    for members in buckets.values():
-        members = np.array(members)
-        for k in range(len(members) - 1):   # one member against the rest of its bucket, in numpy
-            rest = members[k + 1:]
-            close = ((bits[rest] != bits[members[k]]).sum(axis=1) <= NEAR_BITS) \
-                & (np.abs(grey[rest] - grey[members[k]]).mean(axis=1) <= NEAR_GREY)
-            for j in rest[close]:
-                parent[root(int(j))] = root(int(members[k]))
+    The search misses no pair: two thumbnails within NEAR_GREY levels on average are within NEAR_GREY x pixels in
+    L1 distance, and so are their sums over blocks (the triangle inequality), so scipy's KD-tree finds every such
+    pair among the block sums (16 numbers, where a tree prunes well), and each candidate is then tested whole. A
+    flat thumbnail (one grey level) is no picture to match: without that, a dataset of blank frames would pair them
+    all."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+    if len(thumbs) < 2:
+        return []
+    grey = np.array([np.frombuffer(bytes.fromhex(t), np.uint8) for t in thumbs], dtype=np.int32)
+    keep = np.flatnonzero(grey.min(axis=1) != grey.max(axis=1))
+    side = int(round(grey.shape[1] ** 0.5))
+    blocks = grey[keep].reshape(len(keep), side // BLOCK, BLOCK, side // BLOCK, BLOCK).sum(axis=(2, 4))
+    limit = NEAR_GREY * grey.shape[1]
+    pairs = cKDTree(blocks.reshape(len(keep), -1)).query_pairs(limit, p=1, output_type="ndarray")
+    if not len(pairs):
+        return []
+    a, b = keep[pairs[:, 0]], keep[pairs[:, 1]]
+    close = np.abs(grey[a] - grey[b]).sum(axis=1) <= limit
+    a, b = a[close], b[close]
+    n, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(thumbs),) * 2), directed=False)
     out = defaultdict(list)
-    for i in range(len(hashes)):
-        out[root(i)].append(i)
-    return [g for g in out.values() if len(g) > 1]
+    for i in np.unique(np.concatenate([a, b])):
+        out[label[i]].append(int(i))
+    return [sorted(g) for g in out.values() if len(g) > 1]
 
 
 def _group(g: list[tuple]) -> str:

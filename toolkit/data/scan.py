@@ -4,11 +4,10 @@ mode, and two fingerprints of its content, for duplicates: the file's bytes, and
 The pass runs once per file listing and is cached (toolkit/data/datasets.py `scanned`): the image check of every
 first load, the pack's source side and `toolkit data check` all read it.
 
-The pixel fingerprints are the image in grey at HASH x HASH px (`thumb`), and its difference hash (`pixels`: one
-bit per pair of horizontal neighbours at (HASH + 1) x HASH px, is the right one brighter). The same picture
-re-encoded or resized keeps all but a few bits and nearly every grey level; toolkit/data/audit.py pairs files whose
-hashes differ in at most NEAR_BITS bits and whose thumbnails differ by at most NEAR_GREY levels on average.
-(Written here in a few lines with PIL and numpy: a hashing library would add a dependency for this one function.)
+The pixel fingerprint is the image in grey at THUMB x THUMB px (`thumb`). The same picture re-encoded or resized
+keeps nearly every grey level; toolkit/data/audit.py pairs files whose thumbnails differ by at most NEAR_GREY
+levels on average (bench/near_duplicates.py measured the rule). (Written here in a few lines with PIL and numpy: a
+hashing library would add a dependency for this one function.)
 """
 from __future__ import annotations
 
@@ -16,12 +15,12 @@ import hashlib
 import io
 from pathlib import Path
 
-HASH = 16          # 16 x 16 = 256 bits, and a 16 x 16 thumbnail
-VERSION = 2        # bump when what a scan holds changes: older cached scans are then computed again
+THUMB = 16         # a 16 x 16 grey thumbnail
+VERSION = 3        # bump when what a scan holds changes: older cached scans are then computed again
 
 
 def scan_file(path: str | Path) -> dict:
-    """{"error": why} for a file PIL cannot decode, else {"size": [w, h], "mode", "bytes": hash, "pixels": hash}."""
+    """{"error": why} for a file PIL cannot decode, else {"size": [w, h], "mode", "bytes": hash, "thumb": grey}."""
     from PIL import Image
     try:
         data = Path(path).read_bytes()
@@ -33,24 +32,20 @@ def scan_file(path: str | Path) -> dict:
             out.update(size=list(im.size), mode=im.mode)
             im.draft(im.mode, (im.size[0] // 2, im.size[1] // 2))   # as fastai's verify_image: decoding is the test
             im.load()
-            out["pixels"], out["thumb"] = pixel_hash(im)
+            out["thumb"] = thumbnail(im)
     except Exception as e:   # PIL raises many kinds (OSError, SyntaxError, ValueError, DecompressionBombError)
         return {"error": f"{type(e).__name__}: {e}"}
     return out
 
 
-def pixel_hash(im) -> tuple[str, str]:
-    """(the difference hash, the grey thumbnail) of a PIL image, as hex."""
+def thumbnail(im) -> str:
+    """The grey thumbnail of a PIL image (THUMB x THUMB px, bilinear), as hex."""
     import numpy as np
     from PIL import Image
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):   # deeper than 8 bits: convert("L") would clip to white
-        a = np.asarray(im, dtype=np.float64)
-        span = float(a.max() - a.min()) or 1.0
-        im = Image.fromarray(((a - a.min()) * (255 / span)).astype(np.uint8))
-    grey = im.convert("L")
-    wide = np.asarray(grey.resize((HASH + 1, HASH), Image.BILINEAR), dtype=np.int16)
-    thumb = np.asarray(grey.resize((HASH, HASH), Image.BILINEAR), dtype=np.uint8)
-    return np.packbits(wide[:, 1:] > wide[:, :-1]).tobytes().hex(), thumb.tobytes().hex()
+
+    from .images import to_8bit
+    grey = to_8bit(im).convert("L")   # deeper than 8 bits: rescaled as every loader reads it
+    return np.asarray(grey.resize((THUMB, THUMB), Image.BILINEAR), dtype=np.uint8).tobytes().hex()
 
 
 def scan_files(files: list[Path], workers: int | None = None) -> list[dict]:
