@@ -11,6 +11,7 @@ noisy_labels_0 and noisy_labels_25) labels the same images in the proxy as in th
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 import warnings
@@ -20,6 +21,7 @@ from .. import display
 from ..atomic import atomic_dir, check_folder, write_json
 from ..errors import DatasetError
 from . import sources
+from .images import to_8bit
 from .datasets import DOWNLOADS, EMBEDDED, PROXY_INFO, SETTINGS, SPLITS, Dataset, load, readable
 
 SELECT = ("random", "easy")   # how a proxy picks its training images (make_proxy's `select`)
@@ -36,20 +38,11 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     source: loss}, and `ranking`, how they were measured (kept in proxy.json). `options`: how `src` is read (toolkit/data/sources.py), e.g. `label_col`. `dst`
     appears only once complete (built under a temporary name, then renamed). `progress`: see toolkit/display.py.
     """
-    dst = Path(dst)
-    if per_class < 1:
-        raise DatasetError(f"--per-class must be at least 1 (got {per_class}).")
-    if size < 8:
-        raise DatasetError(f"--size must be at least 8 px (got {size}).")
-    if select not in SELECT:
-        raise DatasetError(f"select={select!r}: a proxy selects its training images by one of {', '.join(SELECT)}.")
     if select == "easy" and not losses:
         raise DatasetError("select=easy needs the loss of each training image from a ranking run "
                            "(toolkit data proxy --select easy makes one).")
-    check_folder(dst.parent, "The proxy's destination")
-    if dst.exists():
-        raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
-    ds = load(src, **options)
+    dst = Path(dst)
+    ds = check_request(src, dst, per_class, size, select, **options)
     rng = random.Random(seed)
     kept = _classes(ds, classes, rng)
     chosen = _choose(ds, per_class, rng, kept, losses if select == "easy" else None)  # unreadable: skipped in load
@@ -91,6 +84,32 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
             "of_classes": len(ds.classes), "select": select, **({"ranking": ranking} if select == "easy" else {})})
     out = dst / ds.path.name if table else dst
     return {"path": str(out), "classes": len(chosen), **written, "skipped": len(skipped)}
+
+
+def check_request(src: str, dst: str | Path, per_class: int, size: int, select: str = "random",
+                  **options) -> Dataset:
+    """The source dataset of a proxy asked for, after every check that can refuse it, before anything is written
+    (a ranking run included): the numbers, the rule, and a destination that is new and neither inside its source
+    (a proxy written into its source would change the dataset it is made from; a new folder cannot hold it)."""
+    dst = Path(dst)
+    if per_class < 1:
+        raise DatasetError(f"--per-class must be at least 1 (got {per_class}).")
+    if size < 8:
+        raise DatasetError(f"--size must be at least 8 px (got {size}).")
+    if select not in SELECT:
+        raise DatasetError(f"select={select!r}: a proxy selects its training images by one of {', '.join(SELECT)}.")
+    check_folder(dst.parent, "The proxy's destination")
+    if dst.exists():
+        raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
+    ds = load(src, **options)
+    target = dst.expanduser().resolve()
+    files = [f for s in SPLITS for f in ds.files[s]]
+    for root in dict.fromkeys([ds.root.resolve(), Path(os.path.commonpath(files)).resolve()]):
+        if target == root or root in target.parents:
+            raise DatasetError(f"Proxy destination {dst} is inside its source's folder {root}: writing it there "
+                               f"would add the proxy's images to the dataset it is made from (and change it). "
+                               f"Choose a folder outside {root}; nothing was written.")
+    return ds
 
 
 def _classes(ds: Dataset, classes, rng: random.Random) -> list[str]:
@@ -142,8 +161,10 @@ def _written_name(ds: Dataset, f: Path, k: int) -> str:
 
 
 def _write_rows(ds: Dataset, options: dict, names: dict, dest: Path) -> None:
-    """The source's rows of the written images, every column kept, file names made relative to the proxy (no
-    folder or suff needed), and the split as a boolean is_valid column where the source's split was drawn."""
+    """The source's rows of the written images, every column kept, so that the proxy read with no option reads what
+    the source was read as: the file names first (relative to the proxy: no folder or suff needed), the labels
+    second, and the split in a boolean is_valid column (a source's own is_valid, if it split by another column,
+    is replaced by the split it was read with)."""
     df = sources._read_table(ds.path)
     opts = {**{k: "" for k in sources.CSV_OPTIONS}, **options}
     cols = sources.columns(ds.path, opts)
@@ -152,9 +173,9 @@ def _write_rows(ds: Dataset, options: dict, names: dict, dest: Path) -> None:
     rows = [i for i, f in enumerate(files) if f in names]
     out = df.iloc[rows].copy()
     out[cols["fn_col"]] = [names[files[i]] for i in rows]
-    if not cols["valid_col"]:
-        out[sources.VALID_COL] = [files[i] in val for i in rows]
-    out.to_csv(dest, index=False)
+    out[sources.VALID_COL] = [files[i] in val for i in rows]
+    first = [cols["fn_col"], cols["label_col"]]
+    out[first + [c for c in out.columns if c not in first]].to_csv(dest, index=False)
 
 
 def _resized_copy(src: Path, out: Path, size: int) -> None:
@@ -162,6 +183,7 @@ def _resized_copy(src: Path, out: Path, size: int) -> None:
     from PIL import Image
     with Image.open(src) as im:
         im.load()
+        im = to_8bit(im)   # deeper than 8 bits: rescaled, as the loaders read it
         im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
         w, h = im.size
         scale = size / min(w, h)

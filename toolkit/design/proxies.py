@@ -75,7 +75,8 @@ def make(src: str, dst, per_class: int, size: int, seed: int = 0, progress: str 
          **read) -> dict:
     """`toolkit data proxy`: data/proxy.py's make_proxy, after the ranking run that select=easy needs (at
     `rank_size`, default the dataset's size). `read`: how `src` is read (e.g. label_col)."""
-    from ..data.proxy import make_proxy
+    from ..data.proxy import check_request, make_proxy
+    check_request(src, dst, per_class, size, select, **read)   # before the ranking run: nothing trains for nothing
     losses, about = ranking(src, rank_size, context or {}, log, progress, **read) if select == "easy" else (None, None)
     return make_proxy(src, dst, per_class, size, seed, progress, classes, select=select, losses=losses,
                       ranking=about, **read)
