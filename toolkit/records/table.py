@@ -20,7 +20,7 @@ from ..recipes.recipe import LEGACY, Recipe
 from . import folders
 from .artifacts import CHECKPOINT
 from .migrate import saved_meaning, upgrade
-from .schema import COLUMNS, NUMERIC, result_row, row_auto
+from .schema import ALWAYS, COLUMNS, NAMED_BY, NUMERIC, result_row, row_auto
 
 TABLE = "runs.csv"
 
@@ -112,6 +112,12 @@ def check_table(path: Path, data: bytes | None = None) -> list[str]:
                          f"cut short (no newline at the end), as a killed write leaves it.{fix}")
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
+    lacking = [c for c in ALWAYS if c not in header]
+    if not any(all(c in header for c in names) for names in NAMED_BY):
+        lacking += [c for c in NAMED_BY[0] if c not in header]
+    if lacking:
+        raise TableError(f"The results table {path} is damaged: its header (line 1) lacks the column(s) "
+                         f"{', '.join(map(repr, lacking))}, which every version of the table has.{fix}")
     numeric = [i for i, c in enumerate(header) if c in NUMERIC]
     for n, r in enumerate(rows[1:], start=2):
         if len(r) != len(header):
