@@ -161,7 +161,7 @@ def load(spec: str | os.PathLike, **options) -> Dataset:
     else:
         path = _folder(spec)
     if options["dataset_hash"] and sources.is_table(path) and sources.file_hash(path) != options["dataset_hash"]:
-        raise DatasetError(f"Dataset {path} has changed since this run was planned (its content hash was "
+        raise DatasetError(f"{sources.named(path)} has changed since this run was planned (its content hash was "
                            f"{options['dataset_hash']}, now {sources.file_hash(path)}): the run would read other "
                            f"labels than its record says. Plan the runs again (toolkit run), or put the file back.")
     root = path if path.is_dir() else path.parent
@@ -196,6 +196,10 @@ def _folder(spec: str) -> Path:
             f"nor an existing folder or file. Pass a folder of images, one sub-folder per class (split by "
             f"valid_pct), or in Imagenette's layout (train/ beside val/, valid/ or test/, one sub-folder per class "
             f"each); a CSV of file names and labels; or one of those names.")
+    if not path.is_dir() and not sources.is_table(path):
+        raise DatasetError(
+            f"Dataset {spec!r} is a file, but neither a folder of images nor a table of file names and labels (a "
+            f"table's name ends in .csv, .csv.gz or .tsv). Pass the folder that holds the images, or the CSV.")
     return path.resolve()
 
 
@@ -374,4 +378,4 @@ def _native_size(path: Path, files) -> int:
                 return min(MAX_DEFAULT_SIZE, min(im.size))
         except OSError:
             continue
-    raise DatasetError(f"Dataset {path}: its training images are none of them readable.")
+    raise DatasetError(f"{sources.named(path)}: its training images are none of them readable.")

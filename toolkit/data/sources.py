@@ -80,16 +80,30 @@ def file_hash(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 
+FRAMES = "tables"   # where a DataFrame's CSV is written, under TOOLKIT_HOME, named by its content
+
+
 def table_file(df, home: Path) -> str:
     """A DataFrame as a CSV under `home`, named by its content, so that a Ray worker, `resume` and `--config` read
     the same data from the recipe alone. Written once, atomically."""
     from ..atomic import write_atomic
     text = df.to_csv(index=False)
-    dest = Path(home) / "tables" / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.csv"
+    dest = Path(home) / FRAMES / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.csv"
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(dest, lambda p: Path(p).write_text(text))
     return str(dest)
+
+
+def is_frame(path: str | os.PathLike) -> bool:
+    """Whether a dataset is a DataFrame's CSV (`table_file`), which a user knows as their DataFrame, not a file."""
+    path = Path(str(path))
+    return path.parent.name == FRAMES and re.fullmatch(r"[0-9a-f]{16}\.csv", path.name) is not None
+
+
+def named(path: str | os.PathLike) -> str:
+    """A dataset as errors name it: "Dataset PATH", or for a DataFrame's CSV, the DataFrame."""
+    return f"The DataFrame given as dataset (kept as {path})" if is_frame(path) else f"Dataset {path}"
 
 
 # --- resolving the options of a recipe's dataset ---------------------------------------------------------------
@@ -124,7 +138,7 @@ def _read_table(path: Path, nrows: int | None = None):
         return pd.read_csv(path, sep="\t" if str(path).lower().endswith(".tsv") else ",", nrows=nrows, dtype=str,
                            keep_default_na=False, na_values=[""])   # text as written: ids 0001, labels 01
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise DatasetError(f"Dataset {path} cannot be read as a CSV of file names and labels ({type(e).__name__}: "
+        raise DatasetError(f"{named(path)} cannot be read as a CSV of file names and labels ({type(e).__name__}: "
                            f"{e}).") from None
 
 
@@ -139,14 +153,14 @@ def columns(path: Path, options: dict) -> dict:
             if default_index is None:
                 return VALID_COL if VALID_COL in header else ""
             if len(header) <= default_index:
-                raise DatasetError(f"Dataset {path} has {len(header)} column(s) ({', '.join(header)}); a CSV of "
+                raise DatasetError(f"{named(path)} has {len(header)} column(s) ({', '.join(header)}); a CSV of "
                                    f"images needs a column of file names and one of labels.")
             return header[default_index]
         if value in header:
             return value
         if value.isdigit() and int(value) < len(header):   # fastai's fn_col=0, label_col=1: a column by position
             return header[int(value)]
-        raise DatasetError(f"Dataset {path} has no column {value!r} for {option} (its columns: "
+        raise DatasetError(f"{named(path)} has no column {value!r} for {option} (its columns: "
                            f"{', '.join(header)}). Pass --set {option}=NAME with one of them.")
     return {"fn_col": pick("fn_col", 0), "label_col": pick("label_col", 1), "valid_col": pick("valid_col", None)}
 
@@ -171,7 +185,7 @@ def _read_folder(path: Path, options: dict) -> Listing:
     pattern = options.get("label_re") or ""
     roots = {"train": path / "train", "val": path / val} if val else {"": path}
     if pattern:
-        labeller, read = _name_labeller(pattern), f"labels from file names by label_re={pattern!r}"
+        labeller, read = _name_labeller(pattern), f"labels from file names by label_re='{pattern}'"
         per_root = {k: _labelled(root, labeller, path) for k, root in roots.items()}
     else:
         read, per_root = "", {k: _class_folders(root) for k, root in roots.items()}
@@ -199,11 +213,15 @@ def _name_labeller(pattern: str):
     try:
         rx = re.compile(pattern)
     except re.error as e:
-        raise DatasetError(f"label_re={pattern!r} is not a regular expression ({e}).") from None
+        raise DatasetError(f"label_re='{pattern}' is not a regular expression ({e}).") from None
+    if rx.groups < 1:
+        raise DatasetError(f"label_re='{pattern}' has no group: the label is the expression's first group, "
+                           f"searched in each file name (as fastai's RegexLabeller takes it). Put the label's part "
+                           f"in parentheses, e.g. {'^(.*)_[0-9]+[.]jpg$'!r} for great_pyrenees_173.jpg.") from None
 
     def label(name: str) -> str | None:
         m = rx.search(name)
-        return None if m is None else (m.group(1) if rx.groups else m.group(0))
+        return None if m is None else m.group(1)
     return label
 
 
@@ -230,7 +248,7 @@ def _read_csv(path: Path, options: dict) -> Listing:
     df = _read_table(path)
     cols = columns(path, options)
     fn_col, label_col, valid_col = cols["fn_col"], cols["label_col"], cols["valid_col"]
-    where = f"Dataset {path}"
+    where = f"{named(path)}"
     if df.empty:
         raise DatasetError(f"{where} has no rows.")
     labels = df[label_col]
@@ -329,7 +347,7 @@ def _split(path: Path, per_class: dict, valid_pct: float, split_seed: int) -> di
     few = {c: len(fs) for c, fs in per_class.items() if len(fs) < 2}
     if few:
         shown = ", ".join(f"{c} ({n} image)" for c, n in list(few.items())[:SHOWN])
-        raise DatasetError(f"Dataset {path}: class(es) {shown}{' ...' if len(few) > SHOWN else ''} have too few "
+        raise DatasetError(f"{named(path)}: class(es) {shown}{' ...' if len(few) > SHOWN else ''} have too few "
                            f"images for a split: each class needs at least 2, one to train on and one to validate. "
                            f"Add images, or remove the class.")
     rng, out = np.random.default_rng(split_seed), {"train": {}, "val": {}}
@@ -352,7 +370,7 @@ def check_listing(path: Path, files: dict, labels: dict, names: dict | None = No
     check_splits(path, files, labels, names)
     extra = sorted(set(labels["val"]) - set(labels["train"]))
     if extra:
-        raise DatasetError(f"Dataset {path}: classes in {val_name} that {train_name} lack "
+        raise DatasetError(f"{named(path)}: classes in {val_name} that {train_name} lack "
                            f"({', '.join(extra[:SHOWN * 2])}); a model cannot learn them. Add training images for "
                            f"them or remove them from validation.")
 
@@ -362,9 +380,9 @@ def check_splits(path: Path, files: dict, labels: dict, names: dict | None = Non
     names = names or {"train": "the training split", "val": "the validation split"}
     for split in SPLITS:
         if not files[split]:
-            raise DatasetError(f"Dataset {path}: no readable images in {names[split]} (expected image files, with "
+            raise DatasetError(f"{named(path)}: no readable images in {names[split]} (expected image files, with "
                                f"extensions such as .jpg, .jpeg, .png, one sub-folder per class in a folder).")
     classes = sorted(set(labels["train"]))
     if len(classes) < 2:
-        raise DatasetError(f"Dataset {path}: {len(classes)} class with images in {names['train']} "
+        raise DatasetError(f"{named(path)}: {len(classes)} class with images in {names['train']} "
                            f"({', '.join(classes)}); classification needs at least two classes.")

@@ -15,11 +15,11 @@ def label_of(recipe: Recipe) -> str:
     return label(recipe.name, label_changes(recipe))
 
 
-def label_changes(recipe: Recipe, context: dict | None = None) -> dict[str, str]:
+def label_changes(recipe: Recipe, context: dict | None = None, hide=()) -> dict[str, str]:
     """The settings a recipe's label adds to its name: where it differs from the registered recipe it stands for
     (for a variant `NAME [k=v]`: from NAME, beyond k; for a recipe never registered: its `context`).
-    Settings shown as table columns are left out."""
-    base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN}
+    Settings shown as table columns are left out, and those in `hide`."""
+    base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN, *hide}
     if base is None:
         bracket = re.fullmatch(rf"{re.escape(recipe.parent)} \[(.*)\]", recipe.name) if recipe.parent else None
         base = registry.registered(recipe.parent) if bracket else None

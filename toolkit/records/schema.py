@@ -29,6 +29,9 @@ MEANING = ["label", "changes", "role", "reference", "reference_name", "reference
 ROLES = ("recipe", "reference")   # asked for by name | run so that another row has something to be compared with
 COLUMNS = ["run_id", "name", "config_id", "seed", "context", "auto", *MEANING, "dataset_id", *METRICS, "finished_at",
            "run_dir", *RECIPE_FIELDS]
+# The columns every version of the table has had: a table without one of them is damaged, not old.
+ALWAYS = ("run_id", "seed", "accuracy", "run_dir")
+NAMED_BY = (("name", "config_id"), ("experiment",))   # today's, or the first version's (before config ids)
 NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
            "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
            "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
@@ -44,7 +47,8 @@ def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | No
     warning: such a row is shown without a difference."""
     from ..recipes.labels import label_changes
     from ..train.resolve import reference_recipe
-    items = label_changes(recipe, context)
+    hide = _resolved_reading(recipe, context)
+    items = label_changes(recipe, context, hide)
     out = {"label": label(recipe.name, items), "changes": json.dumps(items), "role": role, "reference": "",
            "reference_name": "", "reference_changes": "{}", "reference_config_id": ""}
     try:
@@ -52,9 +56,17 @@ def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | No
     except (ToolkitError, ValueError) as e:
         warnings.warn(f"no reference for {recipe.name!r}, so no difference is shown for it: {e}", stacklevel=2)
         return out
-    ref_items = label_changes(ref)
+    ref_items = label_changes(ref, hide=hide)
     return {**out, "reference": label(ref.name, ref_items), "reference_name": ref.name,
             "reference_changes": json.dumps(ref_items), "reference_config_id": config_id(ref)}
+
+
+def _resolved_reading(recipe: Recipe, context: dict) -> set[str]:
+    """The dataset options a label leaves out: those the user did not give (a CSV's columns found by default), its
+    content hash, and the folder of a DataFrame (the working folder its file names were read from)."""
+    from ..data.sources import OPTIONS, is_frame
+    return ({"dataset_hash"} | {k for k in OPTIONS if k not in context}
+            | ({"folder"} if is_frame(recipe.dataset) else set()))
 
 
 def result_row(recipe: Recipe, context: dict, run_dir: Path, metrics: dict, auto: dict | None = None,
