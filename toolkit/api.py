@@ -111,6 +111,10 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
+    if confirm and len(treatments(vary, 10 ** 9)) < 2:   # before anything trains
+        from .errors import ToolkitError
+        raise ToolkitError("--confirm confirms the pick of a grid: give --vary with several values (and at least 3 "
+                           "seeds). Nothing was run.")
     done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log, family)
     summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family)
     keys = list(treatments(vary, 10 ** 9)[0])
@@ -119,10 +123,6 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     if found and len(keys) == 1:
         result.written.append(grids.figure(found[0], out.with_name(f"{out.name}-grid.png")))
     if confirm:
-        from .errors import ToolkitError
-        if not found:
-            raise ToolkitError("--confirm confirms the pick of a grid: give --vary with several values (and at "
-                               "least 3 seeds).")
         result.confirmed = _confirm(found, context, against, seeds, options, out, margin, log)
         result.written += result.confirmed.written
     return result
@@ -263,17 +263,18 @@ def learner(name_or_recipe, progress: str | None = None, num_workers: int | None
     return learn
 
 
-def show(name: str, ctx: dict | None = None, vary=None, against: str | None = None,
+def show(name, ctx: dict | None = None, vary=None, against: str | None = None,
          plot: str | Path | None = None) -> dict:
-    """What `toolkit show` prints: the recipe `name` resolved under a context (and `vary`), its config id, what it is
-    compared with, its stage plan and the pixels it spends per image; `plot`: also draw its learning-rate
-    schedule to that PNG (returned under "written")."""
+    """What `toolkit show` prints: the recipe `name` (a registered name or a Recipe) resolved under a context (and
+    `vary`), its config id, what it is compared with, its stage plan and the pixels it spends per image; `plot`: also
+    draw its learning-rate schedule to that PNG (returned under "written")."""
     from .recipes import registry
-    from .recipes.recipe import apply_overrides, config_id, plan_pixels, stage_plan
+    from .recipes.recipe import Recipe, apply_overrides, config_id, plan_pixels, stage_plan
     from .sweep.plan import variant
     from .train.resolve import reference_recipe, resolve_recipe
     ctx = ctx or {}
-    recipe = resolve_recipe(variant(apply_overrides(registry.get(name), ctx), vary), ctx, against)
+    base = name if isinstance(name, Recipe) else registry.get(name)
+    recipe = resolve_recipe(variant(apply_overrides(base, ctx), vary), ctx, against)
     reference = reference_recipe(recipe, ctx, against)
     info = recipe.to_dict()
     info["config_id"] = config_id(recipe)

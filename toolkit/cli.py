@@ -506,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `toolkit ... | head`: the reader has what it wanted; nothing more to say
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's advice: no second error at exit
+        return 141   # 128 + SIGPIPE, as a shell reports a program stopped by a closed pipe
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside a run: dataset checks, packing, comparing
         print(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; every finished run is kept and "
               f"nothing was left half-written.", file=sys.stderr)

@@ -6,7 +6,11 @@ class ToolkitError(Exception):
 
 
 class RecipeError(ToolkitError, ValueError):
-    """A recipe, or an override of one, is invalid."""
+    """A recipe, or an override of one, is invalid. `detail`: what is wrong, without naming the recipe."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class RegistryError(ToolkitError, KeyError):

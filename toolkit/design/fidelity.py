@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import stats
 from ..atomic import check_folder, write_atomic
+from ..data.datasets import canonical_name
 from ..errors import ToolkitError
 from ..report.compare import check_margin, summarize_and_write
 from ..sweep.options import Options
@@ -171,6 +172,11 @@ def fidelity(names, proxy, full: str, context: dict, seeds: int | str = 1, optio
     presize = float(context.get("presize", Recipe.presize))
     folders = {}
     for p in given:
+        if not rules.is_description(p) and canonical_name(p) == canonical_name(full):
+            raise ToolkitError(f"--proxy {p} is the full data itself (--full {full}): a proxy equal to the full "
+                               f"data measures nothing about how well a proxy tells the truth. Give a smaller copy "
+                               f"(toolkit data proxy), or a rule such as --proxy per_class=100.")
+    for p in given:
         folder = (rules.build(p, full, int(context["size"]), presize, log, options.progress, context)
                   if rules.is_description(p) else str(p))
         folders[_label(p, folders)] = (str(p), folder)
@@ -193,6 +199,14 @@ def fidelity(names, proxy, full: str, context: dict, seeds: int | str = 1, optio
     result = Fidelity(table, lines, shown_notes, choice)
     result.written = _write(result, out, {**context, "proxy": [f for _, f in folders.values()], "full": full})
     return result
+
+
+def tau_line(tau: float, low: float, high: float, n: int) -> str:
+    """The report's line on the rank correlation of `n` recipes' effects (none below 3 recipes)."""
+    if not np.isfinite(tau):
+        return f"Rank correlation of the effects: none (Kendall's tau needs at least 3 recipes; {n} here)"
+    return (f"Rank correlation of the effects (Kendall's tau over {n} recipes): {tau:+.2f}"
+            + (f", 95% bootstrap interval over seeds [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else ""))
 
 
 def _label(given, taken: dict) -> str:
@@ -254,9 +268,7 @@ def _judge(proxy_side, full_side, label: str, folder: str) -> dict:
     tau_text = (f"{tau:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
                 if np.isfinite(tau) else "")
     lines += [
-        f"Rank correlation of the effects (Kendall's tau over {len(table)} recipes): {tau:+.2f}"
-        + (f", 95% bootstrap interval over seeds [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
-        + (" (fewer than 3 recipes: none)" if not np.isfinite(tau) else ""),
+        tau_line(tau, low, high, len(table)),
         f"Decided proxy verdicts that the full data confirms: {(decided_proxy['agreement'] == AGREE).sum()} of "
         f"{len(decided_proxy)}",
         f"Cost: the proxy side {seconds['proxy'].median():.0f} s per run ({seconds['proxy'].sum() / 60:.1f} min in "

@@ -101,11 +101,11 @@ class Recipe:
         try:
             object.__setattr__(self, "tta", parse_tta(self.tta))  # true -> "fastai", modes in one order
         except ValueError as e:
-            raise RecipeError(f"Recipe {self.name!r} is invalid: {e}.") from None
+            raise _invalid(self.name, str(e)) from None
         problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
                     if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
         if problems:   # inf and nan pass every range check below (inf > 0), and a run would "finish" with them
-            raise RecipeError(f"Recipe {self.name!r} is invalid: " + "; ".join(problems) + ".")
+            raise _invalid(self.name, "; ".join(problems))
         problems = [msg for ok, msg in [
             (bool(self.name), "name must not be empty"),
             (bool(self.dataset), "dataset must not be empty"),
@@ -145,7 +145,7 @@ class Recipe:
         except ValueError as e:
             problems.append(str(e))
         if problems:
-            raise RecipeError(f"Recipe {self.name!r} is invalid: " + "; ".join(problems) + ".")
+            raise _invalid(self.name, "; ".join(problems))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -417,6 +417,21 @@ def pairs(overrides: dict | list[str] | None) -> dict:
         k, v = item.split("=", 1)
         out[k.strip()] = v
     return out
+
+
+def _invalid(name: str, problems: str) -> RecipeError:
+    return RecipeError(f"Recipe {name!r} is invalid: {problems}.", f"{problems}.")
+
+
+def check_settings(settings, what: str) -> Recipe:
+    """`settings` (key=value strings or a dict) checked as recipe fields, outside any recipe: the context of a
+    sweep, a grid's values. An error names `what` (e.g. "--set valid_pct=2"), not a recipe the user did not name."""
+    try:
+        return apply_overrides(Recipe(), settings)
+    except RecipeError as e:
+        if e.detail == str(e):   # an unknown key, a value of the wrong type: said without a recipe's name already
+            raise
+        raise RecipeError(f"{what} is invalid: {e.detail}") from None
 
 
 def apply_overrides(recipe: Recipe, overrides: dict[str, str] | list[str]) -> Recipe:

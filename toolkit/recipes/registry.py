@@ -13,15 +13,23 @@ ROOT = "baseline"  # the reference of every recipe that names no parent
 
 _experiments: dict[str, Recipe] = {}
 _suites: dict[str, tuple[str, ...]] = {}
+_loaded = False   # whether load_named has run: every lookup below runs it first, whichever module was imported
 
 
 def load_named() -> None:
     """Register the named experiments (the NAMED package, where it can be imported), as the launcher does: a plugin
     loaded by its name, so the registry depends on no experiment."""
+    global _loaded
     import importlib
     import importlib.util
+    _loaded = True
     if importlib.util.find_spec(NAMED) is not None:
         importlib.import_module(NAMED)
+
+
+def _named() -> None:
+    if not _loaded:
+        load_named()
 
 
 def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
@@ -66,6 +74,7 @@ def _unknown(name: str, kind: str = "experiment") -> RegistryError:
 
 def get(name: str) -> Recipe:
     """The registered recipe called `name`; an unknown name raises with close matches suggested."""
+    _named()
     try:
         return _experiments[name]
     except KeyError:
@@ -74,20 +83,24 @@ def get(name: str) -> Recipe:
 
 def registered(name: str) -> Recipe | None:
     """The registered recipe called `name`, or None (a run of a recipe that was never registered, or no longer is)."""
+    _named()
     return _experiments.get(name)
 
 
 def list_experiments(pattern: str = "*") -> list[str]:
     """Registered experiment names matching a shell-style wildcard (`mixup*`), sorted."""
+    _named()
     return sorted(n for n in _experiments if fnmatch.fnmatchcase(n, pattern))
 
 
 def list_suites(pattern: str = "*") -> dict[str, tuple[str, ...]]:
+    _named()
     return {n: m for n, m in sorted(_suites.items()) if fnmatch.fnmatchcase(n, pattern)}
 
 
 def expand(names: list[str] | str) -> list[Recipe]:
     """Expand experiment names, wildcard patterns and suite names into recipes, each once, in order."""
+    _named()
     out: dict[str, Recipe] = {}
     for name in [names] if isinstance(names, str) else names:
         if name in _suites:

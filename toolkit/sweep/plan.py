@@ -22,7 +22,7 @@ from ..data.datasets import canonical_name, of_recipe
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
 from ..defaults import GRID_MAX
-from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, config_id, format_value, is_number_field, label, pairs,
+from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, check_settings, config_id, format_value, is_number_field, label, pairs,
                               stage_plan)
 from ..records import folders
 from ..records.schema import meaning
@@ -51,7 +51,7 @@ def context_of(overrides: dict | list | None = None, **settings) -> dict:
     given.update({k: v for k, v in settings.items() if v is not None})
     if type(given.get("dataset")).__name__ == "DataFrame":   # from Python: read from a file named by its content
         given.update(dataset_frame(given["dataset"], given.get("folder", "")))
-    apply_overrides(Recipe(), given)  # unknown keys and bad values fail here, before anything runs
+    check_settings(given, "A setting")  # unknown keys and bad values fail here, before anything runs
     out = {k: str(v) for k, v in sorted(given.items())}
     if "dataset" in out:
         out["dataset"] = canonical_name(out["dataset"])
@@ -89,7 +89,7 @@ def treatments(vary, limit: int | None = None) -> list[dict]:
             values.setdefault(k, []).extend([x.strip() for x in v.split(",")] if is_number_field(k) else [v])
     typed = {}
     for k, vs in values.items():
-        parsed = [getattr(apply_overrides(Recipe(), {k: v}), k) for v in vs]   # unknown keys, bad values: errors
+        parsed = [getattr(check_settings({k: v}, f"--vary {k}={v}"), k) for v in vs]   # unknown keys, bad values
         typed[k] = list(dict.fromkeys(parsed))
     grid = [dict(zip(typed, combo)) for combo in itertools.product(*typed.values())]
     limit = GRID_MAX if limit is None else limit
