@@ -134,6 +134,14 @@ def folder_dataloaders(ds: Dataset, size: int, bs: int, tfms: list, presize: flo
     return block.dataloaders(items, bs=bs, **kw)
 
 
+def valid_files(data: RunData) -> list[str]:
+    """The validation images in the order the recipe's loader serves them, as paths relative to the dataset: the
+    pack's own list (it may have skipped an image it could not decode), else the dataset's."""
+    if data.pack is not None:
+        return list(data.pack.meta["splits"]["val"]["files"])
+    return [data.ds.relative(f) for f in data.ds.files["val"]]
+
+
 # --- normalization statistics ------------------------------------------------------------------------
 
 def normalize_stats(recipe: Recipe, data: RunData, size: int):

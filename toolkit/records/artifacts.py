@@ -3,6 +3,8 @@
     checkpoint.pt   the latest epoch-boundary checkpoint while the run is unfinished (toolkit/train/checkpoint.py)
     model.pth       with --save-model: the final weights ("model"; with EMA also "ema"), plain tensors
     env.json        versions, device, threads, the toolkit's commit
+    predictions.npz the class each evaluation predicted for every validation image, the labels, and a hash of
+                    the validation files (a comparison counts the images two recipes disagree on from it)
 """
 from __future__ import annotations
 
@@ -16,6 +18,41 @@ from ..errors import CheckpointError
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pth"
+PREDICTIONS = "predictions.npz"
+
+
+def save_predictions(run_dir: Path, predictions: dict) -> Path:
+    """{evaluation key: classes, "labels": ..., "valid_hash": ...} to run_dir/predictions.npz, compressed (a few KB
+    for thousands of images), atomically."""
+    import numpy as np
+
+    def write(p):
+        with open(p, "wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in predictions.items()})
+    return write_atomic(Path(run_dir) / PREDICTIONS, write)
+
+
+def load_predictions(run_dir: Path) -> dict | None:
+    """A run's predictions.npz as {key: array, "valid_hash": str}; None where the run kept none (an older run).
+    A damaged file raises CheckpointError with what is wrong (never a pickle: allow_pickle is off)."""
+    import zipfile
+
+    import numpy as np
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+        out["valid_hash"] = str(out["valid_hash"])
+        sizes = {len(v) for k, v in out.items() if k != "valid_hash"}
+        if "labels" not in out or "plain" not in out or len(sizes) != 1:
+            raise ValueError("it lacks the labels or the plain predictions, or its arrays differ in length")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path} is damaged ({type(e).__name__}: {e}); the run is compared by its accuracy "
+                              f"alone. `toolkit run --config {Path(run_dir) / 'recipe.json'} --rerun` makes it "
+                              f"again.") from None
+    return out
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> Path:

@@ -18,7 +18,7 @@ from ..atomic import check_folder, lock, write_atomic, write_json
 from ..errors import TableError, ToolkitError
 from ..recipes.recipe import LEGACY, Recipe
 from . import folders
-from .artifacts import CHECKPOINT
+from .artifacts import CHECKPOINT, save_predictions
 from .migrate import saved_meaning, upgrade
 from .schema import ALWAYS, COLUMNS, NAMED_BY, NUMERIC, result_row, row_auto
 
@@ -27,9 +27,12 @@ TABLE = "runs.csv"
 
 def finish(results: str | Path, run_dir: Path, recipe: Recipe, context: dict, metrics: dict,
            keep_checkpoints: bool = False, append: bool = True) -> dict:
-    """Record a finished run: metrics.json, status finished, its row in the results table (unless not `append`:
-    a driver records it); drop its checkpoint. What the row means comes from the run's recipe.json, written
-    when it started."""
+    """Record a finished run: predictions.npz (`metrics["predictions"]`, taken out of the metrics), metrics.json,
+    status finished, its row in the results table (unless not `append`: a driver records it); drop its
+    checkpoint. What the row means comes from the run's recipe.json, written when it started."""
+    predictions = metrics.pop("predictions", None)
+    if predictions:
+        save_predictions(run_dir, predictions)
     write_json(run_dir / "metrics.json", metrics)
     row = _row(run_dir, recipe, context, metrics)
     folders.mark(run_dir, "finished", epochs_done=metrics.get("epochs_done"), attempt=metrics.get("attempts", 1))

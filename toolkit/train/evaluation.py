@@ -15,8 +15,9 @@ its accuracy and its seconds. None changes how the model trained; they are ways 
     ema      the weights' moving average (`WeightEMA`), validated as the plain model is
 
 Each is declared once in toolkit/recipes/evaluations.py (its key, names, the fields it reads); here is how it
-runs (`RUNNERS`). Each reports accuracy_<key> and <key>_seconds. Evaluation logs no epoch and
-writes no checkpoint: those callbacks are removed while it lasts.
+runs (`RUNNERS`). Each reports accuracy_<key> and <key>_seconds, and the class it predicted for every validation
+image (`KeepPredictions`, from the passes it makes anyway: the plain one from the last epoch's validation).
+Evaluation logs no epoch and writes no checkpoint: those callbacks are removed while it lasts.
 """
 from __future__ import annotations
 
@@ -49,12 +50,41 @@ def check(recipe: Recipe, ds) -> None:
                           f"without flips).")
 
 
+class KeepPredictions(Callback):
+    """The class predicted for each image of the latest validation pass, with its target, in the loader's order:
+    what a run keeps (`predictions.npz`) so that a comparison can count the images two recipes disagree on."""
+    order = MixedPrecision.order + 2   # after Views has averaged a pass's views
+
+    def __init__(self):
+        self.preds, self.targs = [], []
+
+    def before_validate(self):
+        self.preds, self.targs = [], []
+
+    def after_batch(self):
+        if not self.training:
+            self.preds.append(self.pred.detach().argmax(-1).cpu())
+            self.targs.append(self.yb[0].detach().cpu())
+
+    def take(self):
+        """(predicted classes, targets) of the latest validation pass, as numpy arrays; None if there was none."""
+        if not self.preds:
+            return None
+        out = torch.cat(self.preds).numpy(), torch.cat(self.targs).numpy()
+        self.preds, self.targs = [], []
+        return out
+
+
 def evaluate(learn, recipe: Recipe, data=None, progress: str = "none", num_workers: int | None = None) -> dict:
     """The plain accuracy and loss (the last epoch's; a run resumed after its last epoch validates the restored
     model), then each evaluation `recipe` asks for, in a fixed order: fastai's TTA first (it draws from the random
-    generators, which are then where an uninterrupted run has them), then flip, crops, hires and ema."""
+    generators, which are then where an uninterrupted run has them), then flip, crops, hires and ema. With a
+    `KeepPredictions` among the learner's callbacks, `predictions` holds what each evaluation predicted for every
+    validation image (`predictions`)."""
     quiet = [cb for cb in learn.cbs if isinstance(cb, (EpochLog, Checkpoints))]
     log = next((cb for cb in quiet if isinstance(cb, EpochLog)), None)
+    keep = next((cb for cb in learn.cbs if isinstance(cb, KeepPredictions)), None)
+    kept = {}
     with learn.removed_cbs(quiet):
         if getattr(learn.recorder, "values", None):
             values = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
@@ -65,17 +95,44 @@ def evaluate(learn, recipe: Recipe, data=None, progress: str = "none", num_worke
             valid_loss, acc = learn.validate()[:2]
             metrics = {"accuracy": float(acc), "valid_loss": float(valid_loss),
                        "eval_seconds": round(time.perf_counter() - t, 3)}
+        kept["plain"] = keep.take() if keep else None
         size = data.plan[-1][0] if data is not None else recipe.size   # the last stage's: the size it ends at
         asked = evaluations.asked(recipe)
         for e in asked:
             t = time.perf_counter()
-            acc = RUNNERS[e.mode](learn, recipe, data, size, num_workers)
+            acc, predicted = RUNNERS[e.mode](learn, recipe, data, size, num_workers)
             metrics[f"accuracy_{e.key}"], metrics[f"{e.key}_seconds"] = acc, round(time.perf_counter() - t, 3)
+            taken = keep.take() if keep else None
+            kept[e.key] = (predicted, taken[1]) if predicted is not None and taken else taken
             display.line(f"{e.line(recipe, size)}: accuracy {100 * acc:.1f}% in {metrics[f'{e.key}_seconds']:.1f}s",
                       progress)
     if evaluations.BY_MODE["fastai"] in asked:
         metrics.update(tta_n=recipe.tta_n, tta_beta=recipe.tta_beta)
+    if keep and data is not None and all(v is not None for v in kept.values()):
+        metrics["predictions"] = predictions(kept, data)
     return {k: v for k, v in metrics.items() if v is not None}
+
+
+def predictions(kept: dict, data) -> dict:
+    """What each evaluation predicted, in the canonical order of the validation files (their relative paths,
+    sorted, so the packed and the folder loader agree): {key: classes, "labels": targets, "valid_hash": hash of
+    those paths}. The classes are indices into the dataset's sorted classes, as uint8 where they fit."""
+    import hashlib
+
+    import numpy as np
+
+    from ..data.pipeline import valid_files
+    files = valid_files(data)
+    order = np.argsort(np.array(files, dtype=object), kind="stable")
+    dtype = np.uint8 if len(data.ds.classes) <= 256 else np.int32
+    out = {}
+    for key, (pred, targ) in kept.items():
+        if len(pred) != len(files):
+            return {}   # a loader that dropped images: nothing to align, nothing kept
+        out[key] = pred[order].astype(dtype)
+        out.setdefault("labels", targ[order].astype(dtype))
+    out["valid_hash"] = hashlib.sha1("\n".join(sorted(files)).encode()).hexdigest()[:16]
+    return out
 
 
 class Views(Callback):
@@ -103,11 +160,11 @@ def _accuracy(learn, dl=None, cbs=None) -> float:
 
 def _fastai(learn, recipe, data, size, num_workers):
     preds, targs = learn.tta(n=recipe.tta_n, beta=recipe.tta_beta)
-    return float(accuracy(preds, targs))
+    return float(accuracy(preds, targs)), preds.argmax(-1).numpy()   # several passes: the result, not the last one
 
 
 def _flip(learn, recipe, data, size, num_workers):
-    return _accuracy(learn, cbs=[Views(lambda x: [x, x.flip(-1)])])
+    return _accuracy(learn, cbs=[Views(lambda x: [x, x.flip(-1)])]), None   # None: KeepPredictions saw the pass
 
 
 def _tiles(x, size: int):
@@ -120,17 +177,17 @@ def _tiles(x, size: int):
 
 def _crops(learn, recipe, data, size, num_workers):
     dls = _dataloaders(recipe, data, round(CROP_VIEW * size), size, num_workers)
-    return _accuracy(learn, dl=dls.valid, cbs=[Views(lambda x: _tiles(x, size))])
+    return _accuracy(learn, dl=dls.valid, cbs=[Views(lambda x: _tiles(x, size))]), None
 
 
 def _hires_accuracy(learn, recipe, data, size, num_workers):
-    return _accuracy(learn, dl=_dataloaders(recipe, data, round(recipe.eval_scale * size), size, num_workers).valid)
+    return _accuracy(learn, dl=_dataloaders(recipe, data, round(recipe.eval_scale * size), size, num_workers).valid), None
 
 
 def _ema(learn, recipe, data, size, num_workers):
     raw, learn.model = learn.model, learn.weight_ema.model
     try:
-        return _accuracy(learn)
+        return _accuracy(learn), None
     finally:
         learn.model = raw
 
@@ -144,5 +201,6 @@ def _dataloaders(recipe, data, view: int, size: int, num_workers):
     return dataloaders(recipe, data, view, num_workers=num_workers, stats_size=size)
 
 
-# How each evaluation of toolkit/recipes/evaluations.py runs: (learn, recipe, data, size, num_workers) -> accuracy.
+# How each evaluation of toolkit/recipes/evaluations.py runs: (learn, recipe, data, size, num_workers) -> (accuracy,
+# the classes it predicted, or None where its one pass went through KeepPredictions).
 RUNNERS = {"fastai": _fastai, "flip": _flip, "crops": _crops, "hires": _hires_accuracy, "ema": _ema}

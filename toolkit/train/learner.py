@@ -25,7 +25,7 @@ from ..data.pipeline import RunData, check_batches, dataloaders, prepare
 from ..recipes.recipe import Recipe
 from . import checkpoint, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
-from .evaluation import check as check_evaluations, evaluate
+from .evaluation import KeepPredictions, check as check_evaluations, evaluate
 from .mix import Mix
 from .models import check_arch, check_weights, create_model
 
@@ -57,7 +57,8 @@ def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers:
 def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = None, progress: str | None = None,
         num_workers: int | None = None, cbs=(), save=None, checkpoint_every: float | None = None,
         resume: dict | None = None, keep_checkpoints: bool = False, keep_model=None, on_epoch=None) -> dict:
-    """Train and evaluate one recipe; returns its metrics. Ctrl-C or SIGTERM interrupt it at a batch boundary.
+    """Train and evaluate one recipe; returns its metrics (with `predictions`: what each evaluation predicted for
+    every validation image, see toolkit/train/evaluation.py). Ctrl-C or SIGTERM interrupt it at a batch boundary.
 
     `data`: from `pipeline.prepare(recipe)` (made here if not given). `log`: a CSV file that gets one row per
     finished epoch, flushed at once, so an interrupted run keeps its finished epochs. `save(state)`: writes a
@@ -84,7 +85,8 @@ def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = No
     saver = Checkpoints(save, epochs, checkpoint_every, resume if within_fit else None, keep_checkpoints) if save else None
     # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
     first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
-    learn = fresh_learner(recipe, data, first, cbs=[epochs, interrupt, *([saver] if saver else []), *cbs],
+    learn = fresh_learner(recipe, data, first, cbs=[epochs, interrupt, KeepPredictions(), *([saver] if saver else []),
+                                                    *cbs],
                           num_workers=num_workers)
     _go_back_to(learn, epochs, resume)
     t0 = time.perf_counter()
