@@ -17,6 +17,7 @@ ORDER = [
     ("toolkit.data",),
     ("toolkit.train",),
     ("toolkit.records",),                                        # what a run leaves: folders, the results table
+    ("toolkit.judgment",),                                       # what the records support: evidence and verdicts
     ("toolkit.sweep",),                                          # writes records
     ("toolkit.report",),                                         # reads records, and nothing of the sweep
     ("toolkit.design",),                                         # how many seeds a question needs: --seeds auto, noise

@@ -2,8 +2,9 @@
 its reference (scipy).
 
 The protocol: both recipes run with the same seeds; the difference is taken seed by seed (paired), so what the
-seeds share (data order, initial weights) cancels out; the 95% interval is Student's t on those differences,
-or from n >= BOOTSTRAP_FROM pairs a BCa bootstrap (at n = 3 a bootstrap is overconfident). A verdict needs
+seeds share (data order, initial weights) cancels out; the 95% interval is a t interval (a comparison's rows take
+their standard error from toolkit/judgment.py, over seeds and validation images; no bootstrap, which at a handful
+of pairs does not hold its level). A verdict needs
 MIN_PAIRS pairs; "better" / "worse" when that interval excludes zero; "equivalent (±M)" when the difference is
 shown to lie within a margin M (two one-sided t tests, TOST: the 90% t interval inside ±M); "inconclusive"
 otherwise, with the pairs that would likely settle it (80% power). Under `--seeds auto` the verdicts of every
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +28,8 @@ MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval s
 POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
 MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
 MAX_SEEDS_LIMIT = 100  # --max-seeds above this is refused (the design's simulation grows with it)
-BOOTSTRAP_FROM = 10    # pairs from which the interval is a bootstrap rather than Student's t
-BOOTSTRAP_RESAMPLES = 9999
-EQUAL = 1e-9           # spreads below this are rounding (accuracies are multiples of 1 / validation images)
+EQUAL = 1e-6           # spreads below this are rounding: float32 accuracies differ by ~1e-7 where the counts agree
+                       # (an accuracy is a multiple of 1 / validation images, far above this below a million)
 
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, MORE_SEEDS = "better", "worse", "equivalent", "inconclusive", "need more seeds"
 DECIDED = (BETTER, WORSE, EQUIVALENT)  # verdicts that start with these settle a row
@@ -44,7 +43,7 @@ class Estimate:
     std: float = math.nan
     low: float = math.nan
     high: float = math.nan
-    method: str = ""      # "t", "bootstrap", "all equal" (zero spread: the interval is the value itself)
+    method: str = ""      # "t", "all equal" (zero spread: the interval is the value itself)
 
 
 def mean_interval(values, bounds=(0.0, 1.0)) -> Estimate:
@@ -75,14 +74,6 @@ def paired_difference(treatment, reference) -> Estimate:
     if np.ptp(d) <= EQUAL:  # every pair moved by the same amount: no spread to build an interval from
         mean = 0.0 if abs(mean) <= EQUAL else mean
         return Estimate(n, mean, 0.0, mean, mean, "all equal")
-    if n >= BOOTSTRAP_FROM:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ci = stats.bootstrap((d,), np.mean, confidence_level=CONFIDENCE, method="BCa",
-                                 n_resamples=BOOTSTRAP_RESAMPLES, random_state=np.random.default_rng(0)
-                                 ).confidence_interval
-        if math.isfinite(ci.low) and math.isfinite(ci.high):
-            return Estimate(n, mean, std, float(ci.low), float(ci.high), "bootstrap")
     ci = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)  # a difference of accuracies lies in [-1, 1]
     return Estimate(n, mean, std, max(float(ci.low), -1.0), min(float(ci.high), 1.0), "t")
 
@@ -95,23 +86,40 @@ def points(margin: float) -> str:
 _CODES = [MORE_SEEDS, BETTER, WORSE, "{b}, within {m}", "{w}, within {m}", "{e} ({m})", INCONCLUSIVE]
 
 
-def _verdict_codes(mean, sd, n, margin: float, alpha: float, alpha_equivalence: float, low=None, high=None):
-    """The verdict rule on arrays of (mean, spread) of paired differences over n pairs, as indices into _CODES.
+def codes(mean, se, df, margin: float, alpha: float, alpha_equivalence: float, image: float = 0.0,
+          se_equivalence=None, df_equivalence=None):
+    """The verdict rule on arrays of (mean, standard error, degrees of freedom) of paired differences, as indices
+    into _CODES (at least MIN_PAIRS pairs assumed): better / worse when the (1 - alpha) t interval excludes zero,
+    within the margin when the (1 - 2 alpha_equivalence) one lies inside it. No spread (se 0, or rounding), or a
+    (1 - alpha) interval narrower than `image` (one validation image), decides nothing: inconclusive.
+    `se_equivalence`, `df_equivalence`: what the tests of equivalence take, where it differs (toolkit/judgment.py).
 
-    Written once on arrays so that one row (`verdict`) and thousands of simulated sweeps (`simulate`) follow
-    the very same rule."""
-    mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
-    if n < MIN_PAIRS:
-        return np.zeros(mean.shape, dtype=int)
-    se = np.where(sd <= EQUAL, 0.0, sd) / math.sqrt(n)
-    if low is None:
-        half = stats.t.ppf(1 - alpha / 2, n - 1) * se
-        low, high = mean - half, mean + half
-    half = stats.t.ppf(1 - alpha_equivalence, n - 1) * se
+    Written once on arrays so that one row (toolkit/judgment.py) and thousands of simulated sweeps follow the very
+    same rule."""
+    mean, se = np.asarray(mean, dtype=float), np.asarray(se, dtype=float)
+    df = np.asarray(df, dtype=float)
+    half = sps_t(1 - alpha / 2, df) * se
+    low, high = mean - half, mean + half
     m = margin / 100
-    inside = (mean - half > -m + EQUAL) & (mean + half < m - EQUAL)
-    better, worse = np.asarray(low) > EQUAL, np.asarray(high) < -EQUAL
-    return np.select([better & inside, worse & inside, better, worse, inside], [3, 4, 1, 2, 5], 6)
+    eq = sps_t(1 - alpha_equivalence, df if df_equivalence is None else np.asarray(df_equivalence, dtype=float)) \
+        * (se if se_equivalence is None else np.asarray(se_equivalence, dtype=float))
+    inside = (mean - eq > -m) & (mean + eq < m)
+    better, worse = low > 0, high < 0
+    out = np.select([better & inside, worse & inside, better, worse, inside], [3, 4, 1, 2, 5], 6)
+    spread = (se > EQUAL) & np.isfinite(se) & (2 * half >= image)
+    return np.where(spread, out, 6)
+
+
+def sps_t(q, df):
+    """Student t's quantile, with an infinite df as the normal's."""
+    return stats.t.ppf(q, np.where(np.isfinite(df), df, 1e12))
+
+
+def _verdict_codes(mean, sd, n, margin: float, alpha: float, alpha_equivalence: float, image: float = 0.0):
+    """`codes` of n paired differences with mean `mean` and spread `sd` (Student t on n - 1 df)."""
+    if n < MIN_PAIRS:
+        return np.zeros(np.shape(mean), dtype=int)
+    return codes(mean, np.asarray(sd, dtype=float) / math.sqrt(n), n - 1, margin, alpha, alpha_equivalence, image)
 
 
 def _word(code: int, margin: float) -> str:
@@ -119,20 +127,16 @@ def _word(code: int, margin: float) -> str:
 
 
 def verdict(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equivalence: float | None = None,
-            shown: Estimate | None = None) -> str:
-    """The verdict on paired differences (fractions of 1) with a margin of practical equivalence M (in points).
-
-    better / worse: the (1 - alpha) interval excludes zero (`shown`, the table's interval, else Student t);
-    "better, within ±M" (or worse): besides, the (1 - 2 alpha_equivalence) t interval lies inside ±M: real, but
-    smaller than the margin; "equivalent (±M)": that interval lies inside ±M (two one-sided t tests at level
-    alpha_equivalence, by default alpha: the 90% interval); inconclusive: none of these; need more seeds: fewer
-    than MIN_PAIRS pairs, whatever the intervals say. A zero-spread interval decides by the difference itself."""
+            image: float = 0.0) -> str:
+    """The verdict on paired differences (fractions of 1), judged by the seeds alone (Student t), with a margin of
+    practical equivalence M (in points): the rule of `codes`; need more seeds below MIN_PAIRS pairs. `image`: one
+    validation image, as a fraction (no verdict from an interval narrower than it). A comparison's rows are judged
+    by toolkit/judgment.py, on the seeds and the validation images."""
     d = np.asarray(differences, dtype=float)
     if len(d) < MIN_PAIRS:
         return MORE_SEEDS
-    bounds = (shown.low, shown.high) if shown is not None else (None, None)
     code = _verdict_codes(d.mean(), d.std(ddof=1), len(d), margin, alpha,
-                          alpha if alpha_equivalence is None else alpha_equivalence, *bounds)
+                          alpha if alpha_equivalence is None else alpha_equivalence, image)
     return _word(int(code), margin)
 
 
@@ -303,14 +307,11 @@ def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | 
 
 
 def p_value(differences) -> float:
-    """The two-sided p-value of a paired t test on the differences (nan below MIN_PAIRS; with no spread, 0 when
-    every pair moved by the same non-zero amount, else 1). The family's rule uses it at every number of pairs,
-    also where the table's interval is a BCa bootstrap (from BOOTSTRAP_FROM pairs)."""
+    """The two-sided p-value of a paired t test on the differences (nan below MIN_PAIRS, and without spread: no
+    test). A comparison's rows take theirs from toolkit/judgment.py."""
     d = np.asarray(differences, dtype=float)
-    if len(d) < MIN_PAIRS:
+    if len(d) < MIN_PAIRS or np.ptp(d) <= EQUAL:
         return math.nan
-    if np.ptp(d) <= EQUAL:
-        return 0.0 if abs(d.mean()) > EQUAL else 1.0
     return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
@@ -344,42 +345,6 @@ def family_word(word: str) -> str:
         within = word.split(", within ")
         return f"{EQUIVALENT} ({within[1]})" if len(within) == 2 else INCONCLUSIVE
     return word
-
-
-def improvement(differences) -> tuple[float, float, float]:
-    """P(A > B): the share of paired seeds on which A beat B (ties count one half), with a 95% Wilson interval
-    (statsmodels); nan for no pairs."""
-    from statsmodels.stats.proportion import proportion_confint
-    d = np.asarray(differences, dtype=float)
-    if not len(d):
-        return math.nan, math.nan, math.nan
-    wins = float((d > EQUAL).sum() + 0.5 * (np.abs(d) <= EQUAL).sum())
-    low, high = proportion_confint(wins, len(d), alpha=ALPHA, method="wilson")
-    return wins / len(d), float(low), float(high)
-
-
-def best_set(accuracy, alpha: float = ALPHA) -> list:
-    """The values a grid cannot tell from the best: `accuracy` is a DataFrame, one column per value, one row per
-    seed (paired); value i stays unless some value j beats it, a one-sided paired t test at alpha / (K - 1)."""
-    cols = list(accuracy.columns)
-    if len(cols) < 2:
-        return cols
-    level = alpha / (len(cols) - 1)
-    keep = []
-    for i in cols:
-        beaten = False
-        for j in cols:
-            if j == i:
-                continue
-            d = (accuracy[j] - accuracy[i]).dropna().to_numpy(float)
-            if len(d) < MIN_PAIRS:
-                continue
-            p = (0.0 if d.mean() > EQUAL else 1.0) if np.ptp(d) <= EQUAL else \
-                float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
-            beaten |= p < level
-        if not beaten:
-            keep.append(i)
-    return keep
 
 
 def simulate_family(rows: int, n: int | None = None, plan: Design | None = None, true_diffs=None, sd: float = 1.0,

@@ -6,38 +6,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit import judgment
 from toolkit.design.fidelity import AGREE, CONFLICT, FULL_ONLY, PROXY_ONLY, UNDECIDED, agreement, rank_correlation
 
 
+def _row(direction=0, decided=False):
+    """A comparison row's verdict columns, as toolkit/judgment.py's Verdict flattens them."""
+    return {"delta_direction": direction, "delta_decided": decided}
+
+
 @pytest.mark.parametrize("proxy, full, expected", [
-    ("better", "better", AGREE),
-    ("better, within ±1", "better", AGREE),              # within the margin counts as better
-    ("worse", "worse, within ±1", AGREE),
-    ("equivalent (±1)", "equivalent (±1)", AGREE),
-    ("better", "worse", CONFLICT),
-    ("equivalent (±1)", "better", CONFLICT),             # one equivalent, the other better or worse
-    ("worse", "equivalent (±1)", CONFLICT),
-    ("better", "inconclusive", PROXY_ONLY),
-    ("need more seeds", "worse", FULL_ONLY),
-    ("inconclusive", "need more seeds", UNDECIDED),
+    (_row(1, True), _row(1, True), AGREE),                # better (within the margin or not) is better
+    (_row(-1, True), _row(-1, True), AGREE),
+    (_row(0, True), _row(0, True), AGREE),                # equivalent on both
+    (_row(1, True), _row(-1, True), CONFLICT),
+    (_row(0, True), _row(1, True), CONFLICT),             # one equivalent, the other better or worse
+    (_row(-1, True), _row(0, True), CONFLICT),
+    (_row(1, True), _row(), PROXY_ONLY),
+    (_row(), _row(-1, True), FULL_ONLY),
+    (_row(), _row(), UNDECIDED),
 ])
 def test_agreement_rules(proxy, full, expected):
-    assert agreement(proxy, full) == expected
+    assert agreement(judgment.call(proxy), judgment.call(full)) == expected
 
 
 def test_rank_correlation_of_known_rankings():
     rng = np.random.default_rng(0)
-    effects = {"a": -3.0, "b": -1.0, "c": 1.0, "d": 3.0}
+    effects = {"a": -3.0, "b": -1.0, "c": 1.0, "d": 3.0, "e": 5.0, "f": 7.0, "g": 9.0, "h": 11.0}
     proxy = {k: v + rng.normal(0, 0.1, 5) for k, v in effects.items()}
     same = {k: 2 * v + rng.normal(0, 0.1, 5) for k, v in effects.items()}        # another scale, the same order
     reversed_ = {k: -v + rng.normal(0, 0.1, 5) for k, v in effects.items()}
     tau, low, high = rank_correlation(proxy, same)
-    assert tau == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    assert tau == pytest.approx(1.0) and high == pytest.approx(1.0) and 0.5 < low < 1   # recipes resampled: ties
     assert rank_correlation(proxy, reversed_)[0] == pytest.approx(-1.0)
     noisy = {k: v + rng.normal(0, 5.0, 5) for k, v in effects.items()}           # seeds that swamp the effects
     tau, low, high = rank_correlation(proxy, noisy)
     assert low < tau < high or low <= tau <= high and high - low > 0.5            # an interval that says so
     assert math.isnan(rank_correlation({"a": [1.0]}, {"a": [2.0]})[0])            # fewer than 3 recipes: none
+    four = {k: proxy[k] for k in "abcd"}
+    tau, low, high = rank_correlation(four, {k: same[k] for k in "abcd"})
+    assert tau == pytest.approx(1.0) and math.isnan(low) and math.isnan(high)     # too few recipes to resample
 
 
 def test_proxy_descriptions_parse_and_refuse():

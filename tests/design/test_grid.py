@@ -43,7 +43,9 @@ def test_a_tiny_grid_judged_as_one_family_with_its_best_set_and_figure(tiny, tmp
     variants = rows.loc[["normalize [lr=0.01]", "normalize [lr=0.03]"]]
     assert (variants["family"] == "holm over 2 rows").all() and variants["delta_p_family"].notna().all()
     assert (variants["delta_p_family"] >= variants["delta_p"]).all()                  # Holm only ever raises a p
-    assert variants["delta_win"].between(0, 1).all() and "P(Δ>0)" in result.markdown
+    assert variants["delta_wins"].str.contains(" of 3").all() and "Δ>0 on seeds" in result.markdown
+    assert (variants["delta_basis"] == "seeds and images").all()          # judged on the runs' predictions
+    assert "on new images like these" in result.markdown
     assert "judged as one family (Holm" in result.markdown
     (grid,) = result.grids
     assert list(grid.accuracy.columns) == ["lr=0.003", "lr=0.01", "lr=0.03"] and len(grid.accuracy) == 3

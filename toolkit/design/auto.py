@@ -25,7 +25,7 @@ from ..train.resolve import reference_recipe
 
 def sweep(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
           max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(), log=print,
-          family: str | None = None):
+          family: str | None = None, question: str = "new-images"):
     """A sweep with `seeds` seeds per row, or as many as each verdict needs (`seeds="auto"`): (what it ran, the
     design of --seeds auto or None). A grid (`vary` with lists) is said before it starts; under --seeds auto its
     rows are one family unless `family="none"` (each row's looks at alpha / rows)."""
@@ -36,14 +36,15 @@ def sweep(names, context: dict, vary=None, against: str | None = None, seeds: in
         raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
     if seeds == "auto":
         return run_auto(names, context, vary, against, max_seeds, margin, options, log,
-                        family or ("holm" if line else "none"))
+                        family or ("holm" if line else "none"), question)
     if max_seeds is not None:
         raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
     return execute.run(names, context, vary, against, seeds, options, log), None
 
 
 def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
-             margin: float = stats.MARGIN, options: Options = Options(), log=print, family: str = "none"):
+             margin: float = stats.MARGIN, options: Options = Options(), log=print, family: str = "none",
+             question: str = "new-images"):
     """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`, with the
     sweep's `options` (toolkit/sweep/options.py). `family="holm"`: the rows are one family, each row's looks at
     alpha / rows (a Bonferroni split of the error over rows, each row's own looks under its Pocock-type boundary).
@@ -85,7 +86,7 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
                 done = execute.run(bases, context, t or None, against, seeds=n, options=options, log=log)
                 jobs += done.jobs
                 recorded.append(done.rows)
-            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, against, margin, design, log))
+            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, against, margin, design, log, question))
             if len(stopped) == len(recipes):
                 break
     finally:
@@ -99,11 +100,12 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
     return execute.Sweep(jobs, pd.concat(recorded), shown, table), design
 
 
-def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log) -> dict:
+def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log, question="new-images") -> dict:
     """The rows of `still` that stop at this look (pairs n): {key: n}, each logged with its verdict and why."""
     table = pair_against(table, against)
     at = {**{key: n for key in still}, **stopped}
-    lines = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design).set_index(["name", "config_id"])
+    lines = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design,
+                             question=question).set_index(["name", "config_id"])
     out = {}
     for key in still:
         if key not in lines.index:   # none of its runs finished (left alone as running elsewhere)

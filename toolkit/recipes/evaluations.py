@@ -47,6 +47,9 @@ SPECS = (
 )
 BY_MODE = {e.mode: e for e in SPECS}
 BY_KEY = {e.key: e for e in SPECS}
+# The recipe fields that change how a trained model is evaluated and nothing of its training: two recipes that differ
+# only in these train the same models (toolkit/report/tables.py labels such a pair "same models", untested).
+EVALUATION_FIELDS = ("tta", "ema", *(f for e in SPECS for f in e.reads))
 TTA_MODES = tuple(e.mode for e in SPECS if e.via_tta)   # what `tta` may name, in the order they run
 KEYS = tuple(e.key for e in SPECS)                     # the columns' keys, in table order
 

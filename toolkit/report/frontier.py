@@ -15,8 +15,8 @@ def points(summary: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """One point per row and evaluation: its label, mean accuracy and 95% interval (over seeds), and its compute:
     the training pixels (an evaluation adds none) and the training plus evaluation seconds; `reference` marks rows
     that another row is compared with."""
-    refs = set(summary["reference_config_id"][summary["delta_verdict"] != SELF]) | \
-        set(summary["config_id"][summary["delta_verdict"] == SELF])
+    own = summary["delta_reason"] == SELF   # a row that is its own reference
+    refs = set(summary["reference_config_id"][~own]) | set(summary["config_id"][own])
     out = []
     for name, (_, s) in zip(names, summary.iterrows()):
         base = {"label": name, "reference": s["config_id"] in refs, "pixels": s["pixels_seen"]}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import judgment, stats
 from ..atomic import write_atomic
 from ..recipes.recipe import format_value
 from .tables import seed_ranges
@@ -65,15 +65,20 @@ def grids(rows: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> list[Gr
             continue
         own = _value(ref_rows.iloc[0], keys)
         columns, treatments = {own: ref_rows.groupby("seed")["accuracy"].mean()}, {own: {}}
+        dirs = {own: ref_rows.groupby("seed")["run_dir"].last()}
         for cid in part["config_id"]:
             mine = acc[acc["config_id"] == cid]
             value = _value(mine.iloc[0], keys)
             columns[value] = mine.groupby("seed")["accuracy"].mean()
+            dirs[value] = mine.groupby("seed")["run_dir"].last()
             treatments[value] = {k: _typed(mine.iloc[0][k]) for k in keys}
         table = pd.DataFrame(columns).dropna()   # the seeds every value has: paired
         if len(table) < stats.MIN_PAIRS:
             continue
-        best = stats.best_set(table)
+        n_valid = pd.to_numeric(acc[acc["config_id"].isin([ref_id, *part["config_id"]])]["n_valid"],
+                                errors="coerce").max()
+        best = judgment.best_set(table, dirs, int(n_valid) if pd.notna(n_valid) else 0,
+                                 question=str(part["question"].iloc[0]))
         pick = max(best, key=lambda v: table[v].mean())
         out.append(Grid(str(ref_rows.iloc[0]["name"]), keys, table, best, pick, own, treatments))
     return out

@@ -9,13 +9,18 @@ from . import frontier
 from .tables import SHOWN, shown_as, verdict_text, context_line, epoch_curves, labels
 
 
-VERDICT_COLORS = {stats.BETTER: "tab:green", stats.WORSE: "tab:red", stats.EQUIVALENT: "tab:blue",
-                  stats.INCONCLUSIVE: "tab:gray", stats.MORE_SEEDS: "tab:orange"}
-
-
-def _color(verdict) -> str:
-    """By the verdict's first word: `better, within ±1` is green as `better` is."""
-    return next((c for v, c in VERDICT_COLORS.items() if str(verdict).startswith(v)), "black")
+def _color(s, prefix: str = "delta") -> str:
+    """By the verdict's value (toolkit/judgment.py): better green (within the margin too), worse red, equivalent
+    blue, inconclusive grey, anything untested (too few seeds, the same models) orange."""
+    def flag(col):
+        x = s.get(f"{prefix}_{col}")
+        return x is not None and not (isinstance(x, float) and pd.isna(x)) and bool(x)
+    direction = s.get(f"{prefix}_direction")
+    if flag("decided") and direction and not pd.isna(direction):
+        return "tab:green" if direction > 0 else "tab:red"
+    if flag("decided"):
+        return "tab:blue"
+    return "tab:gray" if flag("inconclusive") else "tab:orange"
 
 
 def plot(rows: pd.DataFrame, summary: pd.DataFrame):
@@ -71,11 +76,11 @@ def _forest_panel(ax, summary, names, refs, ys):
         if pd.isna(mean):
             ax.text(0, y, f"  {s['delta_verdict']}", va="center", fontsize=7, color="gray")
             continue
-        color = _color(s["delta_verdict"])
+        color = _color(s)
         if pd.notna(s["delta_low"]):
             ax.plot([100 * s["delta_low"], 100 * s["delta_high"]], [y, y], color=color, lw=2)
         ax.scatter([100 * mean], [y], color=color, s=30, zorder=3)
-        ax.text(100 * mean, y + 0.22, f"{verdict_text(s['delta_verdict'], s['delta_needed'])}, n={int(s['delta_pairs'])}",
+        ax.text(100 * mean, y + 0.22, f"{verdict_text(s, 'delta')}, n={int(s['delta_pairs'])}",
                 fontsize=7, ha="center", color=color, zorder=4, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
     ax.axvline(0, color="black", lw=1)
     if summary["margin"].notna().any():

@@ -10,9 +10,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import judgment, stats
 from ..errors import ToolkitError
 from ..recipes.recipe import label
 from ..recipes.evaluations import BY_KEY, KEYS
@@ -22,7 +23,11 @@ GROUP = ["name", "config_id"]
 SHOWN = ["dataset", "size", "epochs", "arch", "loader", "budget", "precision", "channels_last"]  # said once above
 # the table, or as columns
 SELF = "(reference)"
-_STATS = ["pairs", "mean", "std", "low", "high", "method", "verdict", "needed", "p", "win", "win_low", "win_high"]
+# each paired difference: its pairs, mean, spread of the per-seed differences, the interval of the question asked
+# (low, high) and the seeds-only one ("on these very images"), the verdict in words and as a value (direction,
+# within, decided, limited: toolkit/judgment.py's Verdict), pairs needed, p, wins by seed, and what it rests on
+_STATS = ["pairs", "mean", "std", "low", "high", "method", "seeds_low", "seeds_high", "verdict", "direction", "within",
+          "decided", "inconclusive", "limited", "reason", "needed", "p", "wins", "basis", "note"]
 COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "changes", "reference_name",
            "reference_changes", *SHOWN, "seeds", "n",
            "accuracy_mean", "accuracy_std", "accuracy_low", "accuracy_high", "accuracy_method",
@@ -35,15 +40,18 @@ COLUMNS = ["label", "name", "config_id", "reference", "reference_config_id", "ch
                f"{key}_seconds", f"{key}_vs", *(f"gain_{key}_{k}" for k in _STATS),
                *(f"delta_{key}_{k}" for k in _STATS))),
            "epochs_run", "pixels_seen", "train_seconds", "reach_pixels", "reach_seconds", "reached", "threads", "device",
-           "wall_seconds", "n_valid", "margin", "design", "family", "delta_p_family", "stopped", "models"]
+           "wall_seconds", "n_valid", "margin", "question", "design", "family", "delta_p_family", "stopped", "models"]
 
 
 def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MARGIN,
-              design: stats.Design | None = None, family: str | None = None) -> pd.DataFrame:
+              design: stats.Design | None = None, family: str | None = None,
+              question: str = judgment.NEW_IMAGES) -> pd.DataFrame:
     """One line per recipe setting: accuracy over seeds (mean, std, 95% interval), and the paired difference with
-    its reference (looked up in the whole `table`), its 95% interval and a verdict with the margin of equivalence
-    `margin` (points), and for an inconclusive row the pairs that would likely settle it; the same with TTA; and
-    the compute it spent: pixels and training seconds, and what it took to reach its reference's final accuracy.
+    its reference (looked up in the whole `table`), judged by toolkit/judgment.py: its 95% interval for `question`
+    (by default on new images like these: seeds and validation images as samples, from the runs' predictions), the
+    seeds-only interval beside it, a verdict with the margin of equivalence `margin` (points), and for an
+    inconclusive row the pairs that would likely settle it; the same for every other evaluation; and the compute it
+    spent: pixels and training seconds, and what it took to reach its reference's final accuracy.
 
     `design`: the rows were gathered by --seeds auto (`stats.Design`): each verdict is the one of its last look,
     at the design's per-look level, and `stopped` says why the row stopped there.
@@ -51,6 +59,8 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
     `family`: "holm" holds the chance of any false better / worse among the rows at 5% (`apply_family`); "none"
     judges each row on its own; None: holm for a grid (a recipe with several variants), else none. Under a design
     the family is the design's (a grid's runs at alpha / rows per row: design/auto.py)."""
+    if question not in judgment.QUESTIONS:
+        raise ToolkitError(f"--question must be one of {', '.join(judgment.QUESTIONS)} (got {question!r}).")
     if rows.empty:
         return pd.DataFrame()
     curves = epoch_curves(rows)
@@ -69,20 +79,51 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
                 "n_valid": g["n_valid"].max()}
         line.update(_prefixed("accuracy", stats.mean_interval(acc.values)))
         line.update(_compute(g, curves, ref_acc))
-        line.update(margin=margin, design=design.describe() if design else "")
+        line.update(margin=margin, question=question, design=design.describe() if design else "")
         has_ref = bool(first["reference_name"])
-        line.update(_paired("delta", acc, ref_acc, is_self, has_ref, margin, design))
+        pair = Pair(_dirs(g), _dirs(refs), _n_valid(g, refs), margin, design, question)
+        line.update(pair.judged("delta", acc, ref_acc, is_self, has_ref, same=_same_models(first, refs)))
         if design and line["delta_pairs"]:
             line["stopped"] = _stopped(line, design)
         line["models"] = ";".join(p for p in (str(Path(d) / MODEL) for d in g["run_dir"] if d) if Path(p).is_file())
         line["eval_seconds"] = g["eval_seconds"].median() if "eval_seconds" in g else None  # median: robust to load
         for key in KEYS:
-            line.update(_evaluation(key, g, refs, acc, ref_acc, has_ref, margin, design))
+            line.update(_evaluation(key, g, refs, acc, ref_acc, has_ref, pair))
         if is_self:
             line.update(reference="", reference_name="")
         lines.append(line)
-    out = pd.DataFrame(lines, columns=[*COLUMNS, "_d"])
-    return apply_family(out, family, margin, design).drop(columns="_d")
+    out = pd.DataFrame(lines, columns=[*COLUMNS, "_ev", *(f"{p}_v" for p in _prefixes())])
+    out = apply_family(out, family, margin, design)
+    return _flatten(out).drop(columns="_ev")
+
+
+def _prefixes() -> list[str]:
+    return ["delta", *(f"{p}_{k}" for k in KEYS for p in ("gain", "delta"))]
+
+
+def _dirs(rows: pd.DataFrame) -> pd.Series:
+    """Each seed's run folder (the last, where a seed ran twice)."""
+    return rows.groupby("seed")["run_dir"].last() if len(rows) else pd.Series(dtype=object)
+
+
+def _n_valid(g: pd.DataFrame, refs: pd.DataFrame) -> int:
+    values = pd.concat([g["n_valid"], refs["n_valid"]]).dropna()
+    return int(values.max()) if len(values) else 0
+
+
+def _same_models(first, refs: pd.DataFrame) -> bool:
+    """Whether a row's models are its reference's: the recipes differ only in how the models are evaluated (an
+    evaluation's fields), so its plain accuracy is the same training run twice."""
+    if refs.empty:
+        return False
+    from ..records.schema import row_recipe
+    from ..recipes.evaluations import EVALUATION_FIELDS
+    try:
+        a, b = row_recipe(first).to_dict(), row_recipe(refs.iloc[0]).to_dict()
+    except (KeyError, ValueError, TypeError, ToolkitError):
+        return False
+    skip = {"name", "parent", "seed", "notes", *EVALUATION_FIELDS}
+    return all(a[k] == b[k] for k in a if k not in skip)
 
 
 def is_grid(summary: pd.DataFrame) -> bool:
@@ -93,8 +134,8 @@ def is_grid(summary: pd.DataFrame) -> bool:
 
 
 def apply_family(summary: pd.DataFrame, family: str | None, margin: float, design: stats.Design | None):
-    """The rows' verdicts held as one family (Holm's step-down on their paired t tests' p-values): a better or
-    worse the family does not confirm becomes what its equivalence test alone says. Records the rule in `family`."""
+    """The rows' verdicts held as one family (Holm's step-down on their t tests' p-values): a better or worse the
+    family does not confirm becomes what its equivalence test alone says. Records the rule in `family`."""
     if family not in (None, *stats.FAMILIES):
         raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
     grid = is_grid(summary)
@@ -114,19 +155,34 @@ def apply_family(summary: pd.DataFrame, family: str | None, margin: float, desig
     summary["delta_p_family"] = math.nan
     for i, ok, adj in zip(summary.index[judged], reject, adjusted):
         summary.loc[i, "delta_p_family"] = adj
-        if ok:
+        v = summary.loc[i, "delta_v"]
+        if ok or not isinstance(v, judgment.Verdict) or not v.direction:
             continue
-        word = stats.family_word(str(summary.loc[i, "delta_verdict"]))
-        if word != summary.loc[i, "delta_verdict"]:
-            summary.loc[i, "delta_verdict"] = word
-            summary.loc[i, "delta_needed"] = (stats.pairs_needed(summary.loc[i, "_d"], margin, alpha=stats.ALPHA / m)
-                                             if word == stats.INCONCLUSIVE else None)
+        ev = summary.loc[i, "_ev"]
+        summary.at[i, "delta_v"] = judgment.unconfirmed(v, ev, stats.ALPHA / m)
     summary["family"] = f"holm over {m} rows"
     return summary
 
 
+def _flatten(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each Verdict as the columns a CSV keeps: its words, direction, within, decided, limited and pairs needed."""
+    for p in _prefixes():
+        col = f"{p}_v"
+        for c in ("verdict", "direction", "within", "decided", "inconclusive", "limited", "reason", "needed"):
+            summary[f"{p}_{c}"] = summary[f"{p}_{c}"].astype(object)
+        for i, v in summary[col].items():
+            if not isinstance(v, judgment.Verdict):
+                continue
+            summary.loc[i, [f"{p}_verdict", f"{p}_direction", f"{p}_within", f"{p}_decided", f"{p}_inconclusive",
+                            f"{p}_limited", f"{p}_reason"]] = [v.text, v.direction, v.within, v.decided,
+                                                                v.inconclusive, v.limited, v.reason]
+            summary.at[i, f"{p}_needed"] = v.needed if v.inconclusive else None
+        summary = summary.drop(columns=col)
+    return summary
+
+
 def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, ref_acc: pd.Series, has_ref: bool,
-                margin: float, design: stats.Design | None) -> dict:
+                pair: "Pair") -> dict:
     """One evaluation of a row's models (accuracy_<key>): its accuracy over seeds, its seconds, what it buys over
     the same models' plain accuracy, and its difference with the reference's."""
     col = f"accuracy_{key}"
@@ -137,8 +193,10 @@ def _evaluation(key: str, g: pd.DataFrame, refs: pd.DataFrame, acc: pd.Series, r
     out = _prefixed(col, stats.mean_interval(ev.values))
     out[f"{key}_seconds"] = g[f"{key}_seconds"].median()   # median: one busy moment moves a mean, not it
     out[f"{key}_vs"] = BY_KEY[key].shown if len(ref_ev) else "plain"
-    out.update(_paired(f"gain_{key}", ev, acc, False, True, margin, design))
-    out.update(_paired(f"delta_{key}", ev, ref_ev if len(ref_ev) else ref_acc, False, has_ref, margin, design))
+    own = Pair(pair.t_dirs, pair.t_dirs, pair.n_valid, pair.margin, pair.design, pair.question)
+    out.update(own.judged(f"gain_{key}", ev, acc, False, True, t_key=key, r_key="plain"))
+    out.update(pair.judged(f"delta_{key}", ev, ref_ev if len(ref_ev) else ref_acc, False, has_ref, t_key=key,
+                           r_key=key if len(ref_ev) else "plain"))
     return out
 
 
@@ -176,31 +234,43 @@ def _prefixed(prefix: str, e: stats.Estimate) -> dict:
             f"{prefix}_std": e.std, f"{prefix}_low": e.low, f"{prefix}_high": e.high, f"{prefix}_method": e.method}
 
 
-def _paired(prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool,
-            margin: float, design: stats.Design | None) -> dict:
-    """The paired difference over the seeds both sides have, its verdict, and when inconclusive the pairs that
-    would likely settle it; under a `design`, at its per-look levels with t intervals."""
-    common = sorted(set(treatment.index) & set(reference.index))
-    if is_self:
-        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": SELF}
-    if not common:
-        why = "no runs of the reference" if has_ref and reference.empty else \
-            "no seeds in common" if has_ref else "no reference"
-        return {f"{prefix}_pairs": 0, f"{prefix}_verdict": why}
-    d = treatment[common].values - reference[common].values
-    diff = stats.paired_difference(treatment[common].values, reference[common].values)
-    out = _prefixed(prefix, diff)
-    out[f"{prefix}_p"] = stats.p_value(d)
-    out[f"{prefix}_win"], out[f"{prefix}_win_low"], out[f"{prefix}_win_high"] = stats.improvement(d)
-    if prefix == "delta":
-        out["_d"] = d   # for the family's pairs needed (apply_family), dropped after
-    if design:
-        v, needed, out[f"{prefix}_why"] = stats.look(d, design, margin)
-    else:
-        v = stats.verdict(d, margin, shown=diff)
-        needed = stats.pairs_needed(d, margin) if v == stats.INCONCLUSIVE else None
-    out[f"{prefix}_verdict"], out[f"{prefix}_needed"] = v, needed if v == stats.INCONCLUSIVE else None
-    return out
+class Pair:
+    """How a row's differences are judged: the run folders of both sides by seed (their predictions), the number of
+    validation images, the margin, the design of --seeds auto, and the question asked (toolkit/judgment.py)."""
+
+    def __init__(self, t_dirs, r_dirs, n_valid: int, margin: float, design, question: str):
+        self.t_dirs, self.r_dirs, self.n_valid = t_dirs, r_dirs, n_valid
+        self.margin, self.design, self.question = margin, design, question
+
+    def judged(self, prefix: str, treatment: pd.Series, reference: pd.Series, is_self: bool, has_ref: bool,
+               t_key: str = "plain", r_key: str = "plain", same: bool = False) -> dict:
+        """The paired difference over the seeds both sides have: its evidence, its verdict (a Verdict, in
+        `<prefix>_v`), and for the delta row the evidence itself (`_ev`, for the family's rule)."""
+        common = sorted(set(treatment.index) & set(reference.index))
+        if is_self:
+            return {f"{prefix}_pairs": 0, f"{prefix}_v": judgment.no_pairs(SELF, self.question, self.margin)}
+        if not common:
+            why = "no runs of the reference" if has_ref and reference.empty else \
+                "no seeds in common" if has_ref else "no reference"
+            return {f"{prefix}_pairs": 0, f"{prefix}_v": judgment.no_pairs(why, self.question, self.margin)}
+        ev = judgment.pair_evidence(treatment, reference, self.t_dirs, self.r_dirs, t_key, r_key, self.n_valid)
+        asked = judgment.asked(ev, self.question)
+        seeds = judgment.these_images(ev)
+        out = {f"{prefix}_pairs": ev.n, f"{prefix}_mean": ev.mean,
+               f"{prefix}_std": float(np.std(ev.diffs, ddof=1)) if ev.n > 1 else math.nan,
+               f"{prefix}_low": asked.low, f"{prefix}_high": asked.high, f"{prefix}_method": asked.basis,
+               f"{prefix}_seeds_low": seeds.low, f"{prefix}_seeds_high": seeds.high,
+               f"{prefix}_p": judgment.p_value(asked), f"{prefix}_wins": judgment.seed_wins(ev.diffs),
+               f"{prefix}_basis": ev.basis, f"{prefix}_note": ev.note}
+        if same:
+            out[f"{prefix}_v"], out[f"{prefix}_p"] = judgment.same_models(self.question, self.margin), math.nan
+        elif self.design:
+            out[f"{prefix}_v"], out[f"{prefix}_why"] = judgment.look(asked, self.design, self.margin, self.question)
+        else:
+            out[f"{prefix}_v"] = judgment.judge(asked, self.margin, question=self.question)
+        if prefix == "delta":
+            out["_ev"] = asked
+        return out
 
 
 def _stopped(line: dict, design: stats.Design) -> str:
@@ -286,9 +356,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     t["pairs"] = summary["delta_pairs"].map(lambda v: "" if pd.isna(v) or not v else str(int(v)))
     t["Δ pts"] = summary["delta_mean"].map(lambda v: _pct(v, True))
     t["Δ 95% CI"] = [_interval(lo, hi, True) for lo, hi in zip(summary["delta_low"], summary["delta_high"])]
-    t["P(Δ>0) 95% CI"] = [f"{w:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(w) else ""
-                          for w, lo, hi in zip(summary["delta_win"], summary["delta_win_low"], summary["delta_win_high"])]
-    t["verdict"] = [verdict_text(v, k) for v, k in zip(summary["delta_verdict"], summary["delta_needed"])]
+    t["Δ>0 on seeds"] = summary["delta_wins"].fillna("")
+    t["verdict"] = [verdict_text(s, "delta") for _, s in summary.iterrows()]
     if summary["stopped"].notna().any():
         t["stopped at"] = summary["stopped"].astype(object).fillna("")
     if (summary["epochs_run"].notna() & (summary["epochs_run"] != summary["epochs"])).any():
@@ -335,10 +404,10 @@ def evaluations_markdown(summary: pd.DataFrame) -> str:
                           "accuracy %": _pct(s[f"accuracy_{k}_mean"]),
                           "95% CI": _interval(s[f"accuracy_{k}_low"], s[f"accuracy_{k}_high"]),
                           "vs plain: Δ pts [95% CI]": _delta(s, f"gain_{k}"),
-                          "verdict": verdict_text(s[f"gain_{k}_verdict"], s[f"gain_{k}_needed"]),
+                          "verdict": verdict_text(s, f"gain_{k}"),
                           "vs reference: Δ pts [95% CI]": _delta(s, f"delta_{k}")
                           + (f" vs {s[f'{k}_vs']}" if _delta(s, f"delta_{k}") else ""),
-                          "reference verdict": verdict_text(s[f"delta_{k}_verdict"], s[f"delta_{k}_needed"])
+                          "reference verdict": verdict_text(s, f"delta_{k}")
                           if _delta(s, f"delta_{k}") else "",   # no pairs: the main table says why
                           "eval s": _num(s[f"{k}_seconds"], ".1f")})
     cols = ["experiment", "evaluation", "n", "accuracy %", "95% CI", "vs plain: Δ pts [95% CI]", "verdict",
@@ -359,16 +428,29 @@ def _delta(s, prefix: str) -> str:
     return "" if _pct(m) == "" else f"{_pct(m, True)} {_interval(s[f'{prefix}_low'], s[f'{prefix}_high'], True)}".strip()
 
 
-def verdict_text(v, needed) -> str:
-    """A verdict as the table shows it: an inconclusive one with the pairs that would likely settle it."""
-    return f"{v} ({stats.shown_needed(needed)})" if v == stats.INCONCLUSIVE and stats.shown_needed(needed) else v
+def verdict_text(row, prefix: str = "delta") -> str:
+    """A row's verdict as the table shows it: an inconclusive one with the pairs that would likely settle it, or
+    `(images)` where no number of seeds would."""
+    v = row.get(f"{prefix}_verdict", "")
+    if not _flag(row, f"{prefix}_inconclusive"):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    if _flag(row, f"{prefix}_limited"):
+        return f"{v} (images)"
+    needed = stats.shown_needed(row.get(f"{prefix}_needed"))
+    return f"{v} ({needed})" if needed else str(v)
+
+
+def _flag(row, col: str) -> bool:
+    """A verdict's yes/no column (empty where the row has no verdict)."""
+    x = row.get(col)
+    return x is not None and not (isinstance(x, float) and math.isnan(x)) and bool(x)
 
 
 def footnotes(summary: pd.DataFrame) -> str:
     """What the table's numbers mean, a bullet each: seeds, Δ, the verdicts and ~N (`_method_notes`), the design of
     --seeds auto, the evaluations, the noise floor, kept weights, and how many rows were judged at once."""
     keys = evaluated(summary)
-    notes = [*_method_notes(summary), *_design_notes(summary), *_zero_width_notes(summary),
+    notes = [*_method_notes(summary), *_design_notes(summary), *_basis_notes(summary),
              *([_evaluations_note(keys)] if keys else []), *_noise_floor_notes(summary), *_kept_notes(summary),
              *_many_rows_notes(summary)]
     return "\n".join(f"- {n}" for n in notes)
@@ -382,8 +464,7 @@ def _method_notes(summary: pd.DataFrame) -> list[str]:
     return [
         f"n: seeds per row (seeds used: {seed_ranges(seeds)}); std and the 95% CI (Student t) need n >= 2.",
         "Δ: accuracy minus the accuracy of the row's reference (vs) with the same seed and the same settings, "
-        f"averaged over the pairs; its 95% CI is Student t on the paired differences "
-        f"(a BCa bootstrap from {stats.BOOTSTRAP_FROM} pairs).",
+        "averaged over the pairs. " + _question_note(summary),
         f"Verdict, with a margin of equivalence of {m} points (--margin): from {stats.MIN_PAIRS} pairs (else need "
         + ("more seeds), at the level of the look where the row stopped (below), with t intervals: better / worse "
            "when the interval for better / worse excludes zero; " if design else
@@ -394,8 +475,11 @@ def _method_notes(summary: pd.DataFrame) -> list[str]:
         f"{m} (two one-sided t tests" + ("" if design else f" at {100 * stats.ALPHA:g}%") + "); `inconclusive` "
         "otherwise.",
         f"~N after inconclusive: the pairs in all that would settle the row with {stats.POWER:.0%} power, taking "
-        f"its observed Δ and the spread of its paired differences as the truth: to exclude zero, or to fit "
-        f"inside {m}, whichever needs fewer (noncentral t); >{stats.MAX_NEEDED} beyond {stats.MAX_NEEDED}. A "
+        f"its observed Δ and its spread as the truth: to exclude zero, or to fit inside {m}, whichever needs fewer "
+        f"(noncentral t; more seeds shrink the seeds' part of the spread, not the images'); >{stats.MAX_NEEDED} "
+        f"beyond {stats.MAX_NEEDED}; `(images)`: more seeds will not settle this, the validation images limit it "
+        f"(a larger validation set would). No verdict is drawn from an interval narrower than one validation image "
+        f"or from no spread at all. Δ>0 on seeds: on how many of the paired seeds the row beat its reference. A "
         f"spread measured on a few pairs is itself uncertain (from 3 pairs, its 95% interval spans 0.5 to 6.3 "
         f"times the estimate), so N is a rough guide: `toolkit noise NAME` measures this proxy's spread on more "
         f"seeds, and `--seeds auto` spends seeds only on the rows that need them.",
@@ -409,11 +493,35 @@ def _design_notes(summary: pd.DataFrame) -> list[str]:
             f"one."] if design else []
 
 
-def _zero_width_notes(summary: pd.DataFrame) -> list[str]:
-    methods = ["delta_method", *(f"{p}_{k}_method" for k in KEYS for p in ("gain", "delta"))]
-    return ["A CI of zero width: every pair differed by exactly the same amount (e.g. the same model evaluated "
-            "twice), so there is no spread to build an interval from."] \
-        if (summary[methods] == "all equal").any(axis=None) else []
+def _question_note(summary: pd.DataFrame) -> str:
+    """What the interval of Δ answers (--question)."""
+    if str(summary["question"].iloc[0]) == judgment.THESE_IMAGES:
+        return ("Its 95% CI answers the question on these very images (--question these-images): Student t on the "
+                "per-seed differences, the validation images held fixed.")
+    return ("Its 95% CI answers the question on new images like these: the seeds and the validation images are both "
+            "samples (a two-way random-effects estimate on the runs' per-image predictions, crossed, with "
+            "Satterthwaite's degrees of freedom; toolkit/judgment.py); the CSV keeps the seeds-only interval, on "
+            "these very images, as delta_seeds_low and delta_seeds_high (--question these-images judges by it).")
+
+
+def _basis_notes(summary: pd.DataFrame) -> list[str]:
+    """Rows judged by their accuracies alone (older runs, another split, damaged predictions), and the same models."""
+    notes, basis = [], summary["delta_basis"].fillna("")
+    labelled = labels(summary)[0]
+    older = [n for n, b in zip(labelled, basis) if b == judgment.ACCURACIES]
+    if older:
+        notes.append(f"Judged by their accuracies alone, on these very images, the spread of their paired "
+                     f"differences floored at one validation image (runs recorded before predictions were kept, or "
+                     f"a single pair): {', '.join(older)}.")
+    for n, b, note in zip(labelled, basis, summary["delta_note"].fillna("")):
+        if b in (judgment.OTHER_SPLIT, judgment.DAMAGED):
+            notes.append(f"{n}: {note}")
+    same = [n for n, r in zip(labelled, summary["delta_reason"].fillna("")) if r == judgment.SAME_MODELS]
+    if same:
+        notes.append(f"same models: {', '.join(same)} trains the very models of its reference (they differ only in "
+                     f"how the models are evaluated), so its plain accuracy is no test; its evaluations are "
+                     f"compared below.")
+    return notes
 
 
 def _evaluations_note(keys: list[str]) -> str:
@@ -450,8 +558,8 @@ def _many_rows_notes(summary: pd.DataFrame) -> list[str]:
     """Whether the verdicts hold their error per row or for the rows as one family."""
     compared = int(summary["delta_mean"].notna().sum())
     family = str(summary["family"].fillna("none").iloc[0]) if "family" in summary else "none"
-    win = ("P(Δ>0): the share of paired seeds on which the row beat its reference (ties count one half), with a 95% "
-           "Wilson interval: it tells better on average from better on most seeds.")
+    win = ("Seeds that agree on the direction tell better on average from better on most seeds (Δ>0 on seeds); no "
+           "interval on that share is shown, as at a handful of seeds none can mean much.")
     if family.startswith("holm"):
         members = int(summary["delta_p_family"].notna().sum()) if "delta_p_family" in summary else compared
         return [win, f"The {members} rows with a Holm-adjusted p (CSV: delta_p_family) are judged as one family "
