@@ -19,11 +19,12 @@ class Comparison:
     sweep: object = None                  # toolkit.sweep.execute.Sweep
     grids: list = field(default_factory=list)   # toolkit.report.grid.Grid: the best of each grid
     confirmed: object = None              # Comparison: the picks on fresh seeds (--confirm)
+    flips: str = ""                       # which images changed (compare --flips), as markdown
 
     @property
     def markdown(self) -> str:
         from .report.tables import to_markdown
-        parts = [to_markdown(self.summary)]
+        parts = [to_markdown(self.summary)] + ([self.flips] if self.flips else [])
         parts += ["\n".join(f"- {line}" for line in g.lines()) for g in self.grids]
         if self.confirmed is not None and self.confirmed.summary is not None:
             parts.append("Confirmation on fresh seeds (never pooled with the selection's):\n\n"
@@ -67,7 +68,7 @@ def context(overrides=None, dataset: str | None = None, size: int | None = None,
 
 def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out: str | Path | None = None,
         max_seeds: int | None = None, margin: float | None = None, quiet: bool = False, log=print,
-        family: str | None = None, confirm: bool = False, **settings) -> Comparison:
+        family: str | None = None, confirm: bool = False, question: str = "new-images", **settings) -> Comparison:
     """Run experiments (names, wildcard patterns, suites or Recipe objects) with `seeds` seeds each, next to their
     references, record every run in RESULTS/runs.csv, and return the comparison of everything involved, written
     to OUT.{md,csv,png} (default RESULTS/last_run): what `toolkit run` does.
@@ -82,7 +83,9 @@ def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out:
     `vary={"lr": 1e-2}` makes the variant `NAME [lr=0.01]` compared with NAME; `vary={"lr": [1e-3, 1e-2]}` a grid,
     one variant per value (the product over keys), its rows judged as one family (`family="holm"`, the default for
     a grid; "none": each row alone), the best of it said as the set of values the data cannot tell from the best;
-    `confirm=True` runs the pick and NAME again on fresh seeds. Run again, it skips finished runs
+    `confirm=True` runs the pick and NAME again on fresh seeds. `question`: "new-images" (the default: on new
+    images like these, seeds and validation images both samples) or "these-images" (the seeds alone; see
+    toolkit/judgment.py). Run again, it skips finished runs
     and resumes interrupted ones. `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds`
     (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/design/auto.py). `margin`: the margin of
     equivalence of the verdicts, in accuracy points (default MARGIN). `quiet`: no progress at all.
@@ -90,13 +93,13 @@ def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out:
     from .sweep.options import Options
     options, ctx = Options.split(settings, quiet)
     return sweep_and_compare(names, context(**ctx), vary, against, seeds, options, out, max_seeds, margin, log,
-                             family=family, confirm=confirm)
+                             family=family, confirm=confirm, question=question)
 
 
 def sweep_and_compare(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
                       options=None, out: str | Path | None = None, max_seeds: int | None = None,
                       margin: float | None = None, log=print, quiet: bool = False, family: str | None = None,
-                      confirm: bool = False, **option_values) -> Comparison:
+                      confirm: bool = False, question: str = "new-images", **option_values) -> Comparison:
     """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...) and its options
     as one `Options` (toolkit/sweep/options.py), or as keywords of the same names. A grid (`vary` with lists) adds
     the best of each recipe's grid and its figure (OUT-grid.png); `confirm`: runs the pick and the recipe on fresh
@@ -111,12 +114,16 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
+    from .judgment import QUESTIONS
+    if question not in QUESTIONS:
+        from .errors import ToolkitError
+        raise ToolkitError(f"question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
     if confirm and len(treatments(vary, 10 ** 9)) < 2:   # before anything trains
         from .errors import ToolkitError
         raise ToolkitError("--confirm confirms the pick of a grid: give --vary with several values (and at least 3 "
                            "seeds). Nothing was run.")
-    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log, family)
-    summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family)
+    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log, family, question)
+    summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family, question)
     keys = list(treatments(vary, 10 ** 9)[0])
     found = grids.grids(done.involved, summary, keys) if keys else []
     result = Comparison(summary, written, done, found)
@@ -156,15 +163,17 @@ def _confirm(found, context: dict, against, seeds, options, out: Path, margin: f
 
 def compare(names=None, results: str | Path = "results", dataset: str | None = None, against: str | None = None,
             budget: str | None = None, out: str | Path | None = None, margin: float | None = None,
-            family: str | None = None) -> Comparison:
+            family: str | None = None, question: str = "new-images", flips: bool = False) -> Comparison:
     """Compare finished runs of RESULTS/runs.csv (all, or those of `names` / `dataset` / `budget`), written to
-    OUT.{md,csv,png} (default RESULTS/compare): what `toolkit compare` does."""
+    OUT.{md,csv,png} (default RESULTS/compare): what `toolkit compare` does. `question`: as `run` takes it.
+    `flips=True`: also the validation images the first name's row and the second's (or, with one name, its
+    reference) get differently on most seeds, by class, and a contact sheet of them (OUT-flips.png)."""
     from .report.compare import compare as compare_runs
     if isinstance(names, str):
         names = [names]
-    summary, written = compare_runs(results, names, dataset=dataset, against=against, out=out, budget=budget,
-                                    margin=margin, family=family)
-    return Comparison(summary, written)
+    done = compare_runs(results, names, dataset=dataset, against=against, out=out, budget=budget, margin=margin,
+                        family=family, question=question, with_flips=flips)
+    return Comparison(*done[:2], flips=done[2] if flips else "")
 
 
 def noise(name: str, /, k: int | None = None, effect: float | None = None, margin: float | None = None,

@@ -81,7 +81,7 @@ def cmd_run(args) -> int:
     options = _options(args, reference=reference, rerun=args.rerun or bool(args.config))  # a replay runs again
     result = api.sweep_and_compare(names, context, args.vary, args.against, args.seeds, options, args.out,
                                    args.max_seeds, args.margin, log=lambda m: print(m, flush=True),
-                                   family=args.family, confirm=args.confirm)
+                                   family=args.family, confirm=args.confirm, question=args.question)
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
@@ -91,11 +91,10 @@ def cmd_run(args) -> int:
 
 def _point_to_noise(summary, args) -> None:
     """After a table with inconclusive rows: where to learn how many seeds this proxy needs."""
-    from . import stats
     if args.config or summary.empty:
         return
-    open_ = summary[(summary["delta_verdict"] == stats.INCONCLUSIVE)
-                    | (summary["delta_tta_verdict"] == stats.INCONCLUSIVE)]
+    open_ = summary[summary["delta_inconclusive"].fillna(False).astype(bool)
+                    | summary["delta_tta_inconclusive"].fillna(False).astype(bool)]
     if open_.empty:
         return
     name = open_["reference_name"].iloc[0] or open_["name"].iloc[0]
@@ -137,7 +136,8 @@ def cmd_runs(args) -> int:
 
 def cmd_compare(args) -> int:
     result = api.compare(args.names, args.results, dataset=args.dataset, against=args.against, out=args.out,
-                         budget=args.budget, margin=args.margin, family=args.family)
+                         budget=args.budget, margin=args.margin, family=args.family, question=args.question,
+                         flips=args.flips)
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
@@ -237,6 +237,7 @@ def _add_recipe_overrides(p: argparse.ArgumentParser, comparison: bool = True) -
     g.add_argument("--grid-max", type=int, metavar="N",
                    help=f"run a grid of more than {GRID_MAX} variants (default: refused)")
     _add_family_option(g)
+    _add_question_option(g)
     g.add_argument("--confirm", action="store_true",
                    help="after a grid: run its pick and the recipe again on fresh seeds, recorded as confirmation "
                         "runs, and show the confirmed Δ beside the selection's")
@@ -262,6 +263,13 @@ def _add_margin_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, metavar="POINTS",
                    help=f"margin of practical equivalence, in accuracy points (default {MARGIN:g}): a difference shown to lie "
                         "within it is `equivalent`; an analysis setting, recorded with the comparison, not a run's")
+
+
+def _add_question_option(p) -> None:
+    p.add_argument("--question", choices=("new-images", "these-images"), default="new-images",
+                   help="what a verdict answers: new-images (default): does it help on new images like these, the "
+                        "seeds and the validation images both samples; these-images: on these very images, the "
+                        "seeds alone")
 
 
 def _add_family_option(p) -> None:
@@ -320,6 +328,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output prefix (default: RESULTS/compare)")
     _add_margin_option(p)
     _add_family_option(p)
+    _add_question_option(p)
+    p.add_argument("--flips", action="store_true",
+                   help="also which validation images the first NAME's row and the second's (or, with one NAME, its "
+                        "reference) get differently on most seeds: counted by class, and a contact sheet "
+                        "(OUT-flips.png)")
     p.set_defaults(func=cmd_compare)
 
     _export_parser(sub)

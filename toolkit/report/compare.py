@@ -13,15 +13,18 @@ from ..errors import ToolkitError
 from ..recipes import registry
 from ..records import folders
 from ..records.table import TABLE, load_table
-from .. import stats
+from .. import judgment, stats
 from . import plots, tables
 
 
 def compare(results: str | Path = "results", names=None, dataset: str | None = None, against: str | None = None,
             out: str | Path | None = None, budget: str | None = None,
-            margin: float | None = None, family: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
+            margin: float | None = None, family: str | None = None,
+            question: str = judgment.NEW_IMAGES, with_flips: bool = False):
     """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`), with a
-    margin of equivalence of `margin` accuracy points."""
+    margin of equivalence of `margin` accuracy points, judged for `question` (toolkit/judgment.py): (the summary,
+    the files written). `with_flips`: also which images changed between the first name's row and the second's (or
+    its reference), as a third item: its markdown (toolkit/report/flips.py)."""
     margin = check_margin(margin)
     table = load_table(results)
     if table.empty:
@@ -44,7 +47,13 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
         warnings.warn(f"{len(unfinished)} unfinished run folder(s) left out of the comparison "
                       f"({', '.join(f'{n} {s}' for s, n in counts.items())}); `toolkit runs` lists them, and "
                       f"running the same command again resumes the killed and interrupted ones.", stacklevel=2)
-    return summarize_and_write(rows, table, against, Path(out or Path(results) / "compare"), margin, family=family)
+    prefix = Path(out or Path(results) / "compare")
+    summary, written = summarize_and_write(rows, table, against, prefix, margin, family=family, question=question)
+    if not with_flips:
+        return summary, written
+    from . import flips
+    text, pngs = flips.of_comparison(table, summary, list(names or []), prefix)
+    return summary, written + pngs, text
 
 
 def check_margin(margin) -> float:
@@ -57,7 +66,8 @@ def check_margin(margin) -> float:
 
 
 def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | None, prefix: str | Path,
-                        margin: float | None = None, design: stats.Design | None = None, family: str | None = None):
+                        margin: float | None = None, design: stats.Design | None = None, family: str | None = None,
+                        question: str = judgment.NEW_IMAGES):
     """The comparison of `rows` (each paired with its reference in the whole `table`), written to PREFIX.{md,csv,png};
     `margin`, `design` and `family` as in `tables.summarize`, recorded in the CSV and the footnotes."""
     check_folder(Path(prefix).parent, "--out")
@@ -65,7 +75,7 @@ def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | 
         raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
                            "and their status; compare again once they have finished.")
     table = pair_against(table, against)
-    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design, family)
+    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design, family, question)
     return summary, write_comparison(table.loc[rows.index], summary, prefix)
 
 
