@@ -278,4 +278,6 @@ def test_the_rank_line_says_none_below_three_recipes():
     assert tau_line(float("nan"), float("nan"), float("nan"), 1) == \
         "Rank correlation of the effects: none (Kendall's tau needs at least 3 recipes; 1 here)"
     assert "nan" not in tau_line(float("nan"), float("nan"), float("nan"), 2)
-    assert tau_line(0.5, 0.1, 0.9, 4).endswith("recipes): +0.50, 95% bootstrap interval over seeds [+0.10, +0.90]")
+    assert tau_line(0.5, 0.1, 0.9, 8).endswith("recipes): +0.50, 95% bootstrap interval over recipes and seeds "
+                                               "[+0.10, +0.90]")
+    assert "no interval: 4 recipes are too few to resample" in tau_line(0.5, float("nan"), float("nan"), 4)

@@ -42,6 +42,7 @@ def test_iterating_with_fastai_then_the_sweep(tiny, tmp_path, monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4   # batch, lr curve, matrix, results
     table = " ".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert re.search(r"\| mixup +\| normalize +\| +3 \|", table) and "95% CI" in table
-    assert re.search(r"\| ((better|worse)(, within ±1)?|equivalent \(±1\)|inconclusive \((~\d+|>50)\)) +\|", table)
+    assert re.search(r"\| ((better|worse)(, within ±1)?|equivalent \(±1\)|inconclusive( \((~\d+|>50|images)\))?) +\|",
+                     table)
     names = pd.read_csv(tmp_path / "results" / "runs.csv")["name"].tolist()
     assert sorted(names) == ["mixup"] * 3 + ["normalize"] * 3   # only the sweep was recorded, not the fit by hand

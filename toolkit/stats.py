@@ -140,6 +140,26 @@ def verdict(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equ
     return _word(int(code), margin)
 
 
+def directed(verdicts) -> np.ndarray:
+    """Which of simulated verdicts (words of `_word`) say better or worse, within the margin or not."""
+    return np.array([_CODES.index(_kind(v)) in (1, 2, 3, 4) for v in verdicts], dtype=bool)
+
+
+def found_better(verdicts) -> np.ndarray:
+    """Which of simulated verdicts say better (within the margin or not)."""
+    return np.array([_CODES.index(_kind(v)) in (1, 3) for v in verdicts], dtype=bool)
+
+
+def _kind(word) -> str:
+    """A verdict's word back to its pattern in _CODES (the margin's number taken out)."""
+    w = str(word)
+    for code in _CODES:
+        head = code.split("{m}")[0].format(b=BETTER, w=WORSE, e=EQUIVALENT)
+        if (w == head) if "{m}" not in code else w.startswith(head):
+            return code
+    return INCONCLUSIVE
+
+
 def decided(verdict_: str) -> bool:
     """Whether a verdict settles its row: better, worse (within the margin or not), equivalent."""
     return str(verdict_).startswith(DECIDED)

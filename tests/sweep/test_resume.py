@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -108,6 +109,8 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
     c1, c2 = artifacts.load_checkpoint(run_dir), artifacts.load_checkpoint(Path(full["run_dir"]))
     w1, w2 = c1["model"], c2["model"]
     assert all(torch.equal(w1[key], w2[key]) for key in w2)  # the final weights too
+    p1, p2 = artifacts.load_predictions(run_dir), artifacts.load_predictions(Path(full["run_dir"]))
+    assert p1.keys() == p2.keys() and all(np.array_equal(p1[k], p2[k]) for k in p1 if k != "valid_hash")
     assert bool(c2["ema"]) == bool(sets) and c1["ema"].keys() == c2["ema"].keys()
     if sets:                                                 # and the weight average, at the same step
         assert c1["ema"]["step"] == c2["ema"]["step"] > 0

@@ -150,8 +150,7 @@ def to_markdown(r: Noise) -> str:
 
 
 def _rate(verdicts) -> str:
-    word = np.array([str(v).split(",")[0] for v in verdicts])
-    return f"{100 * np.isin(word, [stats.BETTER, stats.WORSE]).mean():.1f}%"
+    return f"{100 * stats.directed(verdicts).mean():.1f}%"
 
 
 def _cost(r: Noise, sd: float) -> str:
@@ -162,7 +161,7 @@ def _cost(r: Noise, sd: float) -> str:
              f"more than {stats.MAX_NEEDED} pairs ({2 * stats.MAX_NEEDED}+ runs, over "
              f"{duration(2 * stats.MAX_NEEDED * r.seconds)} here)")
     verdicts, stopped = stats.simulate(r.effect, 100 * sd, r.design, r.margin, SWEEPS)
-    found = np.mean([str(v).startswith(stats.BETTER) for v in verdicts])
+    found = stats.found_better(verdicts).mean()
     return (f"A question of {r.effect:g} points (--effect): a fixed number of seeds needs {fixed}. Under --seeds auto "
             f"(at most {r.design.max_pairs}), a true difference of {r.effect:g} points is found `better` in "
             f"{100 * found:.0f}% of {SWEEPS:,} simulated sweeps, spending {stopped.mean():.1f} pairs on average "
