@@ -1,4 +1,4 @@
-"""How often a comparison's verdict is wrong when nothing is there: the judgment (toolkit/judgment.py) simulated on
+"""How often a comparison's verdict is wrong when nothing is there: the judgment (toolkit/judgment/) simulated on
 count-valued accuracies, against new images from the same population. No training; seeded.
 
 Each simulated comparison draws its own validation set of m images from a population in which the two recipes are

@@ -85,7 +85,7 @@ def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out:
     a grid; "none": each row alone), the best of it said as the set of values the data cannot tell from the best;
     `confirm=True` runs the pick and NAME again on fresh seeds. `question`: "new-images" (the default: on new
     images like these, seeds and validation images both samples) or "these-images" (the seeds alone; see
-    toolkit/judgment.py). Run again, it skips finished runs
+    toolkit/judgment/). Run again, it skips finished runs
     and resumes interrupted ones. `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds`
     (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/design/auto.py). `margin`: the margin of
     equivalence of the verdicts, in accuracy points (default MARGIN). `quiet`: no progress at all.

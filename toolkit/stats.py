@@ -3,7 +3,7 @@ its reference (scipy).
 
 The protocol: both recipes run with the same seeds; the difference is taken seed by seed (paired), so what the
 seeds share (data order, initial weights) cancels out; the 95% interval is a t interval (a comparison's rows take
-their standard error from toolkit/judgment.py, over seeds and validation images; no bootstrap, which at a handful
+their standard error from toolkit/judgment/, over seeds and validation images; no bootstrap, which at a handful
 of pairs does not hold its level). A verdict needs
 MIN_PAIRS pairs; "better" / "worse" when that interval excludes zero; "equivalent (±M)" when the difference is
 shown to lie within a margin M (two one-sided t tests, TOST: the 90% t interval inside ±M); "inconclusive"
@@ -92,9 +92,9 @@ def codes(mean, se, df, margin: float, alpha: float, alpha_equivalence: float, i
     into _CODES (at least MIN_PAIRS pairs assumed): better / worse when the (1 - alpha) t interval excludes zero,
     within the margin when the (1 - 2 alpha_equivalence) one lies inside it. No spread (se 0, or rounding), or a
     (1 - alpha) interval narrower than `image` (one validation image), decides nothing: inconclusive.
-    `se_equivalence`, `df_equivalence`: what the tests of equivalence take, where it differs (toolkit/judgment.py).
+    `se_equivalence`, `df_equivalence`: what the tests of equivalence take, where it differs (toolkit/judgment/).
 
-    Written once on arrays so that one row (toolkit/judgment.py) and thousands of simulated sweeps follow the very
+    Written once on arrays so that one row (toolkit/judgment/) and thousands of simulated sweeps follow the very
     same rule."""
     mean, se = np.asarray(mean, dtype=float), np.asarray(se, dtype=float)
     df = np.asarray(df, dtype=float)
@@ -131,7 +131,7 @@ def verdict(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equ
     """The verdict on paired differences (fractions of 1), judged by the seeds alone (Student t), with a margin of
     practical equivalence M (in points): the rule of `codes`; need more seeds below MIN_PAIRS pairs. `image`: one
     validation image, as a fraction (no verdict from an interval narrower than it). A comparison's rows are judged
-    by toolkit/judgment.py, on the seeds and the validation images."""
+    by toolkit/judgment/, on the seeds and the validation images."""
     d = np.asarray(differences, dtype=float)
     if len(d) < MIN_PAIRS:
         return MORE_SEEDS
@@ -328,7 +328,7 @@ def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | 
 
 def p_value(differences) -> float:
     """The two-sided p-value of a paired t test on the differences (nan below MIN_PAIRS, and without spread: no
-    test). A comparison's rows take theirs from toolkit/judgment.py."""
+    test). A comparison's rows take theirs from toolkit/judgment/."""
     d = np.asarray(differences, dtype=float)
     if len(d) < MIN_PAIRS or np.ptp(d) <= EQUAL:
         return math.nan

@@ -11,7 +11,7 @@ from toolkit.design.fidelity import AGREE, CONFLICT, FULL_ONLY, PROXY_ONLY, UNDE
 
 
 def _row(direction=0, decided=False):
-    """A comparison row's verdict columns, as toolkit/judgment.py's Verdict flattens them."""
+    """A comparison row's verdict columns, as toolkit/judgment/'s Verdict flattens them."""
     return {"delta_direction": direction, "delta_decided": decided}
 
 

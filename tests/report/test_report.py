@@ -12,6 +12,7 @@ from tests.conftest import resolved as resolve
 from toolkit.errors import ToolkitError
 from toolkit.recipes import registry
 from toolkit.report import compare
+from toolkit.judgment import summary as judged
 from toolkit.report import tables as report
 from toolkit.records import schema
 from toolkit.train import precision
@@ -22,7 +23,7 @@ from conftest import CONTEXT, add_rows as add
 
 def summary_of(results, against=None):
     table = compare.pair_against(load_table(results), against)
-    return report.summarize(table, table).set_index("label")
+    return judged.summarize(table, table).set_index("label")
 
 
 def test_paired_analysis_is_used_where_it_disagrees_with_the_unpaired_one(results):
@@ -48,7 +49,7 @@ def test_seeds_pool_only_within_a_config_and_settings_show_in_the_label(results)
     assert s.loc["baseline", "n"] == 3 and s.loc["baseline [lr=0.01]", "n"] == 1
     assert s.loc["baseline", "accuracy_mean"] == pytest.approx(0.72)
     assert math.isnan(s.loc["baseline [lr=0.01]", "accuracy_std"])   # one seed: no spread is claimed
-    assert s.loc["baseline", "delta_verdict"] == report.SELF        # the root is its own reference
+    assert s.loc["baseline", "delta_verdict"] == judged.SELF        # the root is its own reference
     low, high = sps.t.interval(0.95, 2, loc=0.72, scale=sps.sem([0.70, 0.72, 0.74]))
     assert (s.loc["baseline", "accuracy_low"], s.loc["baseline", "accuracy_high"]) == (pytest.approx(low),
                                                                                        pytest.approx(high))
@@ -101,10 +102,10 @@ def test_markdown_files_and_plot(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "mixup", [0.69, 0.81, 0.88])
     table = compare.pair_against(load_table(results))
-    assert "compared at once" not in report.to_markdown(report.summarize(table, table))  # one difference only
+    assert "compared at once" not in report.to_markdown(judged.summarize(table, table))  # one difference only
     add(results, "label_smoothing", [0.71, 0.80, 0.91])
     table = compare.pair_against(load_table(results))
-    summary = report.summarize(table, table)
+    summary = judged.summarize(table, table)
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
     assert "| mixup " in md and "| inconclusive (~44)" in md and "[-" in md
@@ -133,7 +134,7 @@ def test_each_evaluation_is_compared_with_the_same_models_and_with_the_reference
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "tta_all", [0.70, 0.80, 0.90], evals={"flip": [0.72, 0.82, 0.92], "hires": [0.69, 0.80, 0.88]})
     table = compare.pair_against(load_table(results))
-    summary = report.summarize(table, table)
+    summary = judged.summarize(table, table)
     s = summary.set_index("label").loc["tta_all"]
     assert s["accuracy_flip_mean"] == pytest.approx(0.82) and s["flip_seconds"] == 2.0
     assert s["gain_flip_mean"] == pytest.approx(0.02) and s["gain_flip_verdict"] == "better"   # what it buys

@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ToolkitError
 from ..recipes.recipe import config_id
 from .. import stats
-from ..report import tables
+from ..judgment.summary import summarize
 from ..report.compare import pair_against
 from ..sweep import execute
 from ..sweep.options import Options
@@ -104,7 +104,7 @@ def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log
     """The rows of `still` that stop at this look (pairs n): {key: n}, each logged with its verdict and why."""
     table = pair_against(table, against)
     at = {**{key: n for key in still}, **stopped}
-    lines = tables.summarize(_at_looks(table, recipes, refs, at), table, margin, design,
+    lines = summarize(_at_looks(table, recipes, refs, at), table, margin, design,
                              question=question).set_index(["name", "config_id"])
     out = {}
     for key in still:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import judgment, stats
+from .. import judgment
 from ..atomic import check_folder, write_atomic
 from ..data.datasets import canonical_name
 from ..errors import ToolkitError
@@ -29,7 +29,7 @@ TAU_INTERVAL_FROM = 8   # recipes from which the rank correlation's interval res
 
 
 def agreement(proxy_call: str | None, full_call: str | None) -> str:
-    """agree: the same decided call (toolkit/judgment.py `call`: better within the margin counts as better);
+    """agree: the same decided call (toolkit/judgment/ `call`: better within the margin counts as better);
     conflict: opposite calls, or one equivalent and the other better or worse; proxy only / full only: decided on
     one side; else undecided."""
     p, f = proxy_call, full_call

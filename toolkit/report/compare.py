@@ -14,6 +14,7 @@ from ..recipes import registry
 from ..records import folders
 from ..records.table import TABLE, load_table
 from .. import judgment, stats
+from ..judgment.summary import summarize
 from . import plots, tables
 
 
@@ -22,7 +23,7 @@ def compare(results: str | Path = "results", names=None, dataset: str | None = N
             margin: float | None = None, family: str | None = None,
             question: str = judgment.NEW_IMAGES, with_flips: bool = False):
     """Compare finished runs in the results table (all, or those matching `names` / `dataset` / `budget`), with a
-    margin of equivalence of `margin` accuracy points, judged for `question` (toolkit/judgment.py): (the summary,
+    margin of equivalence of `margin` accuracy points, judged for `question` (toolkit/judgment/): (the summary,
     the files written). `with_flips`: also which images changed between the first name's row and the second's (or
     its reference), as a third item: its markdown (toolkit/report/flips.py)."""
     margin = check_margin(margin)
@@ -69,13 +70,13 @@ def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | 
                         margin: float | None = None, design: stats.Design | None = None, family: str | None = None,
                         question: str = judgment.NEW_IMAGES):
     """The comparison of `rows` (each paired with its reference in the whole `table`), written to PREFIX.{md,csv,png};
-    `margin`, `design` and `family` as in `tables.summarize`, recorded in the CSV and the footnotes."""
+    `margin`, `design` and `family` as in `judgment.summary.summarize`, recorded in the CSV and the footnotes."""
     check_folder(Path(prefix).parent, "--out")
     if rows.empty:
         raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
                            "and their status; compare again once they have finished.")
     table = pair_against(table, against)
-    summary = tables.summarize(table.loc[rows.index], table, check_margin(margin), design, family, question)
+    summary = summarize(table.loc[rows.index], table, check_margin(margin), design, family, question)
     return summary, write_comparison(table.loc[rows.index], summary, prefix)
 
 

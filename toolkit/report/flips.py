@@ -1,11 +1,10 @@
 """Which images changed: where a recipe helps, not only whether. The validation images one recipe gets right and
-the other wrong on most of their paired seeds (toolkit/judgment.py `flips`), counted by class, and a contact sheet of
+the other wrong on most of their paired seeds (toolkit/judgment/ `flips`), counted by class, and a contact sheet of
 the most consistent ones (`toolkit compare A B --flips`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..atomic import write_atomic

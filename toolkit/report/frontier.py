@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..recipes.evaluations import BY_KEY
-from .tables import SELF, evaluated
+from ..judgment.summary import SELF
+from .tables import evaluated
 
 COMPUTE = {"pixels": "training pixels per run (millions: images x size², summed over epochs)",
            "seconds": "seconds per run: training (train phase, mean) + that evaluation (median)"}

@@ -6,11 +6,12 @@ import pandas as pd
 
 from .. import stats
 from . import frontier
-from .tables import SHOWN, shown_as, verdict_text, context_line, epoch_curves, labels
+from ..judgment.summary import SHOWN, epoch_curves
+from .tables import shown_as, verdict_text, context_line, labels
 
 
 def _color(s, prefix: str = "delta") -> str:
-    """By the verdict's value (toolkit/judgment.py): better green (within the margin too), worse red, equivalent
+    """By the verdict's value (toolkit/judgment/): better green (within the margin too), worse red, equivalent
     blue, inconclusive grey, anything untested (too few seeds, the same models) orange."""
     def flag(col):
         x = s.get(f"{prefix}_{col}")
