@@ -202,3 +202,21 @@ def test_the_error_bench_holds_the_shipped_rule_to_its_level_where_the_old_one_f
     at_margin = bench.draw(rng, 1000, 10, 359, 0.01, 0.25, delta=0.01)
     assert bench.claimed_within(bench.shipped(at_margin)[0]).mean() <= 0.0675
     assert bench.auto(rng, 500, 359, 0.10, 0.5) <= 0.08
+
+
+def test_on_these_very_images_an_undecided_row_still_plans_its_pairs():
+    D = np.zeros((3, 400))
+    D[0, :4], D[1, 10:14], D[2, 20:22] = 1, -1, 1   # the seeds disagree: +1, -1 and +0.5 points
+    v = judgment.judge(judgment.these_images(judgment.crossed(D)), question="these-images")
+    assert v.inconclusive and v.question == "these-images" and v.needed is not None and not v.limited
+
+
+def test_a_small_validation_set_says_the_images_limit_it():
+    """150 images, no difference at all on average: the tests of equivalence cannot reach ±1 however many seeds."""
+    rng = np.random.default_rng(4)
+    D = np.zeros((3, 150))
+    for row in D:
+        idx = rng.permutation(150)[:12]
+        row[idx[:6]], row[idx[6:]] = 1, -1
+    v = judgment.judge(judgment.crossed(D))
+    assert v.inconclusive and v.limited

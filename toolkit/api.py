@@ -130,12 +130,13 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     if found and len(keys) == 1:
         result.written.append(grids.figure(found[0], out.with_name(f"{out.name}-grid.png")))
     if confirm:
-        result.confirmed = _confirm(found, context, against, seeds, options, out, margin, log)
+        result.confirmed = _confirm(found, context, against, seeds, options, out, margin, log, question)
         result.written += result.confirmed.written
     return result
 
 
-def _confirm(found, context: dict, against, seeds, options, out: Path, margin: float, log) -> Comparison:
+def _confirm(found, context: dict, against, seeds, options, out: Path, margin: float, log,
+             question: str = "new-images") -> Comparison:
     """Each grid's pick and its recipe on fresh seeds (after every seed the selection used), recorded with
     confirm=true so that they never pool with the selection's runs; compared as a comparison of their own."""
     import pandas as pd
@@ -153,11 +154,11 @@ def _confirm(found, context: dict, against, seeds, options, out: Path, margin: f
         log(f"--confirm: {g.recipe} [{g.pick}] and {g.recipe} on {n} fresh seeds ({first}-{first + n - 1})")
         ctx = {**context, "seed": str(first), "confirm": "true"}
         done, _ = sweep([registry.get(g.recipe)], ctx, g.pick_treatment, against, n, None, margin, options, log,
-                        "none")
+                        "none", question)
         rows.append(done)
     involved = pd.concat([d.involved for d in rows])
     summary, written = summarize_and_write(involved, rows[-1].table, against, out.with_name(f"{out.name}-confirm"),
-                                           margin, None, "none")
+                                           margin, None, "none", question)
     return Comparison(summary, written, rows[-1])
 
 

@@ -118,6 +118,8 @@ def _near_groups(thumbs: list[str]) -> list[list[int]]:
         return []
     grey = np.array([np.frombuffer(bytes.fromhex(t), np.uint8) for t in thumbs], dtype=np.int32)
     keep = np.flatnonzero(grey.min(axis=1) != grey.max(axis=1))
+    if len(keep) < 2:
+        return []
     side = int(round(grey.shape[1] ** 0.5))
     blocks = grey[keep].reshape(len(keep), side // BLOCK, BLOCK, side // BLOCK, BLOCK).sum(axis=(2, 4))
     limit = NEAR_GREY * grey.shape[1]

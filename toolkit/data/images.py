@@ -3,8 +3,9 @@ the data check all call `to_8bit`, so a picture is the same picture whichever of
 
 PIL's `convert("RGB")` clips an image deeper than 8 bits (a 16-bit PNG, a 32-bit integer or float TIFF) to white.
 Here such an image is rescaled by its bit depth: the depth its largest value needs, rounded up to the depths that
-cameras and scanners store (10, 12, 14 or 16 bits), so that a 12-bit image is not darkened by a 16-bit scale, and
-a dark image of a given depth stays dark. A float image in [0, 1] is taken as it is; any other float or signed image,
+cameras and scanners store (10, 12, 14 or 16 bits), so that a 12-bit image is not darkened by a 16-bit scale (an
+image whose largest value falls just past a band's top is read at the next depth: a per-image rule, as each reader
+sees one image at a time). A float image in [0, 1] is taken as it is; any other float or signed image,
 by its own range. (Written here with PIL and numpy: fastai and torchvision open such images with PIL's clip.)
 """
 from __future__ import annotations
@@ -21,7 +22,9 @@ def to_8bit(im):
     import numpy as np
     from PIL import Image
     a = np.asarray(im, dtype=np.float64)
-    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    finite = a[np.isfinite(a)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    a = np.nan_to_num(a, nan=low, posinf=high, neginf=low)   # a "no data" pixel takes the darkest value
     if im.mode == "F" and low >= 0 and high <= 1:
         low, top = 0.0, 1.0
     elif im.mode != "F" and low >= 0:

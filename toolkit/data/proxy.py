@@ -103,13 +103,24 @@ def check_request(src: str, dst: str | Path, per_class: int, size: int, select: 
         raise DatasetError(f"Proxy destination {dst} already exists; remove it or choose another folder.")
     ds = load(src, **options)
     target = dst.expanduser().resolve()
-    files = [f for s in SPLITS for f in ds.files[s]]
-    for root in dict.fromkeys([ds.root.resolve(), Path(os.path.commonpath(files)).resolve()]):
+    for root in _source_folders(ds):
         if target == root or root in target.parents:
             raise DatasetError(f"Proxy destination {dst} is inside its source's folder {root}: writing it there "
                                f"would add the proxy's images to the dataset it is made from (and change it). "
                                f"Choose a folder outside {root}; nothing was written.")
     return ds
+
+
+def _source_folders(ds: Dataset) -> list[Path]:
+    """The folders a proxy must not be written into: a folder dataset's own, and the folder holding every image a
+    table names (unless that is a filesystem root or the home folder, as for a table of images from all over)."""
+    files = [f for s in SPLITS for f in ds.files[s]]
+    common = Path(os.path.commonpath(files)).resolve() if files else None
+    home = Path.home().resolve()
+    out = [] if sources.is_table(ds.path) else [ds.root.resolve()]
+    if common is not None and common.parent != common and common != home and common not in home.parents:
+        out.append(common)
+    return list(dict.fromkeys(out))
 
 
 def _classes(ds: Dataset, classes, rng: random.Random) -> list[str]:

@@ -99,8 +99,12 @@ def _prefixes() -> list[str]:
 
 
 def _dirs(rows: pd.DataFrame) -> pd.Series:
-    """Each seed's run folder (the last, where a seed ran twice)."""
-    return rows.groupby("seed")["run_dir"].last() if len(rows) else pd.Series(dtype=object)
+    """Each seed's run folder; none where a seed ran twice (its accuracy is their mean, which no one run's
+    predictions are: that row is judged by its accuracies)."""
+    if not len(rows):
+        return pd.Series(dtype=object)
+    runs = rows.groupby("seed")["run_dir"]
+    return runs.last().where(runs.size() == 1, "")
 
 
 def _n_valid(g: pd.DataFrame, refs: pd.DataFrame) -> int:
@@ -261,6 +265,8 @@ class Pair:
                f"{prefix}_basis": ev.basis, f"{prefix}_note": ev.note}
         if same:
             out[f"{prefix}_v"], out[f"{prefix}_p"] = same_models(self.question, self.margin), math.nan
+            if self.design:
+                out[f"{prefix}_why"] = "same models"   # nothing to decide: --seeds auto runs it no further
         elif self.design:
             out[f"{prefix}_v"], out[f"{prefix}_why"] = look(for_q, self.design, self.margin, self.question)
         else:

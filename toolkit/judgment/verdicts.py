@@ -102,7 +102,7 @@ def _plan(ev: Evidence, n):
     """(standard error, degrees of freedom) of `ev`'s question with n pairs (an array), the spread taken as
     measured: for crossed evidence the seed and interaction parts shrink with n, the images' part does not."""
     n = np.asarray(n, dtype=float)
-    if ev.basis != IMAGES:
+    if ev.basis != IMAGES or not ev.components:   # the seeds alone (older runs, or "on these very images")
         sd = ev.se * math.sqrt(ev.n)
         return sd / np.sqrt(n), n - 1
     va, vb, ve = ev.components
@@ -120,18 +120,25 @@ def pairs_needed(ev: Evidence, margin: float = MARGIN, alpha: float = ALPHA, alp
     if not (ev.se > 0 and math.isfinite(ev.se)) or ev.n < 2:
         return None, False
     n = np.arange(stats.MIN_PAIRS, cap + 1)
-    se, df = _plan(ev, n)
-    ok = (_power_difference(ev.mean, se, df, alpha) >= power) | \
-        (_power_equivalence(ev.mean, se, df, margin / 100, alpha_equivalence) >= power)
+    pad = _padding(ev)
+
+    def settles(k):
+        se, df = _plan(ev, k)
+        return (_power_difference(ev.mean, se, df, alpha) >= power) | \
+            (_power_equivalence(ev.mean, np.sqrt(se ** 2 + pad), df, margin / 100, alpha_equivalence) >= power)
+    ok = settles(n)
     if ok.any():
         return int(n[ok.argmax()]), False
-    if ev.basis == IMAGES:
-        far = np.array([10 ** 6])
-        se_inf, df_inf = _plan(ev, far)
-        limited = not ((_power_difference(ev.mean, se_inf, df_inf, alpha) >= power)
-                       | (_power_equivalence(ev.mean, se_inf, df_inf, margin / 100, alpha_equivalence) >= power))[0]
-        return cap + 1, bool(limited)
+    if ev.basis == IMAGES and ev.components:
+        return cap + 1, not bool(settles(np.array([10 ** 6]))[0])   # no number of seeds would: the images limit it
     return cap + 1, False
+
+
+def _padding(ev: Evidence) -> float:
+    """What the tests of equivalence add to the variance (the two images of `for_equivalence`), which more seeds
+    do not take away."""
+    se_eq = ev.equivalence[0]
+    return max(0.0, se_eq ** 2 - ev.se ** 2) if se_eq is not None and ev.se > 0 else 0.0
 
 
 def _power_difference(delta, se, df, alpha):

@@ -109,7 +109,7 @@ def check_table(path: Path, data: bytes | None = None) -> list[str]:
         return []
     fix = (" The file was not changed. `toolkit runs --rebuild-table` writes a fresh table from the run folders "
            "(under a new name) for you to check and put in its place.")
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8-sig", errors="replace")   # a byte-order mark (Excel's CSV UTF-8) is no column
     if not text.endswith("\n"):
         raise TableError(f"The results table {path} is damaged: its last line (line {text.count(chr(10)) + 1}) is "
                          f"cut short (no newline at the end), as a killed write leaves it.{fix}")

@@ -79,8 +79,9 @@ def validation_files(row) -> tuple[list[Path], list[str], str]:
 
 def check_files(f: Flips, digest: str, where) -> None:
     if digest != f.valid_hash:
-        raise ToolkitError(f"--flips: the dataset {where} no longer holds the validation images the runs were judged "
-                           f"on (its files changed since), so the images cannot be shown.")
+        raise ToolkitError(f"--flips: the dataset {where} does not list the validation images the runs were judged on "
+                           f"(its files changed since, or the runs' pack skipped an image it could not decode), so "
+                           f"the images cannot be shown; the counts need the same images on both sides.")
 
 
 def of_comparison(table: pd.DataFrame, summary: pd.DataFrame, names: list[str], prefix: Path) -> tuple[str, list]:
