@@ -57,8 +57,14 @@ def float32_diffs(rng, D: np.ndarray) -> np.ndarray:
 
 
 def shipped(D: np.ndarray, alpha=stats.ALPHA, alpha_eq=stats.ALPHA, margin=stats.MARGIN):
-    mean, se, df = judgment.crossed_arrays(D)
-    return stats.codes(mean, se, df, margin, alpha, alpha_eq, 1 / D.shape[-1], *judgment.for_equivalence(D)), mean, se, df
+    mean, se, df, seeds_se = judgment.crossed_arrays(D)
+    n = D.shape[-2]
+    se_eq, df_eq = judgment.for_equivalence(D)
+    codes = stats.codes(mean, judgment.widen(se, df, seeds_se, n, alpha), df, margin, alpha, alpha_eq, 1 / D.shape[-1],
+                        judgment.widen(se_eq, df_eq, seeds_se, n, 2 * alpha_eq), df_eq)
+    with np.errstate(divide="ignore", invalid="ignore"):   # as judgment.p_value: the larger of the two tests' p
+        p = np.maximum(2 * sps.t.sf(np.abs(mean) / se, df), 2 * sps.t.sf(np.abs(mean) / seeds_se, n - 1))
+    return codes, np.where((se > 0) & (seeds_se > 0), p, 1.0)
 
 
 def before(d: np.ndarray, margin=stats.MARGIN):
@@ -104,9 +110,9 @@ def holm7(rng, sweeps, n, m, p, q):
     """7 null rows judged as one family: any false better / worse."""
     codes, ps = [], []
     for _ in range(7):
-        c, mean, se, df = shipped(draw(rng, sweeps, n, m, p, q))
+        c, pv = shipped(draw(rng, sweeps, n, m, p, q))
         codes.append(c)
-        ps.append(np.where(se > 0, 2 * sps.t.sf(np.abs(mean) / np.where(se > 0, se, 1), df), 1.0))
+        ps.append(pv)
     found = stats.holm_rows(np.stack(ps, 1)) & directed(np.stack(codes, 1))
     return found.any(1).mean()
 

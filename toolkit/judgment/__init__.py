@@ -17,8 +17,8 @@ and their interaction (MS_e). The variance of the mean difference is
 
 the two-way random-effects (ANOVA) estimate, which counts the seed x image noise once (adding the seed-only and the
 image-only variances would count it twice), floored at max(MS_s, MS_i) / (n m), each question's own variance, and
-with Satterthwaite's degrees of freedom over all three mean squares (n - 1 where that would make the interval
-narrower than the seeds' own): a t interval. bench/verdict_error.py simulates
+with Satterthwaite's degrees of freedom over all three mean squares: a t interval, at every level never narrower
+than the seeds' own (`widen`). bench/verdict_error.py simulates
 the rule on count-valued accuracies and holds it to its 5%; a smaller number of degrees of freedom (the seeds')
 drives it wherever the seeds are the larger part. (Written here in a few lines of numpy: statsmodels has no crossed
 random-effects estimate of a mean.)
@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from .evidence import (ACCURACIES, ASKED, DAMAGED, IMAGES, NEW_IMAGES, OTHER_SPLIT, QUESTIONS, THESE_IMAGES, Evidence,
                        asked, crossed, crossed_arrays, for_equivalence, mean_squares, pair_evidence, seeds_only,
-                       these_images)
+                       these_images, widen)
 from .flips import Flips, flips
 from .verdicts import (SAME_MODELS, Verdict, best_set, call, judge, look, no_pairs, p_value, pairs_needed, same_models,
                        seed_wins, unconfirmed)
 
 __all__ = ["ACCURACIES", "ASKED", "DAMAGED", "IMAGES", "NEW_IMAGES", "OTHER_SPLIT", "QUESTIONS", "THESE_IMAGES",
            "Evidence", "asked", "crossed", "crossed_arrays", "for_equivalence", "mean_squares", "pair_evidence",
-           "seeds_only", "these_images", "Flips", "flips", "SAME_MODELS", "Verdict", "best_set", "call", "judge", "look",
+           "seeds_only", "these_images", "widen", "Flips", "flips", "SAME_MODELS", "Verdict", "best_set", "call", "judge", "look",
            "no_pairs", "p_value", "pairs_needed", "same_models", "seed_wins", "unconfirmed"]

@@ -10,7 +10,7 @@ from scipy import stats as sps
 
 from .. import stats
 from ..stats import ALPHA, MARGIN, MAX_NEEDED, POWER
-from .evidence import IMAGES, NEW_IMAGES, Evidence, asked, pair_evidence
+from .evidence import IMAGES, NEW_IMAGES, Evidence, asked, pair_evidence, widen
 
 SAME_MODELS = "same models"
 
@@ -63,7 +63,10 @@ def judge(ev: Evidence, margin: float = MARGIN, alpha: float = ALPHA, alpha_equi
     a1 = alpha if alpha_equivalence is None else alpha_equivalence
     if ev.n < stats.MIN_PAIRS:
         return Verdict(question=question, margin=margin, reason=stats.MORE_SEEDS)
-    code = int(stats.codes(ev.mean, ev.se, ev.df, margin, alpha, a1, ev.image, *ev.equivalence))
+    se_eq, df_eq = ev.equivalence
+    if ev.basis == IMAGES and se_eq is not None:   # each test never narrower than the seeds' own at its level
+        se_eq = float(widen(se_eq, df_eq, ev.seeds_se, ev.n, 2 * a1))
+    code = int(stats.codes(ev.mean, ev.at(alpha), ev.df, margin, alpha, a1, ev.image, se_eq, df_eq))
     direction = {1: 1, 2: -1, 3: 1, 4: -1}.get(code, 0)
     within = code in (3, 4, 5)
     v = Verdict(direction, within, code != 6, question=question, margin=margin)
@@ -92,10 +95,15 @@ def unconfirmed(v: Verdict, ev: Evidence, alpha: float) -> Verdict:
 
 
 def p_value(ev: Evidence) -> float:
-    """The two-sided p-value of the evidence's t test (nan below MIN_PAIRS or without spread): what Holm adjusts."""
+    """The two-sided p-value of the evidence's t test (nan below MIN_PAIRS or without spread): what Holm adjusts.
+    For crossed evidence, the larger of its own and the seeds' own (`widen`: a difference shown on new images and
+    on these very images alike)."""
     if ev.n < stats.MIN_PAIRS or not ev.se > 0 or not math.isfinite(ev.se):
         return math.nan
-    return float(2 * sps.t.sf(abs(ev.mean) / ev.se, ev.df))
+    p = float(2 * sps.t.sf(abs(ev.mean) / ev.se, ev.df))
+    if ev.basis == IMAGES and ev.seeds_se > 0:
+        p = max(p, float(2 * sps.t.sf(abs(ev.mean) / ev.seeds_se, ev.n - 1)))
+    return p
 
 
 def _plan(ev: Evidence, n):
