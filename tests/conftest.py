@@ -133,3 +133,19 @@ def epochs_logged(results: Path, at_least: int) -> bool:
     """Whether an unfinished run under `results` has logged `at_least` epochs."""
     logs = [p / "epochs.csv" for p in (Path(results) / "runs").glob("*/") if not (p / "metrics.json").exists()]
     return any(f.exists() and len(f.read_text().splitlines()) > at_least for f in logs)
+
+
+def launch(args, capsys) -> tuple[int, str, str]:
+    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr."""
+    import signal
+    import warnings
+
+    from toolkit.cli import main
+    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
+    try:
+        code = main([str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        warnings.formatwarning = formatwarning
+    out = capsys.readouterr()
+    return code, out.out, out.err

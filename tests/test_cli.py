@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import replace
 
 import pandas as pd
@@ -18,7 +17,7 @@ from toolkit.records import folders, schema
 from toolkit.records.table import TABLE, append_row, load_table
 from toolkit.sweep import plan
 
-from conftest import epochs_logged, signal_when
+from conftest import epochs_logged, launch, signal_when
 
 
 def toolkit(*args, timeout=300, **kw):
@@ -45,19 +44,6 @@ def test_show_plans_at_the_size_a_run_uses():
     assert p.returncode == 0, p.stderr
     assert "3 epoch(s) at 64px" in p.stdout and "2 epoch(s) at 128px" in p.stdout and "size " in p.stdout
     assert [line.split()[-1] for line in p.stdout.splitlines() if line.startswith("size ")] == ["128"]
-
-
-def launch(args, capsys) -> tuple[int, str, str]:
-    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr."""
-    from toolkit.cli import main
-    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
-    try:
-        code = main([str(a) for a in args])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-        warnings.formatwarning = formatwarning
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -3,10 +3,8 @@ command run as a user runs it, and every file compared byte for byte afterwards.
 read as pictures (not white), a CSV proxy that keeps its source's split, and near copies found as measured."""
 import io
 import os
-import signal
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +15,12 @@ from PIL import Image
 from toolkit.data import datasets, images
 from toolkit.data.proxy import make_proxy
 
+from conftest import launch
+
 
 def snapshot(*roots) -> dict:
     """Every file under `roots`: {path: bytes}."""
     return {p: p.read_bytes() for r in roots for p in sorted(Path(r).rglob("*")) if p.is_file()}
-
-
-def launch(args, capsys) -> tuple[int, str, str]:
-    """The launcher in this process: exit code, stdout, stderr."""
-    from toolkit.cli import main
-    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
-    try:
-        code = main([str(a) for a in args])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-        warnings.formatwarning = formatwarning
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def refused(args, message, capsys, *kept):
