@@ -223,7 +223,9 @@ def test_an_unknown_key_is_shown_with_close_names(capsys):
 def test_a_setting_error_names_the_setting_not_a_recipe(capsys):
     for args, message in [(["run", "normalize", "--set", "valid_pct=2"], "A setting is invalid: valid_pct must"),
                           (["run", "normalize", "--dataset", "digits", "--vary", "bs=8,0"],
-                           "--vary bs=0 is invalid: bs must be >= 1")]:
+                           "--vary bs=0 is invalid: bs must be >= 1"),
+                          (["data", "pack", "digits", "--set", "valid_pct=2", "--plan"],
+                           "A dataset option is invalid: valid_pct must be in (0, 1)")]:
         refused(args, message, capsys)
         assert "Recipe 'baseline'" not in capsys.readouterr().err
 

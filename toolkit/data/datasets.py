@@ -272,6 +272,8 @@ def read_options(spec: str | os.PathLike, overrides=None) -> dict:
     if unknown:
         raise DatasetError(f"--set {', '.join(unknown)}: not a dataset option. Dataset options: "
                            f"{', '.join(k for k in sources.OPTIONS if k != 'dataset_hash')}.")
+    from ..recipes.recipe import check_settings
+    check_settings(given, "A dataset option")   # its error names the option, not a recipe
     recipe = apply_overrides(Recipe(dataset=str(spec)), given)
     name = canonical_name(spec)
     return sources.resolve(recipe, name, _fixed(name))
