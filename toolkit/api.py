@@ -196,8 +196,8 @@ def fidelity(names, proxy, full, seeds: int | str = 1, out=None, margin: float |
              max_seeds: int | None = None, quiet: bool = False, log=print, **settings):
     """Does the proxy tell the truth? `names` and their references on `proxy` and on `full` under the context in
     `settings` (`size` required; the sweep's options too, as `run` takes them), each recipe's two verdicts side by
-    side with their agreement, Kendall's tau of the effects with a bootstrap interval over seeds, the cost of each
-    side, and which proxy to use; what `toolkit fidelity` does. `proxy`: a dataset, a description such as
+    side with their agreement, Kendall's tau of the effects (with, from 8 recipes, a bootstrap interval over recipes
+    and seeds), the cost of each side, and which proxy to use; what `toolkit fidelity` does. `proxy`: a dataset, a description such as
     "per_class=100,select=easy" (built once from `full`; toolkit/design/proxies.py), or a list of these. Written to
     OUT.md/.csv/.png (default RESULTS/fidelity)."""
     from .design.fidelity import fidelity as measure
