@@ -139,8 +139,6 @@ def test_each_run_keeps_its_predictions_in_one_order_whichever_loader(tiny, resu
 
 def test_flips_count_the_images_that_changed_and_draw_them(tmp_path, capsys):
     """Rows of digits with predictions planted: the images one gets right and the other wrong on most seeds."""
-    import hashlib
-
     from toolkit.data import datasets
     from toolkit.records import schema
     from toolkit.records.table import append_row
@@ -151,7 +149,7 @@ def test_flips_count_the_images_that_changed_and_draw_them(tmp_path, capsys):
     from toolkit.train import precision
     ds = datasets.load("digits")
     rel = sorted(ds.relative(f) for f in ds.files["val"])
-    digest = hashlib.sha1("\n".join(rel).encode()).hexdigest()[:16]
+    digest = datasets.files_hash(rel)
     by_file = dict(zip(map(ds.relative, ds.files["val"]), (ds.classes.index(c) for c in ds.labels["val"])))
     labels = np.array([by_file[r] for r in rel])
     results = tmp_path / "results"

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as sps
 
 from toolkit.errors import ToolkitError
-from toolkit import stats
+from toolkit import judgment, stats
 def test_mean_interval_is_student_t_and_one_value_claims_no_spread():
     x = [0.70, 0.74, 0.75, 0.71]
     e = stats.mean_interval(x)
@@ -31,8 +31,8 @@ def test_paired_difference_below_ten_pairs_is_the_paired_t_interval():
 
 
 def verdict_of(a, b, margin=stats.MARGIN):
-    """The verdict of the seeds alone on the paired differences."""
-    return stats.verdict(np.subtract(a, b), margin)
+    """The verdict of the seeds alone on the paired differences (no validation-image count: no floor)."""
+    return judgment.judge(judgment.seeds_only(np.subtract(a, b)), margin).text
 
 
 def test_from_ten_pairs_the_interval_is_still_student_t():
@@ -52,7 +52,7 @@ def test_equal_differences_decide_nothing():
     assert e.method == "all equal" and e.low == e.high == pytest.approx(0.02) and e.std == 0
     assert verdict_of([0.72, 0.82, 0.92], [0.70, 0.80, 0.90]) == "inconclusive"
     assert verdict_of([0.7, 0.8, 0.9], [0.7, 0.8, 0.9]) == "inconclusive"
-    assert math.isnan(stats.p_value([0.02, 0.02, 0.02]))   # no test: a family never counts it as found
+    assert math.isnan(judgment.p_value(judgment.seeds_only([0.02, 0.02, 0.02])))   # no test: never found by a family
     rounded = np.float32([0.8105849, 0.8105849, 0.8105849]) - np.float32([0.8133705, 0.8133705, 0.8133705 + 1e-7])
     assert verdict_of(rounded, [0, 0, 0]) == "inconclusive"   # float32 rounding is no spread either
 
@@ -77,24 +77,26 @@ def test_equivalence_is_two_one_sided_t_tests_at_5_percent(seed):
     m = 0.01
     tost = max(sps.ttest_1samp(d, -m, alternative="greater").pvalue, sps.ttest_1samp(d, m, alternative="less").pvalue)
     excludes = sps.ttest_1samp(d, 0).pvalue < 0.05
-    v = stats.verdict(d, margin=1.0)
+    v = judgment.judge(judgment.seeds_only(d), margin=1.0).text
     assert v.endswith("±1)") == (tost < 0.05 and not excludes) and ("within" in v) == (tost < 0.05 and excludes)
 
 
 def test_pairs_needed_plans_for_80_percent_power_and_simulation_agrees():
     """N pairs settle a difference of 1 point with a spread of 1.5 in >= 80% of simulated t tests; N - 1 do not."""
+    def needed(d, margin=stats.MARGIN):
+        return judgment.pairs_needed(judgment.seeds_only(d), margin)[0]
     d = np.array([0.0, 0.01, 0.02])                     # mean 1 point, spread 1 point: far outside ±0.2
-    n = stats.pairs_needed(d, margin=0.2)
-    assert n == stats.pairs_needed(d * 1.0, margin=0.2) and 5 <= n <= 15
+    n = needed(d, margin=0.2)
+    assert n == needed(d * 1.0, margin=0.2) and 5 <= n <= 15
     rng = np.random.default_rng(0)
 
     def power(k):
         draws = rng.normal(0.01, 0.01, (20000, k))
         return np.mean(sps.ttest_1samp(draws, 0, axis=1).pvalue < 0.05)
     assert power(n) >= 0.79 and power(n - 1) < 0.8
-    assert stats.pairs_needed([0.0, 0.0005, -0.0005], margin=1.0) == 3          # tiny spread: equivalence soon
-    assert stats.pairs_needed([0.0, 0.03, -0.03], margin=1.0) == stats.MAX_NEEDED + 1
-    assert stats.shown_needed(51) == ">50" and stats.shown_needed(7) == "~7" and stats.pairs_needed([0.01] * 3) is None
+    assert needed([0.0, 0.0005, -0.0005], margin=1.0) == 3          # tiny spread: equivalence soon
+    assert needed([0.0, 0.03, -0.03], margin=1.0) == stats.MAX_NEEDED + 1
+    assert stats.shown_needed(51) == ">50" and stats.shown_needed(7) == "~7" and needed([0.01] * 3) is None
 
 
 def test_detectable_difference_has_80_percent_power():
@@ -180,10 +182,10 @@ def test_what_a_family_costs_in_power():
     assert alone10 - family10 < alone - family
 
 
-def test_family_word_keeps_what_equivalence_alone_says():
-    assert stats.family_word("better") == stats.INCONCLUSIVE
-    assert stats.family_word("worse, within ±1") == "equivalent (±1)"
-    assert stats.family_word("equivalent (±1)") == "equivalent (±1)"
+def test_a_difference_the_family_does_not_confirm_keeps_what_equivalence_alone_says():
+    ev = judgment.seeds_only([0.01, 0.012, 0.011])
+    assert judgment.unconfirmed(judgment.Verdict(1, False, True), ev, 0.01).text == stats.INCONCLUSIVE
+    assert judgment.unconfirmed(judgment.Verdict(-1, True, True), ev, 0.01).text == "equivalent (±1)"
 
 
 def test_wins_by_seed_are_a_count():

@@ -25,8 +25,8 @@ from .errors import ToolkitError
 ALPHA = 0.05           # the error rate a verdict allows: a false better / worse, or a false equivalent
 CONFIDENCE = 1 - ALPHA  # the intervals the table shows
 MIN_PAIRS = 3          # fewer pairs: "need more seeds", whatever the interval says
-POWER = 0.8            # the chance of settling a row that `pairs_needed` plans for
-MAX_NEEDED = 50        # beyond this many pairs, `pairs_needed` says only ">50"
+POWER = 0.8            # the chance of settling a row that the pairs needed (~N) plan for
+MAX_NEEDED = 50        # beyond this many pairs, ~N says only ">50"
 MAX_SEEDS_LIMIT = 100  # --max-seeds above this is refused (the design's simulation grows with it)
 EQUAL = 1e-6           # spreads below this are rounding: float32 accuracies differ by ~1e-7 where the counts agree
                        # (an accuracy is a multiple of 1 / validation images, far above this below a million)
@@ -126,20 +126,6 @@ def _word(code: int, margin: float) -> str:
     return _CODES[code].format(b=BETTER, w=WORSE, e=EQUIVALENT, m=points(margin))
 
 
-def verdict(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equivalence: float | None = None,
-            image: float = 0.0) -> str:
-    """The verdict on paired differences (fractions of 1), judged by the seeds alone (Student t), with a margin of
-    practical equivalence M (in points): the rule of `codes`; need more seeds below MIN_PAIRS pairs. `image`: one
-    validation image, as a fraction (no verdict from an interval narrower than it). A comparison's rows are judged
-    by toolkit/judgment/, on the seeds and the validation images."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < MIN_PAIRS:
-        return MORE_SEEDS
-    code = _verdict_codes(d.mean(), d.std(ddof=1), len(d), margin, alpha,
-                          alpha if alpha_equivalence is None else alpha_equivalence, image)
-    return _word(int(code), margin)
-
-
 def directed(verdicts) -> np.ndarray:
     """Which of simulated verdicts (words of `_word`) say better or worse, within the margin or not."""
     return np.array([_CODES.index(_kind(v)) in (1, 2, 3, 4) for v in verdicts], dtype=bool)
@@ -160,11 +146,6 @@ def _kind(word) -> str:
     return INCONCLUSIVE
 
 
-def decided(verdict_: str) -> bool:
-    """Whether a verdict settles its row: better, worse (within the margin or not), equivalent."""
-    return str(verdict_).startswith(DECIDED)
-
-
 def _tail(x, df, nc):
     """P(T > x) for a noncentral t; scipy gives nan far in its tails, where the answer is 0 or 1."""
     p = stats.nct.sf(x, df, nc)
@@ -175,7 +156,13 @@ def power_difference(n, delta, sd, alpha: float = ALPHA):
     """The chance that a paired t test on n pairs excludes zero (two-sided, level alpha) when the true mean
     difference is `delta` and its spread `sd` (noncentral t; broadcasts over arrays)."""
     n = np.asarray(n, dtype=float)
-    df, nc = n - 1, np.abs(delta) * np.sqrt(n) / sd
+    return power_t(delta, sd / np.sqrt(n), n - 1, alpha)
+
+
+def power_t(delta, se, df, alpha: float = ALPHA):
+    """The chance that a t test with standard error `se` and `df` degrees of freedom excludes zero (two-sided, level
+    alpha) when the true difference is `delta` (noncentral t; broadcasts over arrays)."""
+    nc = np.abs(delta) / se
     crit = stats.t.ppf(1 - alpha / 2, df)
     return _tail(crit, df, nc) + _tail(crit, df, -nc)   # the lower tail, by symmetry
 
@@ -192,14 +179,20 @@ def power_equivalence(n, delta, sd, margin: float, alpha: float = ALPHA):
     """The chance that two one-sided t tests at level alpha on n pairs show the difference inside ±margin (same
     units as delta) when its true mean is `delta` and its spread `sd`: the usual lower bound P1 + P2 - 1."""
     n = np.asarray(n, dtype=float)
-    df, se = n - 1, sd / np.sqrt(n)
+    return power_tost(delta, sd / np.sqrt(n), n - 1, margin, alpha)
+
+
+def power_tost(delta, se, df, margin: float, alpha: float = ALPHA):
+    """`power_equivalence` for a standard error `se` on `df` degrees of freedom."""
     crit = stats.t.ppf(1 - alpha, df)
     p = _tail(crit, df, (margin + delta) / se) + _tail(crit, df, (margin - delta) / se) - 1
     return np.where(np.abs(delta) < margin, np.clip(p, 0.0, 1.0), 0.0)
 
 
 def _needed(mean, sd, margin: float, alpha: float, alpha_equivalence: float, power: float, cap: int):
-    """`pairs_needed` on arrays of (mean, spread): float array, nan where there is no spread to plan from."""
+    """Pairs in all that would likely settle rows of (mean, spread) of paired differences, taking them as the truth
+(to exclude zero, or to fit inside ±margin, whichever needs fewer): float array, cap + 1 beyond cap, nan where there
+is no spread to plan from. The simulations' rule; a comparison's rows plan with toolkit/judgment/."""
     mean, sd = np.atleast_1d(np.asarray(mean, dtype=float)), np.atleast_1d(np.asarray(sd, dtype=float))
     out = np.full(mean.shape, np.nan)
     ok = sd > EQUAL
@@ -211,19 +204,6 @@ def _needed(mean, sd, margin: float, alpha: float, alpha_equivalence: float, pow
         (power_equivalence(n, mu, s, margin / 100, alpha_equivalence) >= power)
     out[ok] = np.where(enough.any(axis=1), n[0][enough.argmax(axis=1)], cap + 1)
     return out
-
-
-def pairs_needed(differences, margin: float = MARGIN, alpha: float = ALPHA, alpha_equivalence: float | None = None,
-                 power: float = POWER, cap: int = MAX_NEEDED) -> int | None:
-    """Pairs in all that would likely settle a row (`power`), taking its observed mean and spread as the truth:
-    to exclude zero at the observed difference, or to fit inside ±margin (points), whichever needs fewer;
-    cap + 1 when neither happens within `cap` pairs; None without a spread to plan from."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < 2:
-        return None
-    n = _needed(d.mean(), d.std(ddof=1), margin, alpha, alpha if alpha_equivalence is None else alpha_equivalence,
-                power, cap)[0]
-    return None if math.isnan(n) else int(n)
 
 
 def shown_needed(needed) -> str:
@@ -309,30 +289,8 @@ def _look(mean, sd, n: int, plan: Design, margin: float, cap: int | None = None)
     return codes, np.where(settled, np.nan, needed), stops
 
 
-def look(differences, plan: Design, margin: float = MARGIN) -> tuple[str, int | None, str]:
-    """One planned look of `plan` at the pairs so far: (verdict, pairs needed, why the row stops; '' if it goes
-    on). A row stops when decided, at the last look, or when its pairs needed exceed the design's maximum (more
-    seeds within it would likely not settle it: it stays inconclusive)."""
-    d = np.asarray(differences, dtype=float)
-    n = len(d)
-    codes, needed, stops = _look(d.mean(), d.std(ddof=1) if n > 1 else np.nan, n, plan, margin)
-    v, k = _word(int(codes), margin), needed[0]
-    why = "" if not stops[0] else "decided" if decided(v) else "last look" if n >= plan.max_pairs else \
-        f"needs more than {plan.max_pairs} pairs"
-    return v, None if math.isnan(k) else int(k), why
-
-
 # --- many rows, one question -------------------------------------------------------------------------------------
 # A grid asks "which value?" of all its rows at once: its error is held for the question (the family), not per row.
-
-
-def p_value(differences) -> float:
-    """The two-sided p-value of a paired t test on the differences (nan below MIN_PAIRS, and without spread: no
-    test). A comparison's rows take theirs from toolkit/judgment/."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < MIN_PAIRS or np.ptp(d) <= EQUAL:
-        return math.nan
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
 def holm(p_values, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
@@ -356,15 +314,6 @@ def holm_rows(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     out = np.zeros_like(upto)
     np.put_along_axis(out, order, upto, axis=1)
     return out
-
-
-def family_word(word: str) -> str:
-    """A row's verdict when the family does not confirm its better / worse: what its equivalence test alone says
-    (`better, within ±M` -> `equivalent (±M)`), else inconclusive. Other verdicts stand."""
-    if word.startswith((BETTER, WORSE)):
-        within = word.split(", within ")
-        return f"{EQUIVALENT} ({within[1]})" if len(within) == 2 else INCONCLUSIVE
-    return word
 
 
 def simulate_family(rows: int, n: int | None = None, plan: Design | None = None, true_diffs=None, sd: float = 1.0,

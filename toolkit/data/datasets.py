@@ -311,6 +311,12 @@ def fingerprint(root: Path, files: dict, labels: dict, rule: str = "", labelled:
     return h.hexdigest()[:16]
 
 
+def files_hash(relative_paths) -> str:
+    """A set of files, named relative to their dataset, as a short hash of their sorted names: which validation
+    images a run's predictions are of (the packed and the folder loader agree on it)."""
+    return hashlib.sha1("\n".join(sorted(map(str, relative_paths))).encode()).hexdigest()[:16]
+
+
 def cache_json(kind: str, key: str, compute):
     """Read toolkit_home()/kind/key.json, or compute it and write it atomically (temporary name, then rename)."""
     dest = toolkit_home() / kind / f"{key}.json"

@@ -35,10 +35,10 @@ from .evidence import (ACCURACIES, ASKED, DAMAGED, IMAGES, NEW_IMAGES, OTHER_SPL
                        asked, crossed, crossed_arrays, for_equivalence, mean_squares, pair_evidence, seeds_only,
                        these_images, widen)
 from .flips import Flips, flips
-from .verdicts import (SAME_MODELS, Verdict, best_set, call, judge, look, no_pairs, p_value, pairs_needed, same_models,
+from .verdicts import (SAME_MODELS, Verdict, best_set, call, flag, judge, look, no_pairs, p_value, pairs_needed, same_models,
                        seed_wins, unconfirmed)
 
 __all__ = ["ACCURACIES", "ASKED", "DAMAGED", "IMAGES", "NEW_IMAGES", "OTHER_SPLIT", "QUESTIONS", "THESE_IMAGES",
            "Evidence", "asked", "crossed", "crossed_arrays", "for_equivalence", "mean_squares", "pair_evidence",
-           "seeds_only", "these_images", "widen", "Flips", "flips", "SAME_MODELS", "Verdict", "best_set", "call", "judge", "look",
+           "seeds_only", "these_images", "widen", "Flips", "flips", "SAME_MODELS", "Verdict", "best_set", "call", "flag", "judge", "look",
            "no_pairs", "p_value", "pairs_needed", "same_models", "seed_wins", "unconfirmed"]

@@ -132,8 +132,8 @@ def pairs_needed(ev: Evidence, margin: float = MARGIN, alpha: float = ALPHA, alp
 
     def settles(k):
         se, df = _plan(ev, k)
-        return (_power_difference(ev.mean, se, df, alpha) >= power) | \
-            (_power_equivalence(ev.mean, np.sqrt(se ** 2 + pad), df, margin / 100, alpha_equivalence) >= power)
+        return (stats.power_t(ev.mean, se, df, alpha) >= power) | \
+            (stats.power_tost(ev.mean, np.sqrt(se ** 2 + pad), df, margin / 100, alpha_equivalence) >= power)
     ok = settles(n)
     if ok.any():
         return int(n[ok.argmax()]), False
@@ -147,18 +147,6 @@ def _padding(ev: Evidence) -> float:
     do not take away."""
     se_eq = ev.equivalence[0]
     return max(0.0, se_eq ** 2 - ev.se ** 2) if se_eq is not None and ev.se > 0 else 0.0
-
-
-def _power_difference(delta, se, df, alpha):
-    nc = abs(delta) / se
-    crit = sps.t.ppf(1 - alpha / 2, df)
-    return stats._tail(crit, df, nc) + stats._tail(crit, df, -nc)
-
-
-def _power_equivalence(delta, se, df, margin, alpha):
-    crit = sps.t.ppf(1 - alpha, df)
-    p = stats._tail(crit, df, (margin + delta) / se) + stats._tail(crit, df, (margin - delta) / se) - 1
-    return np.where(abs(delta) < margin, np.clip(p, 0.0, 1.0), 0.0)
 
 
 def look(ev: Evidence, plan: stats.Design, margin: float = MARGIN, question: str = NEW_IMAGES) -> tuple[Verdict, str]:
@@ -203,13 +191,16 @@ def best_set(accuracy, dirs: dict, n_valid: int = 0, alpha: float = ALPHA, quest
     return keep
 
 
+def flag(row, col: str) -> bool:
+    """A yes/no column of a comparison's row (a Verdict flattened); no where the row has no verdict."""
+    x = row.get(col)
+    return x is not None and not (isinstance(x, float) and math.isnan(x)) and bool(x)
+
+
 def call(row, prefix: str = "delta") -> str | None:
     """What the verdict of a comparison's row (its flattened columns) decides: "better" (within the margin or not),
     "worse", "equivalent"; None when it decides nothing."""
-    def flag(col):
-        x = row.get(f"{prefix}_{col}")
-        return x is not None and not (isinstance(x, float) and math.isnan(x)) and bool(x)
-    if not flag("decided"):
+    if not flag(row, f"{prefix}_decided"):
         return None
     d = row.get(f"{prefix}_direction")
     return stats.BETTER if d and d > 0 else stats.WORSE if d and d < 0 else stats.EQUIVALENT

@@ -67,14 +67,12 @@ def contact_sheet(f: Flips, files: list[Path], classes: list[str], a: str, b: st
 def validation_files(row) -> tuple[list[Path], list[str], str]:
     """The validation images of a table row's dataset in the canonical order predictions keep (sorted relative
     paths), the readable class names, and the hash of those paths."""
-    import hashlib
-
     from ..data import datasets
     from ..records.schema import row_recipe
     ds = datasets.of_recipe(row_recipe(row))
     rel = sorted(ds.relative(f) for f in ds.files["val"])
     return ([ds.root / r for r in rel], [datasets.readable(c) for c in ds.classes],
-            hashlib.sha1("\n".join(rel).encode()).hexdigest()[:16])
+            datasets.files_hash(rel))
 
 
 def check_files(f: Flips, digest: str, where) -> None:

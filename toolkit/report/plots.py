@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import stats
+from .. import judgment, stats
 from . import frontier
 from ..judgment.summary import SHOWN, epoch_curves
 from .tables import shown_as, verdict_text, context_line, labels
@@ -13,15 +13,10 @@ from .tables import shown_as, verdict_text, context_line, labels
 def _color(s, prefix: str = "delta") -> str:
     """By the verdict's value (toolkit/judgment/): better green (within the margin too), worse red, equivalent
     blue, inconclusive grey, anything untested (too few seeds, the same models) orange."""
-    def flag(col):
-        x = s.get(f"{prefix}_{col}")
-        return x is not None and not (isinstance(x, float) and pd.isna(x)) and bool(x)
-    direction = s.get(f"{prefix}_direction")
-    if flag("decided") and direction and not pd.isna(direction):
-        return "tab:green" if direction > 0 else "tab:red"
-    if flag("decided"):
-        return "tab:blue"
-    return "tab:gray" if flag("inconclusive") else "tab:orange"
+    decided = judgment.call(s, prefix)
+    if decided:
+        return {stats.BETTER: "tab:green", stats.WORSE: "tab:red"}.get(decided, "tab:blue")
+    return "tab:gray" if judgment.flag(s, f"{prefix}_inconclusive") else "tab:orange"
 
 
 def plot(rows: pd.DataFrame, summary: pd.DataFrame):

@@ -167,18 +167,12 @@ def verdict_text(row, prefix: str = "delta") -> str:
     """A row's verdict as the table shows it: an inconclusive one with the pairs that would likely settle it, or
     `(images)` where no number of seeds would."""
     v = row.get(f"{prefix}_verdict", "")
-    if not _flag(row, f"{prefix}_inconclusive"):
+    if not judgment.flag(row, f"{prefix}_inconclusive"):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-    if _flag(row, f"{prefix}_limited"):
+    if judgment.flag(row, f"{prefix}_limited"):
         return f"{v} (images)"
     needed = stats.shown_needed(row.get(f"{prefix}_needed"))
     return f"{v} ({needed})" if needed else str(v)
-
-
-def _flag(row, col: str) -> bool:
-    """A verdict's yes/no column (empty where the row has no verdict)."""
-    x = row.get(col)
-    return x is not None and not (isinstance(x, float) and math.isnan(x)) and bool(x)
 
 
 def footnotes(summary: pd.DataFrame) -> str:

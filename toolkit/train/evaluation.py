@@ -117,10 +117,9 @@ def predictions(kept: dict, data) -> dict:
     """What each evaluation predicted, in the canonical order of the validation files (their relative paths,
     sorted, so the packed and the folder loader agree): {key: classes, "labels": targets, "valid_hash": hash of
     those paths}. The classes are indices into the dataset's sorted classes, as uint8 where they fit."""
-    import hashlib
-
     import numpy as np
 
+    from ..data.datasets import files_hash
     from ..data.pipeline import valid_files
     files = valid_files(data)
     order = np.argsort(np.array(files, dtype=object), kind="stable")
@@ -131,7 +130,7 @@ def predictions(kept: dict, data) -> dict:
             return {}   # a loader that dropped images: nothing to align, nothing kept
         out[key] = pred[order].astype(dtype)
         out.setdefault("labels", targ[order].astype(dtype))
-    out["valid_hash"] = hashlib.sha1("\n".join(sorted(files)).encode()).hexdigest()[:16]
+    out["valid_hash"] = files_hash(files)
     return out
 
 
