@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo demo-check test test-all bench bench-data wheel clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,ray,track]'

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastai.metrics import accuracy  # noqa: E402
 from fastai.torch_core import set_seed  # noqa: E402
 
-import experiments  # noqa: E402,F401
+import toolkit_experiments  # noqa: E402,F401
 from toolkit import api  # noqa: E402
 from toolkit.train.callbacks import Autocast  # noqa: E402
 

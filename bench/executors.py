@@ -76,7 +76,7 @@ def main():
 
     ray_start = [timed([sys.executable, "-c", "import ray; ray.init(include_dashboard=False, logging_level='ERROR');"
                         " ray.shutdown()"], {}) for _ in range(args.repeats)]
-    imports = [timed([sys.executable, "-c", "import experiments, toolkit.sweep.execute, toolkit.train.learner"], {})
+    imports = [timed([sys.executable, "-c", "import toolkit_experiments, toolkit.sweep.execute, toolkit.train.learner"], {})
                for _ in range(args.repeats)]
     print(f"\nstarting and stopping a local Ray (python -c 'import ray; ray.init(); ray.shutdown()'): "
           f"median {statistics.median(ray_start):.1f} s")

@@ -32,7 +32,7 @@ from fastai.vision.data import ImageBlock  # noqa: E402
 from fastai.vision.models import xresnet  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import experiments  # noqa: E402,F401
+import toolkit_experiments  # noqa: E402,F401
 from toolkit import api  # noqa: E402
 from toolkit.data import datasets as data  # noqa: E402
 from toolkit.recipes import registry  # noqa: E402

@@ -1,5 +1,5 @@
 """Recipes from beyond the book, each derived from the chapter-7 recipe it is compared with."""
-from experiments.chapter7 import BASELINE, NORMALIZE
+from .chapter7 import BASELINE, NORMALIZE
 from toolkit.recipes.registry import derive, register, register_suite
 
 # Automatic augmentation drawn per sample on whole batches (toolkit/data/autoaug.py), on top of the baseline.
@@ -31,8 +31,18 @@ SQUEEZENET = register(derive(NORMALIZE, "squeezenet", arch="squeezenet",
 FINETUNE = register(derive(NORMALIZE, "finetune", arch="timm:resnet18", weights="timm", schedule="warmup_exp",
                            lr=1e-3, notes="pretrained timm resnet18, new head, warm-up then exponential decay"))
 
+# fastai's Imagenette leaderboard script (fastai's examples/train_imagenette.py) with its defaults: an xresnet with
+# Mish and self-attention, ranger (mom 0.9, sqr_mom 0.99, eps 1e-6), lr 1e-2, wd 1e-2, fit_flat_cos, label
+# smoothing (fastai's LabelSmoothingCrossEntropy, eps 0.1), ImageNet statistics, crops down to 35% of the image.
+# It augments with RandomResizedCrop and a flip only; here the crop is the batch augmentation's (min_scale 0.35),
+# which also warps, rotates and lights as aug_transforms does.
+LEADERBOARD = register(derive(NORMALIZE, "leaderboard", act="mish", sa=True, opt="ranger", mom=0.9, sqr_mom=0.99,
+                              eps=1e-6, wd=1e-2, lr=1e-2, schedule="flat_cos", label_smoothing=0.1, min_scale=0.35,
+                              notes="fastai's Imagenette leaderboard: Mish, self-attention, ranger, flat_cos, "
+                                    "label smoothing"))
+
 register_suite("literature", "randaugment", "trivialaugment", "autoaugment", "flat_cos", "warmup_exp", "mixup_frac",
-               "cutmix", "mixup_cutmix*", "squeezenet", "finetune")
+               "cutmix", "mixup_cutmix*", "squeezenet", "finetune", "leaderboard")
 
 # Ways to evaluate the same training (toolkit/train/evaluation.py): no extra training, each with its own seconds,
 # and compared with the same model's plain accuracy as well as with the reference's.

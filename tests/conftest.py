@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import experiments  # noqa: F401  (registers the named experiments, as the launcher does)
+import toolkit_experiments  # noqa: F401  (registers the named experiments, as the launcher does)
 
 SHARED_IMAGENETTE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenette2-sq224"
 

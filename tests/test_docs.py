@@ -71,7 +71,7 @@ def test_every_relative_link_and_anchor_resolves(page):
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name if p.parent == ROOT else f"docs/{p.name}")
 def test_every_command_parses_and_names_what_exists(page):
-    import experiments  # noqa: F401
+    import toolkit_experiments  # noqa: F401
     from toolkit.cli import parser
     from toolkit.data.datasets import DOWNLOADS, EMBEDDED, NAMED_SOURCES
     from toolkit.recipes import registry
@@ -140,7 +140,7 @@ def demo_block() -> list[str]:
 def test_the_readme_demo_block_is_what_the_demo_printed():
     """The README names the Makefile's demo command; docs/demo.csv holds that command's settings and the rows of its
     suite with their references, and the code prints it as the README's block, line for line."""
-    import experiments  # noqa: F401
+    import toolkit_experiments  # noqa: F401
     from toolkit.cli import parser
     from toolkit.recipes import registry
     from toolkit.report.tables import to_markdown

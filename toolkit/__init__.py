@@ -11,6 +11,11 @@ The face a notebook or a script touches; the launcher (`toolkit run`, `toolkit c
     toolkit.run("mixup", dataset="digits", seeds="auto")                # seeds spent where they decide
     toolkit.noise("baseline", dataset="digits")                         # how noisy is this proxy?
 
+    @toolkit.register_callback("clip_grads")                            # your own idea, by name in a recipe:
+    def clip_grads(max_norm: float = 1.0):                              #   callbacks=("clip_grads(max_norm=0.5)",)
+        return GradientClip(max_norm)                                   #   (also register_loss, _model,
+                                                                        #   _optimizer, _batch_tfm)
+
 Attributes load on first use, so `import toolkit` loads no torch or fastai. The package is grouped by stage, in
 the order data flows (each may use the ones before it): recipes -> data -> train -> records -> sweep -> report
 -> design (see tests/test_layout.py).
@@ -30,6 +35,8 @@ _FACE = {
     "export": "toolkit.api", "resume": "toolkit.api", "runs": "toolkit.api", "rebuild_table": "toolkit.api",
     "Options": "toolkit.sweep.options", "data_show": "toolkit.api", "data_check": "toolkit.api",
     "fidelity": "toolkit.api",
+    **{f"register_{kind}": "toolkit.recipes.components"
+       for kind in ("callback", "loss", "model", "optimizer", "batch_tfm")},
 }
 __all__ = sorted(_FACE)
 

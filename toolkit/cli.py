@@ -13,6 +13,7 @@ from . import api
 from . import display
 from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
+from .recipes.components import UserCodeError
 from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, FAMILIES, GRID_MAX, LOOKS, MARGIN,
                        MAX_SEEDS, NOISE_EFFECT, NOISE_K)
 from .data.proxy import SELECT
@@ -21,8 +22,19 @@ from .recipes.recipe import BUDGETS, Recipe, pairs
 from .sweep.track import TRACKERS
 
 
-def _load_experiments():
-    import experiments  # noqa: F401  (registers every named experiment, explicitly)
+def _load_experiments(args) -> None:
+    """The shipped experiments, the user's installed ones and TOOLKIT_EXPERIMENTS, then each --experiments given."""
+    from .recipes import components
+    registry.load_named()
+    for item in getattr(args, "experiments", None) or []:
+        components.load(item)
+
+
+EXPERIMENTS_HELP = ("a Python file (or importable module) of your own experiments and components, registered with "
+                    "toolkit.register / toolkit.register_callback, _loss, _model, _optimizer, _batch_tfm; repeatable "
+                    "(also: $TOOLKIT_EXPERIMENTS, paths joined by the OS path separator)")
+# The commands that read recipes, and so the user's files: every one but the data and bench commands' listings.
+WITHOUT_EXPERIMENTS = ("data list", "bench data")
 
 
 DATASET_OPTIONS = [k for k in OPTIONS if k != "dataset_hash"]   # recorded when planned, never set by hand
@@ -44,10 +56,16 @@ def cmd_list(args) -> int:
         return 1
     width = max(map(len, [*names, *suites]))
     for n in names:
-        print(f"{n:<{width}}  {registry.get(n).notes}")
+        print(f"{n:<{width}}  {registry.get(n).notes}{_yours(n)}")
     for n, members in suites.items():
-        print(f"{n:<{width}}  suite: {' '.join(members)}")
+        print(f"{n:<{width}}  suite: {' '.join(members)}{_yours(n)}")
     return 0
+
+
+def _yours(name: str) -> str:
+    """` [yours: FILE]` after an experiment or suite registered by the user's own file (or notebook)."""
+    where = registry.origin(name)
+    return f"  [yours: {where}]" if where else ""
 
 
 def cmd_show(args) -> int:
@@ -369,7 +387,20 @@ def parser() -> argparse.ArgumentParser:
 
     _data_parsers(sub)
     _bench_parsers(sub)
+    _add_experiments_options(ap)
     return ap
+
+
+def _add_experiments_options(ap: argparse.ArgumentParser, path: str = "") -> None:
+    """--experiments on every command that reads recipes (all but WITHOUT_EXPERIMENTS)."""
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, p in action.choices.items():
+                here = f"{path} {name}".strip()
+                if any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+                    _add_experiments_options(p, here)
+                elif here not in WITHOUT_EXPERIMENTS:
+                    p.add_argument("--experiments", action="append", metavar="FILE_OR_MODULE", help=EXPERIMENTS_HELP)
 
 
 def _export_parser(sub) -> None:
@@ -510,12 +541,16 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     warnings.formatwarning = _warning_line
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")  # raised inside fastai's imports
-    _load_experiments()
     try:
+        _load_experiments(args)
         return args.func(args)
     except RunInterrupted as e:
         print(f"error: {e}", file=sys.stderr)
         return 143 if e.terminated else 130
+    except UserCodeError as e:   # the user's own code failed: its traceback, then one line that frames it
+        print(e.trace, file=sys.stderr, end="")
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

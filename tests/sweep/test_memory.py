@@ -12,7 +12,7 @@ GROWTH_PER_RUN_MB = 50   # a leaked xresnet18 with its Adam state and gradients 
 SCRIPT = """
 import json, sys, weakref
 from pathlib import Path
-import experiments, toolkit
+import toolkit_experiments, toolkit
 from toolkit.train import learner
 
 models = []

@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import RecipeError
-from . import evaluations
-from .vocabulary import POLICIES, parse_ops, parse_tta
+from . import components, evaluations
+from .vocabulary import ACTIVATIONS, POLICIES, POOLS, parse_ops, parse_tta
 
 AUTOAUG = ("", *POLICIES)  # "" = none; see toolkit/data/autoaug.py
 
@@ -58,6 +58,10 @@ class Recipe:
     dataset_hash: str = ""           # CSV: its content hash, recorded when a run is planned (not set by hand)
     arch: str = "xresnet50"          # fastai xresnet name, squeezenet, or "timm:NAME" for any timm model
     weights: str = ""                # "" random init | "timm" timm's pretrained weights | path of a checkpoint
+    act: str = "relu"                # xresnet: the activation, one of ACTIVATIONS (fastai's example: mish)
+    sa: bool = False                 # xresnet: self-attention in the first stage (fastai's SimpleSelfAttention)
+    sym: bool = False                # xresnet: its symmetric form
+    pool: str = "avg"                # xresnet: the pooling of the shortcuts that downsample, avg or max
     size: int | None = None          # px of the training batches; None = the dataset's default (224 on Imagenette, as in the book)
     presize: float = 2.0             # item Resize to presize x size before batch augmentation (book: 460 px for 224)
     min_scale: float = 0.75          # aug_transforms(min_scale=...): smallest crop, as a fraction of the image
@@ -75,6 +79,20 @@ class Recipe:
     mix_switch: float = 0.5          # with both on: probability that a batch is CutMix rather than MixUp
     mix_frac: float = 1.0            # fraction of each batch that is mixed (the first samples); the rest untouched
     label_smoothing: float = 0.0     # eps of LabelSmoothingCrossEntropy; 0 = plain cross-entropy
+    loss: str = ""                   # a registered loss, e.g. "focal(gamma=2.0)"; "" = cross-entropy (or smoothed)
+    opt: str = "adam"                # one of fastai's OPTIMIZERS, or a registered optimizer (toolkit/train/optimizers.py)
+    wd: float | None = None          # weight decay; None = the optimizer's own (fastai: Adam, ranger 0.01, others 0)
+    mom: float | None = None         # momentum (Adam's beta1); None = the optimizer's own. one_cycle and fine_tune
+                                     #   cycle it themselves (0.95-0.85-0.95), so it acts under flat_cos and warmup_exp
+    sqr_mom: float | None = None     # Adam's beta2 (and RMSProp's, ranger's...); None = the optimizer's own
+    eps: float | None = None         # the optimizer's epsilon; None = its own
+    clip: float = 0.0                # gradient clipping to this norm (fastai's GradientClip); 0 = off
+    callbacks: tuple[str, ...] = ()  # registered callbacks, each a name or name(key=literal, ...) (recipes/components.py)
+    sh: float = 0.0                  # random erasing as fastai's Imagenette example: RandomErasing(p=0.3, max_count=3,
+                                     #   sh=sh), sh its largest area; 0 = off
+    batch_tfms: tuple[str, ...] = () # registered batch transforms, on normalized training batches, in this order
+    code: str = ""                   # each registered component's hash (kind:name=hash ...), recorded when a run is
+                                     #   planned (not set by hand): another code is another config id
     autoaug: str = ""                # "" | randaugment | trivialaugment | autoaugment, drawn per sample on batches
     autoaug_n: int = 2               # randaugment: operations per sample
     autoaug_m: int = 9               # randaugment: magnitude bin, 0..30
@@ -100,6 +118,11 @@ class Recipe:
     def __post_init__(self):
         try:
             object.__setattr__(self, "tta", parse_tta(self.tta))  # true -> "fastai", modes in one order
+            for key in ("callbacks", "batch_tfms"):                # each in one canonical form: name(a=1, b=2)
+                object.__setattr__(self, key, component_tuple(getattr(self, key), key))
+            for key in ("loss", "opt"):
+                if isinstance(getattr(self, key), str) and getattr(self, key):
+                    object.__setattr__(self, key, components.canonical(getattr(self, key), key))
         except ValueError as e:
             raise _invalid(self.name, str(e)) from None
         problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
@@ -138,6 +161,18 @@ class Recipe:
             (self.autoaug in AUTOAUG, f"autoaug must be one of {', '.join(map(repr, AUTOAUG))} (got {self.autoaug!r})"),
             (self.autoaug_n >= 1, f"autoaug_n must be >= 1 (got {self.autoaug_n})"),
             (0 <= self.autoaug_m <= 30, f"autoaug_m must be in 0..30 (got {self.autoaug_m})"),
+            (bool(self.opt), "opt must name an optimizer (adam is fastai's default)"),
+            (self.wd is None or self.wd >= 0, f"wd must be >= 0, or none for the optimizer's own (got {self.wd})"),
+            (self.mom is None or 0 <= self.mom < 1, f"mom must be in [0, 1), or none (got {self.mom})"),
+            (self.sqr_mom is None or 0 <= self.sqr_mom < 1, f"sqr_mom must be in [0, 1), or none (got {self.sqr_mom})"),
+            (self.eps is None or self.eps > 0, f"eps must be > 0, or none (got {self.eps})"),
+            (self.clip >= 0, f"clip must be >= 0, the largest gradient norm (0 = off) (got {self.clip})"),
+            (0 <= self.sh < 1, f"sh must be in [0, 1), random erasing's largest area (0 = off) (got {self.sh})"),
+            (self.act in ACTIVATIONS, f"act must be one of {', '.join(ACTIVATIONS)} (got {self.act!r})"),
+            (self.pool in POOLS, f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})"),
+            (is_xresnet(self.arch) or (self.act, self.sa, self.sym, self.pool) == ("relu", False, False, "avg"),
+             f"act, sa, sym and pool shape fastai's xresnets; arch is {self.arch!r}"),
+            (not (self.sym and not self.sa), "sym is the symmetric form of self-attention: set sa=true with it"),
         ] if not ok]
         problems += _stage_problems(self.stages)
         try:
@@ -158,6 +193,29 @@ class Recipe:
         if "stages" in values:
             values["stages"] = tuple(tuple(st) for st in values["stages"])
         return cls(**values)
+
+
+def is_xresnet(arch: str) -> bool:
+    """Whether `arch` names one of fastai's xresnets (the only models act, sa, sym and pool apply to)."""
+    return arch.startswith(("xresnet", "xse_resnext"))
+
+
+def component_tuple(value, key: str) -> tuple[str, ...]:
+    """`callbacks` or `batch_tfms` as a recipe holds them: a tuple of canonical names. Text is parsed as a command
+    line gives it: `count` or `count, clip(max_norm=0.5)`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ()
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            raise ValueError(f"{key}: {value!r} is not a name, a call such as name(key=0.5), or several of them "
+                             f"separated by commas") from None
+        value = [ast.get_source_segment(text, e) for e in node.elts] if isinstance(node, ast.Tuple) else [text]
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a tuple of names (got {value!r})")
+    return tuple(components.canonical(v, key) for v in value)
 
 
 def split_checks(valid_pct: float, split_seed: int) -> list[tuple[bool, str]]:
@@ -192,6 +250,8 @@ def _inert(r: Recipe) -> set[str]:
         inert |= {"autoaug_n", "autoaug_m"}
     if not r.autoaug:
         inert |= {"autoaug_ops", "autoaug_add"}
+    if hows <= {"one_cycle", "fine_tune"}:
+        inert.add("mom")                             # these schedules set momentum at every batch
     return inert
 
 
@@ -356,12 +416,15 @@ def _checked(value, typ, key: str):
           isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) if typ is float else
           isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) if typ is int else
           isinstance(value, (str, os.PathLike)) if typ is str else
+          isinstance(value, (tuple, list, str)) if typ == tuple[str, ...] else
           isinstance(value, (tuple, list)) if origin is tuple else True)
     if not ok:
         raise RecipeError(f"Bad value {value!r} for recipe key {key!r}: expected {_type_name(typ)}, got "
                           f"{type(value).__name__}.")
     if typ in (bool, int, float, str):
         return typ(value) if typ is not str else str(value)
+    if typ == tuple[str, ...]:
+        return tuple(value)
     if origin is tuple:
         return tuple(tuple(x) if isinstance(x, list) else x for x in value)
     return value
@@ -391,6 +454,8 @@ def _parse(value: str, typ, key: str):
     if typ in (int, float):
         return typ(value)
     if typ is str:
+        return value
+    if typ == tuple[str, ...]:   # callbacks, batch_tfms: `a, b(k=1)`; parsed and checked by the Recipe itself
         return value
     if origin is tuple:  # stages: a Python literal such as ((0.5, 0.5, 3e-3, 'one_cycle'), (1, 0.5, 1e-3, 'fine_tune'))
         try:

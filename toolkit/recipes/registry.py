@@ -8,23 +8,51 @@ from dataclasses import replace
 from ..errors import RegistryError
 from .recipe import Recipe
 
-NAMED = "experiments"   # the package whose import registers the named experiments (experiments/)
+# The package whose import registers the shipped experiments: the repository's experiments/ folder, installed under a
+# name of its own so that a user's folder or module called `experiments` never shadows it (setup.py).
+NAMED = "toolkit_experiments"
 ROOT = "baseline"  # the reference of every recipe that names no parent
 
 _experiments: dict[str, Recipe] = {}
 _suites: dict[str, tuple[str, ...]] = {}
+_origins: dict[str, str] = {}   # where each experiment or suite not shipped was registered: the user's file
 _loaded = False   # whether load_named has run: every lookup below runs it first, whichever module was imported
 
 
 def load_named() -> None:
-    """Register the named experiments (the NAMED package, where it can be imported), as the launcher does: a plugin
-    loaded by its name, so the registry depends on no experiment."""
+    """Register the named experiments, as the launcher does: the shipped ones (the NAMED package, where it can be
+    imported: a plugin loaded by its name, so the registry depends on no experiment), then the user's installed
+    packages (entry points) and TOOLKIT_EXPERIMENTS (recipes/components.py)."""
     global _loaded
     import importlib
     import importlib.util
+    if _loaded:
+        return
     _loaded = True
     if importlib.util.find_spec(NAMED) is not None:
         importlib.import_module(NAMED)
+    from . import components
+    components.load_installed()
+
+
+def origin(name: str) -> str:
+    """The file (or notebook) of the user's that registered `name`; "" for a shipped experiment or suite."""
+    _named()
+    return _origins.get(name, "")
+
+
+def _caller_origin() -> str:
+    """Where the code that registers something is: "" for the shipped experiments, else the user's file."""
+    import sys
+
+    from .components import loading_now
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if module == NAMED or module.startswith(NAMED + "."):
+        return ""
+    return loading_now() or frame.f_globals.get("__file__") or "a notebook"
 
 
 def _named() -> None:
@@ -45,6 +73,8 @@ def register(recipe: Recipe, parent: Recipe | str | None = None) -> Recipe:
         raise RegistryError(f"Experiment {recipe.name!r} names the parent {recipe.parent!r}, which is not registered; "
                             f"register the parent first.")
     _experiments[recipe.name] = recipe
+    if where := _caller_origin():
+        _origins[recipe.name] = where
     return recipe
 
 
@@ -63,6 +93,8 @@ def register_suite(name: str, *members: str) -> str:
     if name in _experiments or name in _suites:
         raise RegistryError(f"An experiment or suite named {name!r} is already registered; pick another name.")
     _suites[name] = tuple(members)
+    if where := _caller_origin():
+        _origins[name] = where
     return name
 
 

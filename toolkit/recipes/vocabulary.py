@@ -1,5 +1,5 @@
-"""The names of the automatic-augmentation policies and operations, and the words `tta` takes, importable without
-torch (recipes check them)."""
+"""The names of the automatic-augmentation policies and operations, of fastai's optimizers, activations and
+poolings, and the words `tta` takes, importable without torch (recipes check them)."""
 from __future__ import annotations
 
 from .evaluations import TTA_MODES
@@ -8,6 +8,11 @@ OPS = ("auto_contrast", "brightness", "color", "contrast", "equalize", "invert",
        "shear_x", "shear_y", "solarize", "solarize_add", "translate_x", "translate_y")
 EXTRA_OPS = ("cutout",)  # not in the standard set: add it with autoaug_add="cutout"
 POLICIES = ("randaugment", "trivialaugment", "autoaugment")
+# fastai's optimizers by the names a recipe's `opt` takes (toolkit/train/optimizers.py); a registered one besides
+OPTIMIZERS = ("adam", "sgd", "ranger", "lamb", "rmsprop", "radam", "qhadam")
+# fastai xresnet's activation (act_cls) and the pooling of its shortcuts (pool), by name (toolkit/train/models.py)
+ACTIVATIONS = ("relu", "mish", "swish", "silu", "gelu", "leaky_relu")
+POOLS = ("avg", "max")
 
 
 def parse_ops(ops: str = "", add: str = "") -> tuple[str, ...]:

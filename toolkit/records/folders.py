@@ -9,6 +9,8 @@
         metrics.json    final metrics
         status.json     running (pid, process start, host) | finished | failed | interrupted
         checkpoint.pt, model.pth   see toolkit/records/artifacts.py
+        code-<kind>-<name>.py       the source of each registered component the recipe names, as it ran (its hash
+                        is in the recipe's `code`: the hash says that code changed, this text what it was)
 
 A run found `running` whose process is gone is `killed` (same host: no such pid, or a pid of another process);
 on another host it is `unknown`.
@@ -25,13 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_json
+from ..atomic import write_atomic, write_json
+from ..recipes import components
 from ..recipes.recipe import LEGACY, Recipe, config_id
 from .artifacts import CHECKPOINT, environment
 
 # What a run's recipe.json holds besides the recipe's fields, in this version and every older one.
 RUN_INFO = ("config_id", "context", "auto", "meaning", "dataset_id", "dataset_path", "dataset_source", "stage_plan",
-            "skipped_files", "pack")
+            "skipped_files", "pack", "code_from")
 
 
 def new_run_name(results: str | Path, recipe: Recipe) -> Path:
@@ -63,11 +66,15 @@ def start(run_dir: Path, recipe: Recipe, context: dict, data=None, attempt: int 
     """Write what a run is about to do: recipe.json (with its config_id, context, what `auto` meant when it was
     planned and what its row means), env.json, status running."""
     info = {"config_id": config_id(recipe), "context": context, "auto": auto or dict(LEGACY), "meaning": meaning or {}}
+    if recipe.code:
+        info["code_from"] = components.origins(recipe)
     if data is not None:
         info.update(dataset_id=data.ds.fingerprint, dataset_path=str(data.ds.path), dataset_source=data.ds.describe(),
                     stage_plan=data.plan,
                     skipped_files=list(data.ds.bad_files), pack=str(data.pack.path) if data.pack else None)
     write_json(run_dir / "recipe.json", {**recipe.to_dict(), **info})
+    for name, text in components.sources(recipe).items():
+        write_atomic(run_dir / f"code-{name}", lambda p, text=text: Path(p).write_text(text))
     write_json(run_dir / "env.json", environment())
     mark(run_dir, "running", attempt=attempt, pid=os.getpid(), started=_process_start(os.getpid()),
          host=platform.node())

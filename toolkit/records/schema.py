@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 import typing
 import warnings
 from dataclasses import fields
@@ -32,10 +33,19 @@ COLUMNS = ["run_id", "name", "config_id", "seed", "context", "auto", *MEANING, "
 # The columns every version of the table has had: a table without one of them is damaged, not old.
 ALWAYS = ("run_id", "seed", "accuracy", "run_dir")
 NAMED_BY = (("name", "config_id"), ("experiment",))   # today's, or the first version's (before config ids)
-NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed", "size", "epochs", "bs",
-           "lr", "presize", "min_scale", "warmup_epochs", "hold_epochs",
-           "lr_decay", "mixup", "cutmix", "mix_switch", "mix_frac", "label_smoothing", "autoaug_n", "autoaug_m",
-           "tta_n", "tta_beta", "eval_scale", "ema", "budget_pixels"]
+
+
+def field_type(name: str):
+    """A Recipe field's type, `X | None` read as X."""
+    typ = typing.get_type_hints(Recipe)[name]
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    return args[0] if typing.get_origin(typ) in (typing.Union, types.UnionType) and len(args) == 1 else typ
+
+
+# The columns that load back as numbers: the numeric metrics, the seed, and every recipe field whose type is a
+# number (derived from the Recipe's type hints, so a new field needs no entry here).
+NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at")), "seed",
+           *(k for k in RECIPE_FIELDS if field_type(k) in (int, float))]
 
 
 def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | None = None) -> dict:
@@ -92,19 +102,18 @@ def row_auto(row) -> dict:
 
 def row_recipe(row) -> Recipe:
     """The resolved recipe of a table row, read back from its flattened columns (each cell typed by its field)."""
-    hints = typing.get_type_hints(Recipe)
     values = {"name": row["name"], "seed": row["seed"]}
     for k in RECIPE_FIELDS:
-        v = row[k]
+        v, typ = row[k], field_type(k)
         if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
-            values[k] = None if k == "size" else "" if hints[k] is str else Recipe.__dataclass_fields__[k].default
-        elif k == "stages":
+            values[k] = None if k == "size" else "" if typ is str else Recipe.__dataclass_fields__[k].default
+        elif typing.get_origin(typ) is tuple:   # stages, callbacks, batch_tfms: JSON lists
             values[k] = json.loads(v) if isinstance(v, str) else v
-        elif hints[k] in (bool, bool | None):
+        elif typ is bool:
             values[k] = str(v).lower() in ("true", "1", "1.0")
-        elif hints[k] in (int, int | None):
+        elif typ is int:
             values[k] = int(float(v))
-        elif hints[k] is float:
+        elif typ is float:
             values[k] = float(v)
         else:
             values[k] = str(v)

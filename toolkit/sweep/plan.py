@@ -21,6 +21,7 @@ from pathlib import Path
 from ..data.datasets import canonical_name, of_recipe
 from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
+from ..recipes.components import with_code
 from ..defaults import GRID_MAX
 from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, check_settings, config_id, format_value, is_number_field, label, pairs,
                               stage_plan)
@@ -185,10 +186,13 @@ def replay(path: str | Path) -> tuple[Recipe, dict]:
             raise ValueError(f"it holds a JSON {type(saved).__name__}, not a run's recipe (a JSON object of recipe "
                              f"fields and its context)" if not isinstance(saved, dict) else "its context is no object")
         _check_keys(path, saved)
-        return Recipe.from_dict({**LEGACY, **saved}), dict(saved.get("context", {}))  # older runs: fp32
+        recipe = Recipe.from_dict({**LEGACY, **saved})   # older runs: fp32
     except (OSError, ValueError, TypeError) as e:
         raise ToolkitError(f"Cannot replay {path}: {type(e).__name__}: {e}. Pass the recipe.json of a run folder "
                            f"(RESULTS/runs/<run>/recipe.json).") from None
+    # the code it ran, registered here alike: else a clear error naming the component and the file to pass
+    recipe = with_code(recipe, f"The run {path.parent}", saved.get("code_from"))
+    return recipe, dict(saved.get("context", {}))
 
 
 def _check_keys(path: Path, saved: dict) -> None:
@@ -205,14 +209,18 @@ def _check_keys(path: Path, saved: dict) -> None:
 
 
 def check(jobs: list[Job]) -> dict:
-    """Everything that can be checked before the first epoch: architectures, weights, stage plans, datasets."""
+    """Everything that can be checked before the first epoch: architectures, weights, stage plans, the optimizer,
+    loss and registered components, datasets."""
     from ..data.pipeline import check_batches, data_key
     from ..train.evaluation import check as check_evaluations
+    from ..train import components
     from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
     for job in jobs:
         check_arch(job.recipe.arch)
         check_weights(job.recipe.arch, job.recipe.weights)
         stage_plan(job.recipe, job.recipe.size)
+    for recipe in {config_id(j.recipe): j.recipe for j in jobs}.values():
+        components.check(recipe)   # the optimizer's settings, the loss, the user's own factories
     loaded = {}
     for job in jobs:
         if data_key(job.recipe) not in loaded:

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..recipes import components
 from ..records import artifacts, folders
 from ..records.table import append_row
 from . import track
@@ -111,10 +112,16 @@ def run_jobs(todo, options, tracking=None, log=print):
         coordinator = _coordinator(ray)
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES,
                                          retry_exceptions=False)
+        # the user's components go with the jobs, by value: a worker can import neither a file given with
+        # --experiments nor a notebook's cell
+        shipped = components.snapshot([job.recipe for job, _ in todo])
+        components.by_value(shipped)
+        shipped = ray.put(shipped)
         pending = {}
         for job, run_dir in todo:
             run_dir = run_dir or folders.new_run_name(results, job.recipe)
-            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, options, coordinator, on_workers)
+            ref = task.remote(job, str(run_dir), str(results / MARKER), token, cpus, options, coordinator, on_workers,
+                              shipped)
             pending[ref] = (job, Path(run_dir))
         log(f"{len(pending)} job(s) submitted to Ray ({cpus} CPU(s){f', {gpus:g} GPU(s)' if gpus else ''} each)")
         yield from _gather(ray, pending, results, log, coordinator, by_driver)
@@ -261,15 +268,17 @@ def _watch(ray, coordinator, done: threading.Event) -> None:
             return
 
 
-def _task(job, run_dir: str, marker: str, token: str, threads: int, options, coordinator, tracking=None) -> dict:
+def _task(job, run_dir: str, marker: str, token: str, threads: int, options, coordinator, tracking=None,
+          shipped=()) -> dict:
     """One job on a Ray worker: quiet, `threads` torch threads, in place on a shared disk, else locally (with the
-    sweep's `options`, and the trackers that a worker logs to itself)."""
+    sweep's `options`, the trackers that a worker logs to itself, and the user's components `shipped` by value)."""
     from dataclasses import replace
 
     import ray
     import torch
 
     from .jobs import run_job
+    components.install(shipped)
     torch.set_num_threads(threads)
     if ray.get(coordinator.stopped.remote()):
         return {"interrupted": "the sweep was cancelled before this job started"}

@@ -20,7 +20,7 @@ from ..data.pipeline import batch_tfms, folder_dataloaders, normalize_stats, pre
 from ..errors import CheckpointError
 from ..recipes.recipe import Recipe
 from .learner import loss_of
-from .models import create_model
+from .models import model_of
 
 
 def export(recipe: Recipe, weights: dict, out: str | Path, which: str = "model") -> Path:
@@ -34,7 +34,7 @@ def export(recipe: Recipe, weights: dict, out: str | Path, which: str = "model")
     folder = replace(recipe, loader="folder")
     dls = folder_dataloaders(data.ds, size, recipe.bs, batch_tfms(folder, data.ds, size, stats),
                              presize=recipe.presize, num_workers=0)
-    model = create_model(recipe.arch, dls.c)
+    model = model_of(replace(recipe, weights=""), dls.c)
     model.load_state_dict(weights[which])
     learn = Learner(dls, model, loss_func=loss_of(recipe), metrics=accuracy)
     return write_atomic(Path(out), lambda p: learn.export(Path(p).absolute()))

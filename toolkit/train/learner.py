@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from fastai.callback.mixup import MixUp
 from fastai.callback.progress import ProgressCallback  # noqa: F401  (progress bars, Learner.no_bar)
+from fastai.callback.training import GradientClip
 from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 
@@ -23,15 +23,16 @@ from ..atomic import write_atomic
 from ..data.datasets import with_dataset
 from ..data.pipeline import RunData, check_batches, dataloaders, prepare
 from ..recipes.recipe import Recipe
-from . import checkpoint, precision, schedule
+from ..recipes.components import with_code
+from . import checkpoint, components, optimizers, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
 from .evaluation import KeepPredictions, check as check_evaluations, evaluate
 from .mix import Mix
-from .models import check_arch, check_weights, create_model
+from .models import check_arch, check_weights, model_of
 
 
 def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
-    """The recipe's model, loss and callbacks on `dls`: the part of a run a notebook may want alone."""
+    """The recipe's model, loss, optimizer and callbacks on `dls`: the part of a run a notebook may want alone."""
     loss = loss_of(recipe)
     if recipe.cutmix or (recipe.mixup and recipe.mix_frac < 1):
         extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
@@ -39,13 +40,16 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
         extra = [MixUp(recipe.mixup)] if recipe.mixup else []
     if recipe.ema:
         extra.append(WeightEMA(recipe.ema))
-    return Learner(dls, create_model(recipe.arch, dls.c, recipe.weights), loss_func=loss, metrics=accuracy,
-                   cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
+    if recipe.clip:
+        extra.append(GradientClip(recipe.clip))
+    extra += components.batch_transforms(recipe) + components.callbacks(recipe)
+    return Learner(dls, model_of(recipe, dls.c), loss_func=loss, opt_func=optimizers.opt_func(recipe),
+                   metrics=accuracy, cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
 
 
 def loss_of(recipe: Recipe):
-    """The recipe's loss: label-smoothed cross-entropy, or plain."""
-    return LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing else CrossEntropyLossFlat()
+    """The recipe's loss: a registered one, label-smoothed cross-entropy, or plain (toolkit/train/components.py)."""
+    return components.loss(recipe)
 
 
 def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers: int | None = None) -> Learner:
@@ -69,7 +73,7 @@ def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = No
     weights as plain tensors, {"model": ...} and with EMA {"ema": ...} too. `on_epoch(row)`: called with each
     epoch's row once it is logged (what a tracker gets; see toolkit/sweep/track.py).
     """
-    recipe = precision.decide(with_dataset(recipe))
+    recipe = with_code(precision.decide(with_dataset(recipe)))   # its components' code: the same as planned
     check_arch(recipe.arch)                      # fail before any data work
     check_weights(recipe.arch, recipe.weights)
     mode = display.choose(progress)

@@ -5,14 +5,21 @@ import difflib
 from pathlib import Path
 
 import torch
+from fastai.layers import AvgPool, MaxPool
 from fastai.vision.models import xresnet
 from torch import nn
 
 from ..errors import RecipeError
+from ..recipes import components
+from ..recipes.recipe import Recipe
 
 TIMM_PREFIX = "timm:"
 XRESNETS = tuple(n for n in xresnet.__all__ if n.startswith("xresnet") or n.startswith("xse_resnext"))
 LOCAL = ("squeezenet",)
+# A recipe's `act` and `pool` (toolkit/recipes/vocabulary.py: ACTIVATIONS, POOLS) as fastai's xresnet takes them.
+ACTS = {"relu": nn.ReLU, "mish": nn.Mish, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU,
+        "leaky_relu": nn.LeakyReLU}
+POOLS = {"avg": AvgPool, "max": MaxPool}
 
 
 def conv_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
@@ -46,8 +53,19 @@ def squeezenet(n_out: int, widths=((24, 48), (48, 96), (64, 128), (48, 96), (24,
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
 
 
+def registered(arch: str):
+    """(component, keyword arguments) of a registered model that `arch` names, or None."""
+    try:
+        name = components.parse(arch, "arch")[0]
+    except ValueError:
+        return None
+    return components.lookup("model", arch) if components.get("model", name) else None
+
+
 def check_arch(arch: str) -> None:
     """Raise a clear RecipeError for an architecture name nobody can build."""
+    if registered(arch):
+        return
     if arch.startswith(TIMM_PREFIX):
         import timm
         name = arch[len(TIMM_PREFIX):]
@@ -59,7 +77,9 @@ def check_arch(arch: str) -> None:
         close = difflib.get_close_matches(arch, [*XRESNETS, *LOCAL], n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise RecipeError(f"Unknown architecture {arch!r}.{hint} Use a fastai xresnet ({', '.join(XRESNETS[:4])}, ...), "
-                          f"{', '.join(LOCAL)}, or any timm model as timm:NAME (e.g. timm:resnet18).")
+                          f"{', '.join(LOCAL)}, any timm model as timm:NAME (e.g. timm:resnet18), or a model of "
+                          f"your own registered with @toolkit.register_model(\"name\") (registered: "
+                          f"{', '.join(components.registered('model')) or 'none'}).")
 
 
 def check_weights(arch: str, weights: str) -> None:
@@ -77,15 +97,29 @@ def check_weights(arch: str, weights: str) -> None:
                           f"empty to start from random weights.")
 
 
-def create_model(arch: str, n_out: int, weights: str = ""):
+def model_of(recipe: Recipe, n_out: int):
+    """The recipe's model with `n_out` outputs (see `create_model`), shaped by its act, sa, sym and pool."""
+    shape = dict(act_cls=ACTS[recipe.act], sa=recipe.sa, sym=recipe.sym, pool=POOLS[recipe.pool])
+    return create_model(recipe.arch, n_out, recipe.weights, shape)
+
+
+def create_model(arch: str, n_out: int, weights: str = "", shape: dict | None = None):
     """A model with `n_out` outputs: random init, timm's pretrained weights (weights="timm"), or a checkpoint file.
+    `shape`: keyword arguments of fastai's xresnets (act_cls, sa, sym, pool); a registered model is built by its
+    factory with the recipe's keyword arguments.
 
     With pretrained weights the head is new: its tensors (whose shapes differ) keep their random init.
     Never falls back to random weights when the requested ones cannot be had.
     """
     check_arch(arch)
     check_weights(arch, weights)
-    if arch.startswith(TIMM_PREFIX):
+    own = registered(arch)
+    if own:
+        model = components.build(own[0], own[1], n_out)
+        if not isinstance(model, nn.Module):
+            raise RecipeError(f"The model {own[0].name!r} (from {own[0].origin}) returned a {type(model).__name__}, "
+                              f"not a torch nn.Module.")
+    elif arch.startswith(TIMM_PREFIX):
         import timm
         name = arch[len(TIMM_PREFIX):]
         if weights == "timm":
@@ -100,7 +134,7 @@ def create_model(arch: str, n_out: int, weights: str = ""):
     elif arch == "squeezenet":
         model = squeezenet(n_out)
     else:
-        model = getattr(xresnet, arch)(n_out=n_out)
+        model = getattr(xresnet, arch)(n_out=n_out, **(shape or {}))
     if weights:
         load_weights(model, Path(weights).expanduser(), arch)
     return model

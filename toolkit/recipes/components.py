@@ -1,0 +1,606 @@
+"""Your own code in a recipe: callbacks, losses, models, optimizers and batch transforms, registered by name (as timm
+registers models) and named by a recipe's fields, with literal keyword arguments: `callbacks=("clip(max_norm=0.5)",)`.
+
+    @toolkit.register_callback("count_batches")
+    def count_batches(every: int = 1):
+        return CountBatches(every)
+
+A name in a recipe is parsed (`ast`, never evaluated), checked against its factory's signature before anything
+trains, and written in one canonical form into the config id. The code a recipe names is part of its identity:
+`with_code` records each component's name and a hash of its code (`identity`) in the recipe's `code` field, so a
+change to the code is another config id and a run is never replayed with other code than it ran.
+
+Only code the user runs is run: files given to `load` (the launcher's --experiments, TOOLKIT_EXPERIMENTS, the
+`toolkit.experiments` entry points) and the user's own imports. A record names code by name and hash only.
+Nothing here imports torch: the factories are called by the learner (toolkit/train/learner.py).
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import sys
+import sysconfig
+import textwrap
+import traceback
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import RecipeError, ToolkitError
+from .vocabulary import OPTIMIZERS
+
+# Each kind of component, the recipe field that names it, and what its factory is called with besides the
+# recipe's keyword arguments.
+KINDS = {
+    "callback": "callbacks",    # factory(**kw) -> a fastai Callback (or a list of them)
+    "loss": "loss",             # factory(**kw) -> a loss function: loss(pred, target) -> a scalar
+    "model": "arch",            # factory(n_out, **kw) -> an nn.Module with n_out outputs
+    "optimizer": "opt",         # factory(params, lr, **kw) -> a fastai Optimizer, as fastai's SGD and Adam are
+    "batch_tfm": "batch_tfms",  # factory(**kw) -> callable(x) -> x: a training batch, after normalization
+}
+POSITIONAL = {"model": ("n_out",), "optimizer": ("params", "lr")}
+ENTRY_POINTS = "toolkit.experiments"   # the entry-point group of installed packages of experiments
+ENV = "TOOLKIT_EXPERIMENTS"            # files (or modules) joined by os.pathsep, loaded with the named experiments
+HASH_CHARS = 12
+
+
+@dataclass
+class Component:
+    """A registered factory: its kind and name, where it was registered from, and, on a Ray worker (where its source
+    cannot be read), the identity and source its driver computed."""
+    kind: str
+    name: str
+    factory: object
+    origin: str                       # the file (or module) that registered it
+    fixed: tuple[str, str] | None = None
+
+    def identity(self) -> str:
+        """A hash of the factory's code and of the user's own code it uses (see `code_text`)."""
+        if self.fixed:
+            return self.fixed[0]
+        return hashlib.sha1(code_text(self.factory).encode()).hexdigest()[:HASH_CHARS]
+
+    def source(self) -> str:
+        """The source text of the factory and of the user's own functions and classes it uses: what a run keeps."""
+        if self.fixed:
+            return self.fixed[1]
+        return "\n\n".join(_sources(self.factory))
+
+
+_registry: dict[tuple[str, str], Component] = {}
+_loading: list[str] = []        # the user's file being loaded now (`load`), innermost last; the registry reads it
+_from_files: dict[tuple[str, str], str] = {}   # components registered while loading a file: by which file
+
+
+def register_component(kind: str, name: str, log=None):
+    """A decorator that registers a factory of `kind` under `name`. The same name again with the same code does
+    nothing (a notebook cell run twice); with other code it replaces the old one and says so (an edited cell);
+    from two files the launcher loads, it is an error."""
+    if kind not in KINDS:
+        raise ToolkitError(f"Unknown kind of component {kind!r}; the kinds are {', '.join(KINDS)}.")
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ToolkitError(f"A {kind} needs a name that is a Python identifier, such as 'focal' (got {name!r}).")
+
+    def register(factory):
+        if not callable(factory):
+            raise ToolkitError(f"register_{kind}({name!r}) decorates a factory: a function or a class (got "
+                               f"{type(factory).__name__}).")
+        origin = _loading[-1] if _loading else _origin_of(factory)
+        new = Component(kind, name, factory, origin)
+        old = _registry.get((kind, name))
+        key = (kind, name)
+        if _loading and key in _from_files and _from_files[key] != origin:
+            raise ToolkitError(f"The {kind} {name!r} is registered by two files, {_from_files[key]} and {origin}; "
+                               f"rename one of them.")
+        if old is not None and old.factory is not factory:
+            if old.identity() != new.identity():
+                (log or _say)(f"note: the {kind} {name!r} is registered again with other code; the new code replaces "
+                              f"the old one (recipes that name it get another config id).")
+            else:
+                new = Component(kind, name, factory, old.origin)   # the same code: nothing changes
+        _registry[key] = new
+        if _loading:
+            _from_files[key] = origin
+        return factory
+    return register
+
+
+def register_callback(name: str):
+    """`@register_callback("name")` on a factory returning a fastai Callback: recipes name it in `callbacks`."""
+    return register_component("callback", name)
+
+
+def register_loss(name: str):
+    """`@register_loss("name")` on a factory returning a loss function: recipes name it in `loss`."""
+    return register_component("loss", name)
+
+
+def register_model(name: str):
+    """`@register_model("name")` on a factory `(n_out, **kw) -> nn.Module`: recipes name it in `arch`."""
+    return register_component("model", name)
+
+
+def register_optimizer(name: str):
+    """`@register_optimizer("name")` on a factory `(params, lr, **kw) -> fastai Optimizer`: recipes name it in `opt`."""
+    return register_component("optimizer", name)
+
+
+def register_batch_tfm(name: str):
+    """`@register_batch_tfm("name")` on a factory returning `f(x) -> x` for training batches: named in `batch_tfms`."""
+    return register_component("batch_tfm", name)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def registered(kind: str) -> list[str]:
+    return sorted(n for k, n in _registry if k == kind)
+
+
+def get(kind: str, name: str) -> Component | None:
+    return _registry.get((kind, name))
+
+
+# --- a component named in a recipe: `name` or `name(key=literal, ...)` -------------------------------------------
+
+def parse(text: str, field: str) -> tuple[str, dict]:
+    """(name, keyword arguments) of a component as a recipe names it; anything but a name or a call of one with
+    literal keyword values is a ValueError. Parsed, never evaluated."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise ValueError(f"{field}: {text!r} is not a name or a call such as name(key=0.5)") from None
+    if isinstance(node, ast.Name):
+        return node.id, {}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.args:
+            raise ValueError(f"{field}: {text!r} passes positional arguments; name each one, as "
+                             f"{node.func.id}(key=value)")
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise ValueError(f"{field}: {text!r} unpacks a dict; write each keyword argument out")
+            try:
+                kwargs[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                raise ValueError(f"{field}: the value of {kw.arg} in {text!r} is not a literal (a number, text, "
+                                 f"True/False/None, or a tuple of them); nothing in a recipe is evaluated") from None
+        return node.func.id, kwargs
+    raise ValueError(f"{field}: {text!r} is not a name or a call such as name(key=0.5)")
+
+
+def canonical(text: str, field: str) -> str:
+    """A component as the config id holds it: `name`, or `name(a=1, b=0.5)` with the keys sorted."""
+    name, kwargs = parse(text, field)
+    if not kwargs:
+        return name
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+
+
+def _unknown(kind: str, name: str, builtin=()) -> RecipeError:
+    known = [*builtin, *registered(kind)]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    where = (f" Known: {', '.join(known)}." if known else f" No {kind} is registered.")
+    return RecipeError(f"Unknown {kind} {name!r} (recipe field {KINDS[kind]}).{hint}{where} Your own are registered "
+                       f"with @toolkit.register_{kind}(\"name\") in a file passed with --experiments FILE (or "
+                       f"{ENV}).")
+
+
+def lookup(kind: str, text: str, builtin=()) -> tuple[Component, dict] | None:
+    """The registered component a recipe names in `text` and its keyword arguments, checked against its factory's
+    signature; None for a built-in name (`builtin`) given without arguments. Unknown names are a RecipeError."""
+    try:
+        name, kwargs = parse(text, KINDS[kind])
+    except ValueError as e:
+        raise RecipeError(f"{e}.") from None
+    comp = _registry.get((kind, name))
+    if comp is None:
+        if name in builtin and not kwargs:
+            return None
+        raise _unknown(kind, name, builtin)
+    try:
+        inspect.signature(comp.factory).bind(*POSITIONAL.get(kind, ()), **kwargs)
+    except TypeError as e:
+        raise RecipeError(f"The {kind} {name!r} cannot take {text!r}: {e}. Its factory is "
+                          f"{name}{_signature(comp.factory)} (from {comp.origin}).") from None
+    except ValueError:   # a builtin without a signature: its arguments are checked when it is called
+        pass
+    return comp, kwargs
+
+
+def _signature(factory) -> str:
+    try:
+        return str(inspect.signature(factory))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def named(recipe) -> list[tuple[str, str]]:
+    """(kind, text) of every component `recipe` names, built-in names (opt=sgd, arch=xresnet50) included."""
+    out = [("callback", c) for c in recipe.callbacks] + [("batch_tfm", t) for t in recipe.batch_tfms]
+    if recipe.loss:
+        out.append(("loss", recipe.loss))
+    return out + [("optimizer", recipe.opt), ("model", recipe.arch)]
+
+
+def used(recipe) -> list[tuple[Component, dict]]:
+    """The registered components a recipe names (checked), with their keyword arguments. fastai's optimizers are
+    built in; an arch that is not a registered model is fastai's, the toolkit's or timm's (train/models.py)."""
+    out = []
+    for kind, text in named(recipe):
+        if kind == "model":
+            try:
+                name = parse(text, "arch")[0]
+            except ValueError:
+                continue   # timm:NAME
+            if (kind, name) not in _registry:
+                continue
+        found = lookup(kind, text, OPTIMIZERS if kind == "optimizer" else ())
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def code_of(recipe) -> str:
+    """The recipe's `code` as this process has it: `kind:name=hash` of each registered component it names, sorted."""
+    return " ".join(sorted({f"{c.kind}:{c.name}={c.identity()}" for c, _ in used(recipe)}))
+
+
+def with_code(recipe, what: str | None = None, origins: dict | None = None):
+    """`recipe` with its `code` as this process has it; a recipe that recorded its code (a run's recipe.json) must
+    find the same code here (see `check_recorded`; `origins`: the files its components came from, as recorded)."""
+    from dataclasses import replace
+    if recipe.code:
+        check_recorded(recipe.code, what or f"Recipe {recipe.name!r}", origins or {})
+    now = code_of(recipe)
+    return recipe if recipe.code == now else replace(recipe, code=now)
+
+
+def recorded(code: str) -> dict[tuple[str, str], str]:
+    """{(kind, name): hash} of a recipe's `code` field."""
+    out = {}
+    for item in code.split():
+        ident, _, digest = item.partition("=")
+        kind, _, name = ident.partition(":")
+        out[(kind, name)] = digest
+    return out
+
+
+def origins(recipe) -> dict[str, str]:
+    """{kind:name: the file it came from} of each registered component a recipe names: what a run records."""
+    return {f"{c.kind}:{c.name}": c.origin for c, _ in used(recipe)}
+
+
+def check_recorded(code: str, what: str, origins: dict) -> None:
+    """A recipe recorded with `code` runs again only with the same code: a component missing here, or registered
+    with other code, is a RecipeError naming it and the file to pass."""
+    for (kind, name), digest in recorded(code).items():
+        comp = _registry.get((kind, name))
+        where = origins.get(f"{kind}:{name}")
+        if comp is None:
+            raise RecipeError(f"{what} used the {kind} {name!r} (code {digest}), which is not registered here. Pass "
+                              f"the file that registers it: --experiments {where or 'FILE'} (or {ENV}, or import it "
+                              f"in Python).")
+        if comp.identity() != digest:
+            raise RecipeError(f"{what} used the {kind} {name!r} with code {digest}; the {kind} registered here (from "
+                              f"{comp.origin}) has other code ({comp.identity()}). The run folder keeps the source it "
+                              f"ran (code-{kind}-{name}.py): put that code back, or run it as a new experiment.")
+
+
+def sources(recipe) -> dict[str, str]:
+    """{file name: source} of each registered component a recipe names: what its run folder keeps."""
+    return {f"{c.kind}-{c.name}.py": f"# {c.kind} {c.name!r}, code {c.identity()}, from {c.origin}\n\n{c.source()}\n"
+            for c, _ in used(recipe)}
+
+
+def build(comp: Component, kwargs: dict, *args, **more):
+    """Call a component's factory; an error inside it is a UserCodeError with its own traceback, framed by one
+    line that names the component and its file."""
+    try:
+        return comp.factory(*args, **kwargs, **more)
+    except Exception as e:
+        raise UserCodeError(f"The {comp.kind} {comp.name!r} (from {comp.origin}) failed when built: "
+                            f"{type(e).__name__}: {e}", e) from e
+
+
+class UserCodeError(ToolkitError):
+    """An error inside the user's own file or factory: shown with its traceback, framed by one line."""
+
+    def __init__(self, message: str, cause: BaseException):
+        super().__init__(message)
+        self.trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+
+
+# --- identity: the code a factory runs, as text ------------------------------------------------------------------
+
+_LIBRARY_ROOTS = tuple({str(Path(p).resolve()) for key in ("purelib", "platlib", "stdlib", "platstdlib")
+                        if (p := sysconfig.get_paths().get(key))})
+_TOOLKIT_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def _module_file(module_name: str) -> str | None:
+    module = sys.modules.get(module_name)
+    return getattr(module, "__file__", None) if module else None
+
+
+def _is_users(obj) -> bool:
+    """Whether `obj` is the user's own code (a file of theirs, a notebook, __main__), not a library's."""
+    name = getattr(obj, "__module__", None) or ""
+    if name == "__main__" or name.startswith(_USER_PREFIX):
+        return True
+    top = name.split(".")[0]
+    if not name or top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return False
+    file = _module_file(name)
+    if file is None:
+        return True    # a module made in a notebook or by exec: nowhere else to read it from
+    file = str(Path(file).resolve())
+    return not (file.startswith(_TOOLKIT_ROOT) or file.startswith(_LIBRARY_ROOTS) or "site-packages" in file)
+
+
+@functools.lru_cache(maxsize=None)
+def _version(top: str) -> str:
+    if top in sys.stdlib_module_names:
+        return f"python {sys.version_info.major}.{sys.version_info.minor}"
+    dists = importlib.metadata.packages_distributions().get(top, [top])
+    try:
+        return importlib.metadata.version(dists[0])
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(sys.modules.get(top), "__version__", ""))
+
+
+def _library(obj) -> str:
+    """A library object by its qualified name and its library's version."""
+    module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "") or type(obj).__module__
+    version = _version(module.split(".")[0])
+    qual = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__qualname__
+    return f"{module}.{qual}" + (f"@{version}" if version else "") if not isinstance(obj, types.ModuleType) \
+        else f"{module}@{version}"
+
+
+def _tree(func) -> str:
+    """A function's syntax tree without comments or positions; a function without source (a builtin) by name."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        code = getattr(func, "__code__", None)
+        return repr(code.co_code) if code is not None else _library(func)
+    return ast.dump(ast.parse(source), include_attributes=False)
+
+
+def _literal(value) -> bool:
+    return isinstance(value, (int, float, str, bool, bytes, type(None))) or (
+        isinstance(value, (tuple, frozenset)) and all(_literal(v) for v in value))
+
+
+def _walk(obj, seen: dict, out: list) -> None:
+    """Append to `out` the text of `obj` and of everything of the user's own that it uses, each once."""
+    key = id(obj)
+    if key in seen:
+        return
+    seen[key] = obj
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    if isinstance(obj, property):
+        for f in (obj.fget, obj.fset, obj.fdel):
+            if f is not None:
+                _walk(f, seen, out)
+        return
+    if isinstance(obj, types.ModuleType):
+        file = getattr(obj, "__file__", None)
+        if _is_users(types.SimpleNamespace(__module__=obj.__name__)) and file and Path(file).is_file():
+            out.append(f"module {obj.__name__}: {Path(file).read_text()}")
+        else:
+            out.append(f"module {_library(obj)}")
+        return
+    if inspect.isclass(obj):
+        if not _is_users(obj):
+            out.append(f"class {_library(obj)}")
+            return
+        out.append(f"class {obj.__qualname__}({', '.join(b.__qualname__ for b in obj.__bases__)})")
+        for base in obj.__bases__:
+            _walk(base, seen, out)
+        for name, member in sorted(vars(obj).items()):   # method by method: a notebook's class has no source file
+            if name in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__firstlineno__",
+                        "__static_attributes__"):
+                continue
+            if inspect.isfunction(member) or isinstance(member, (staticmethod, classmethod, property)):
+                out.append(f"{obj.__qualname__}.{name}:")
+                _walk(member, seen, out)
+            elif _literal(member):
+                out.append(f"{obj.__qualname__}.{name} = {member!r}")
+        return
+    if inspect.isfunction(obj):
+        if not _is_users(obj):
+            out.append(f"function {_library(obj)}")
+            return
+        out.append(f"function {obj.__qualname__}: {_tree(obj)}")
+        try:
+            used = inspect.getclosurevars(obj)
+        except (TypeError, ValueError):
+            return
+        for name, value in sorted({**used.globals, **used.nonlocals}.items()):
+            if _literal(value):
+                out.append(f"{name} = {value!r}")
+            else:
+                _walk(value, seen, out)
+        return
+    if callable(obj) and not _is_users(type(obj)):
+        out.append(f"object {_library(obj)}")
+    elif _literal(obj):
+        out.append(repr(obj))
+    else:
+        out.append(f"instance of {type(obj).__qualname__}")
+        _walk(type(obj), seen, out)
+
+
+def code_text(factory) -> str:
+    """The text a component's identity hashes: the factory's syntax tree and, following its names, the functions
+    and classes of the user's own files that it uses (classes method by method); library objects by qualified name
+    and version. Comments, blank lines and positions do not count, nor do other parts of the same file."""
+    out: list[str] = []
+    _walk(factory, {}, out)
+    return "\n".join(out)
+
+
+def _sources(factory) -> list[str]:
+    """The source text of the factory and of the user's own functions and classes it uses."""
+    out, seen = [], {}
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen[id(obj)] = obj
+        if inspect.isclass(obj) and _is_users(obj):
+            try:
+                out.append(inspect.getsource(obj))
+            except (OSError, TypeError):   # a notebook's class: its methods' sources, one by one
+                body = [textwrap.indent(textwrap.dedent(inspect.getsource(m)), "    ")
+                        for m in vars(obj).values() if inspect.isfunction(m) and _has_source(m)]
+                bases = ", ".join(b.__name__ for b in obj.__bases__)
+                out.append(f"class {obj.__name__}({bases}):\n" + "\n".join(body))
+            for base in obj.__bases__:
+                visit(base)
+            for m in vars(obj).values():
+                if inspect.isfunction(m):
+                    _follow(m, visit)
+        elif inspect.isfunction(obj) and _is_users(obj):
+            if _has_source(obj):
+                out.append(textwrap.dedent(inspect.getsource(obj)))
+            _follow(obj, visit)
+
+    visit(factory)
+    return out
+
+
+def _has_source(func) -> bool:
+    try:
+        inspect.getsource(func)
+        return True
+    except (OSError, TypeError):
+        return False
+
+
+def _follow(func, visit) -> None:
+    try:
+        used = inspect.getclosurevars(func)
+    except (TypeError, ValueError):
+        return
+    for value in {**used.globals, **used.nonlocals}.values():
+        visit(value)
+
+
+# --- loading the user's files --------------------------------------------------------------------------------------
+
+_USER_PREFIX = "toolkit_user."
+_loaded_files: dict[str, str] = {}    # resolved path or module name -> what was loaded
+
+
+def loading_now() -> str:
+    """The user's file being loaded now, or ""."""
+    return _loading[-1] if _loading else ""
+
+
+def _origin_of(factory) -> str:
+    module = sys.modules.get(getattr(factory, "__module__", "") or "")
+    file = getattr(module, "__file__", None)
+    return str(file) if file else (getattr(factory, "__module__", None) or "a notebook")
+
+
+def load(item: str) -> None:
+    """Run a file of the user's (a path to a .py file) or import a module by name, once: what --experiments FILE,
+    TOOLKIT_EXPERIMENTS and the entry points do. An error inside it is shown with its own traceback."""
+    path = Path(item).expanduser()
+    if path.suffix == ".py" or os.sep in item or path.exists():
+        if not path.is_file():
+            raise ToolkitError(f"--experiments {item}: no such file. Pass a Python file that registers experiments "
+                               f"or components (or the name of an importable module).")
+        key = str(path.resolve())
+        if key in _loaded_files:
+            return
+        name = _USER_PREFIX + "m" + hashlib.sha1(key.encode()).hexdigest()[:10] + "_" + \
+            "".join(c if c.isalnum() else "_" for c in path.stem)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        _loaded_files[key] = name
+        _run(key, lambda: spec.loader.exec_module(module), lambda: sys.modules.pop(name, None))
+    else:
+        if item in _loaded_files:
+            return
+        _loaded_files[item] = item
+        _run(item, lambda: importlib.import_module(item))
+
+
+def _run(origin: str, do, undo=lambda: None) -> None:
+    _loading.append(origin)
+    try:
+        do()
+    except ToolkitError:
+        undo()
+        raise
+    except ModuleNotFoundError as e:
+        undo()
+        if e.name and origin.startswith(e.name):
+            raise ToolkitError(f"--experiments {origin}: no such file or module. Pass a Python file that registers "
+                               f"experiments or components, or the name of an importable module.") from None
+        raise UserCodeError(f"Loading {origin} failed: {type(e).__name__}: {e}", e) from e
+    except Exception as e:
+        undo()
+        raise UserCodeError(f"Loading {origin} failed: {type(e).__name__}: {e}", e) from e
+    finally:
+        _loading.pop()
+
+
+def from_environment() -> list[str]:
+    """The files and modules TOOLKIT_EXPERIMENTS names, joined by the OS path separator."""
+    return [p for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
+
+
+def load_installed() -> None:
+    """The `toolkit.experiments` entry points of installed packages, then TOOLKIT_EXPERIMENTS."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if ep.value not in _loaded_files:
+            _loaded_files[ep.value] = ep.value
+            _run(f"{ep.value} (entry point {ep.name})", ep.load)
+    for item in from_environment():
+        load(item)
+
+
+# --- shipping components to a Ray worker ----------------------------------------------------------------------------
+
+def snapshot(recipes) -> list[Component]:
+    """The registered components `recipes` name, with their identity and source fixed: what a worker installs."""
+    out = {}
+    for r in recipes:
+        for c, _ in used(r):
+            out[(c.kind, c.name)] = Component(c.kind, c.name, c.factory, c.origin, (c.identity(), c.source()))
+    return list(out.values())
+
+
+def by_value(components) -> None:
+    """Ask cloudpickle to ship the user's modules that define `components` by value (a worker cannot import a file
+    loaded with --experiments, nor a notebook)."""
+    import ray.cloudpickle as cloudpickle
+    for c in components:
+        name = getattr(c.factory, "__module__", "")
+        if name and name != "__main__" and name in sys.modules and _is_users(c.factory):
+            try:
+                cloudpickle.register_pickle_by_value(sys.modules[name])
+            except ValueError:
+                pass
+
+
+def install(components) -> None:
+    """Register components shipped from a driver (on a worker), with the identity their driver computed."""
+    for c in components:
+        _registry[(c.kind, c.name)] = c
