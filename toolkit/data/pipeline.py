@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.transforms import FuncSplitter, Normalize
-from fastai.vision.augment import Resize, aug_transforms
+from fastai.vision.augment import RandomErasing, Resize, aug_transforms
 from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 
@@ -77,7 +77,8 @@ def dataloaders(recipe: Recipe, data: RunData, size: int, num_workers: int | Non
 
 
 def batch_tfms(recipe: Recipe, ds: Dataset, size: int, stats=None, augment: bool = True) -> list:
-    """The recipe's flags as a list of batch transforms: augmentation, the automatic policy, then Normalize.
+    """The recipe's flags as a list of batch transforms: augmentation, the automatic policy, Normalize, then random
+    erasing (`sh`: on normalized batches, as fastai's Imagenette example does).
 
     `augment=False`: resize only (validation-style) on every split, for statistics and the benchmark's reads.
     """
@@ -92,6 +93,8 @@ def batch_tfms(recipe: Recipe, ds: Dataset, size: int, stats=None, augment: bool
     tfms += policy
     if stats is not None:
         tfms.append(Normalize.from_stats(*stats))
+    if recipe.sh and augment:
+        tfms.append(RandomErasing(p=0.3, max_count=3, sh=recipe.sh))
     return tfms
 
 
