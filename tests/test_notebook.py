@@ -46,3 +46,20 @@ def test_iterating_with_fastai_then_the_sweep(tiny, tmp_path, monkeypatch):
                      table)
     names = pd.read_csv(tmp_path / "results" / "runs.csv")["name"].tolist()
     assert sorted(names) == ["mixup"] * 3 + ["normalize"] * 3   # only the sweep was recorded, not the fit by hand
+
+
+def test_your_own_callback_from_a_cell_compared_over_three_seeds(tiny, tmp_path, monkeypatch):
+    """A callback defined and registered in a cell, named by a recipe, compared with its reference over 3 seeds;
+    each run folder keeps the cell's code."""
+    outputs = execute("03_your_own_idea.ipynb", tmp_path, monkeypatch, DATASET=tiny, SIZE=32, EPOCHS=1, SEEDS=3,
+                      RESULTS=tmp_path / "results")
+    texts = " ".join(o.get("text", "") for o in outputs)
+    assert "code: callback:grad_noise=" in texts and "3 runs kept the callback's source" in texts
+    assert "class GradientNoise(Callback)" in texts
+    table = " ".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert re.search(r"\| grad_noise +\| normalize +\| +3 \|", table)
+    assert re.search(r"\| ((better|worse)(, within ±1)?|equivalent \(±1\)|inconclusive( \((~\d+|>50|images)\))?) +\|",
+                     table)
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert sorted(runs["name"]) == ["grad_noise"] * 3 + ["normalize"] * 3
+    assert runs.loc[runs["name"] == "grad_noise", "code"].str.startswith("callback:grad_noise=").all()

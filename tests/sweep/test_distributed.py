@@ -164,3 +164,35 @@ def test_without_a_shared_disk_a_job_returns_its_small_files_for_the_driver(clus
     assert row["run_dir"] == str(run_dir) and folders.read_status(run_dir)["status"] == "finished"
     assert load_table(tmp_path)["run_dir"].tolist() == [str(run_dir)]
     check_tensorboard(run_dir, tmp_path)                 # from the rows the job returned
+
+
+def test_a_component_from_a_notebook_cell_runs_on_the_workers(cluster, tiny, tmp_path):
+    """A callback defined in a cell (no file a worker could import) goes with the jobs by value, and runs there."""
+    import linecache
+    import types
+
+    from toolkit.recipes import components
+    cell = (f"from fastai.callback.core import Callback\n"
+            f"import toolkit\n\n"
+            f"class Mark(Callback):\n"
+            f"    def after_fit(self):\n"
+            f"        with open({str(tmp_path / 'marks.txt')!r}, 'a') as fh:\n"
+            f"            fh.write(f'{{self.epoch + 1}}\\n')\n\n"
+            f"@toolkit.register_callback('mark_cell')\n"
+            f"def mark_cell():\n"
+            f"    return Mark()\n")
+    name = "<ipython-input-7-mark>"
+    linecache.cache[name] = (len(cell), None, cell.splitlines(keepends=True), name)   # as IPython keeps a cell
+    module = types.ModuleType("notebook_cell")   # not in sys.modules: nothing a worker could import
+    exec(compile(cell, name, "exec"), module.__dict__)
+    try:
+        done = sweep_and_compare(["normalize"], {**ctx(tiny, 1), "callbacks": "mark_cell", "bs": "16"}, seeds=2,
+                                 reference=False, results=tmp_path / "ray", executor="ray", address=cluster.address,
+                                 log=lambda *a: None)
+    finally:
+        components._registry.pop(("callback", "mark_cell"), None)
+    table = load_table(tmp_path / "ray")
+    assert len(table) == 2 and (tmp_path / "marks.txt").read_text().split() == ["1", "1"]
+    assert set(done.summary["name"]) == {"normalize"} and table["code"].str.startswith("callback:mark_cell=").all()
+    kept = next((tmp_path / "ray" / "runs").glob("*")) / "code-callback-mark_cell.py"
+    assert "class Mark(Callback)" in kept.read_text()
