@@ -74,8 +74,7 @@ def test_every_command_parses_and_names_what_exists(page):
     import toolkit_experiments  # noqa: F401
     from toolkit.cli import parser
     from toolkit.data.datasets import DOWNLOADS, EMBEDDED, NAMED_SOURCES
-    from toolkit.recipes import registry
-    known = set(registry.list_suites()) | {r.name for r in registry.expand("*")}
+    from toolkit.recipes import components, registry
     datasets = set(EMBEDDED) | set(DOWNLOADS) | set(NAMED_SOURCES)
     wrong = []
     for line in commands(page.read_text()):
@@ -85,6 +84,9 @@ def test_every_command_parses_and_names_what_exists(page):
         except SystemExit:
             wrong.append(f"{line} (does not parse)")
             continue
+        for item in getattr(args, "experiments", None) or []:   # the guide's own example files, from the root
+            components.load(str(ROOT / item))
+        known = set(registry.list_suites()) | {r.name for r in registry.expand("*")}
         names = getattr(args, "names", None) or ([args.name] if isinstance(getattr(args, "name", None), str) else [])
         if argv[0] in NAME_TAKERS:
             for n in names:

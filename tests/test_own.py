@@ -281,3 +281,41 @@ def test_the_demos_recorded_config_ids_are_computed_again():
         r = resolved(row["name"], dataset=row["dataset"], size=int(row["size"]), epochs=int(row["epochs"]),
                      arch=row["arch"], precision=row["precision"], channels_last=bool(row["channels_last"]))
         assert config_id(r) == row["config_id"], row["name"]
+
+
+def test_your_files_from_the_environment_and_from_installed_entry_points(tmp_path, monkeypatch):
+    import importlib.metadata
+    env_file, pkg = tmp_path / "from_env.py", tmp_path / "pkg"
+    env_file.write_text("import toolkit\n\n@toolkit.register_batch_tfm('env_flip')\ndef env_flip():\n"
+                        "    return lambda x: x.flip(-1)\n")
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("import toolkit\n\n@toolkit.register_optimizer('ep_sgd')\n"
+                                     "def ep_sgd(params, lr, mom=0.0):\n    from fastai.optimizer import SGD\n"
+                                     "    return SGD(params, lr, mom=mom)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(components.ENV, os.pathsep.join([str(env_file)]))
+    point = importlib.metadata.EntryPoint(name="mine", value="pkg", group=components.ENTRY_POINTS)
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: [point] if group == components.ENTRY_POINTS else [])
+    components.load_installed()
+    assert components.get("batch_tfm", "env_flip").origin == str(env_file.resolve())
+    assert components.get("optimizer", "ep_sgd") is not None
+    r = apply_overrides(Recipe(), ["opt=ep_sgd(mom=0.5)", "batch_tfms=env_flip"])
+    assert [c.name for c, _ in components.used(r)] == ["env_flip", "ep_sgd"]
+
+
+def test_an_error_in_your_file_or_factory_shows_its_traceback_framed_by_one_line(tmp_path, capsys, tiny):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import toolkit\n\n\ndef helper():\n    return 1 / 0\n\n\nhelper()\n")
+    code, _, err = launch(["list", "--experiments", broken], capsys)
+    assert code == 2 and "Traceback" in err and "ZeroDivisionError" in err and 'broken.py", line 8' in err
+    assert err.strip().splitlines()[-1].startswith(f"error: Loading {broken} failed: ZeroDivisionError")
+    faulty = tmp_path / "faulty.py"
+    faulty.write_text("import toolkit\n\n@toolkit.register_callback('faulty_cb')\ndef faulty_cb(level: int = 1):\n"
+                      "    raise ValueError(f'no level {level}')\n")
+    code, _, err = launch(["run", "normalize", "--no-reference", "--experiments", faulty, "--dataset", tiny,
+                           "--size", 16, "--epochs", 1, "--set", "bs=16", "--set", "callbacks=faulty_cb(level=3)",
+                           "--results", tmp_path / "r"], capsys)
+    assert code == 2 and "Traceback" in err and "ValueError: no level 3" in err
+    assert f"error: The callback 'faulty_cb' (from {faulty}) failed when built" in err
+    assert not list((tmp_path / "r").glob("runs/*"))   # before anything trained

@@ -8,6 +8,8 @@ from .recipe import METADATA, Recipe, changes, format_value, label
 
 # Settings a table shows as columns (or once above it), not in the labels; budget_pixels follows from the budget.
 SHOWN = ("dataset", "size", "epochs", "arch", "loader", "budget", "budget_pixels", "precision", "channels_last")
+# Settings that follow from others: `code` is the hash of the components the recipe names (in its config id).
+FOLLOWS = ("code",)
 
 
 def label_of(recipe: Recipe) -> str:
@@ -19,7 +21,7 @@ def label_changes(recipe: Recipe, context: dict | None = None, hide=()) -> dict[
     """The settings a recipe's label adds to its name: where it differs from the registered recipe it stands for
     (for a variant `NAME [k=v]`: from NAME, beyond k; for a recipe never registered: its `context`).
     Settings shown as table columns are left out, and those in `hide`."""
-    base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN, *hide}
+    base, skip = registry.registered(recipe.name), {*METADATA, *SHOWN, *FOLLOWS, *hide}
     if base is None:
         bracket = re.fullmatch(rf"{re.escape(recipe.parent)} \[(.*)\]", recipe.name) if recipe.parent else None
         base = registry.registered(recipe.parent) if bracket else None
