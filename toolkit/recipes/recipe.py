@@ -292,7 +292,9 @@ def config_id(recipe: Recipe) -> str:
 
 
 def format_value(value) -> str:
-    """A value as a label shows it: `lr=0.01`, `stages=((0.5, ...),)`."""
+    """A value as a label shows it: `lr=0.01`, `stages=((0.5, ...),)`, `callbacks=clip(max_norm=0.5)`."""
+    if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
+        return ", ".join(value)   # components, as a recipe names them
     return repr(value) if isinstance(value, (float, tuple)) else str(value)
 
 
