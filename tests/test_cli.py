@@ -50,7 +50,7 @@ def test_show_plans_at_the_size_a_run_uses():
     (["run", "basline"], "Unknown experiment 'basline'. Did you mean: baseline"),
     (["run", "nothing*"], "No experiment matches the pattern"),
     (["run", "baseline", "--set", "lr=fast"], "Bad value 'fast' for recipe key 'lr'"),
-    (["run", "baseline", "--set", "wd=0.1"], "Unknown recipe key 'wd'"),
+    (["run", "baseline", "--set", "weight_decay=0.1"], "Unknown recipe key 'weight_decay'"),
     (["run", "baseline", "--set", "arch=resnet9000"], "Unknown architecture 'resnet9000'"),
     (["run", "baseline", "--dataset", "/no/such/folder"], "is neither a known dataset name"),
     (["show", "mixpu"], "Did you mean: mixup"),

@@ -111,12 +111,12 @@ def test_your_callback_and_loss_from_your_file_compared_with_their_reference(tin
     assert saved["loss"] == "focal(gamma=2.0)" and saved["callbacks"] == ["count_batches"]
     assert "loss:focal=" in saved["code"] and saved["code_from"]["loss:focal"] == str(ideas)
 
-    before = toolkit_cli(tmp_path, "show", "focal_counted", "--experiments", ideas, "--dataset", tiny)
     ideas.write_text(IDEAS + "\n\ndef unrelated():   # an edit elsewhere in the file\n    return 1\n")
-    unrelated = toolkit_cli(tmp_path, "show", "focal_counted", "--experiments", ideas, "--dataset", tiny)
+    same = ["--dataset", tiny, "--size", 16, "--epochs", 1, "--set", "arch=xresnet18", "--set", "bs=16"]   # as run
+    unrelated = toolkit_cli(tmp_path, "show", "focal_counted", "--experiments", ideas, *same)
     ideas.write_text(IDEAS.replace("** self.gamma * ce", "** (self.gamma / 2) * ce"))
-    edited = toolkit_cli(tmp_path, "show", "focal_counted", "--experiments", ideas, "--dataset", tiny)
-    assert config_line(before.stdout) == config_line(unrelated.stdout) != config_line(edited.stdout)
+    edited = toolkit_cli(tmp_path, "show", "focal_counted", "--experiments", ideas, *same)
+    assert saved["config_id"] == config_line(unrelated.stdout) != config_line(edited.stdout)
 
     imported = (tmp_path / "imported.txt").read_text().count("imported")
     replay = toolkit_cli(tmp_path, "run", "--config", run_dir / "recipe.json", "--results", "r2")
@@ -242,7 +242,7 @@ def test_fastais_training_options_run_as_recipe_fields(tiny, capsys, tmp_path):
     assert any(isinstance(m, nn.Mish) for m in learn.model.modules())
     assert any(isinstance(m, SimpleSelfAttention) for m in learn.model.modules())
     assert "RandomErasing" in str(learn.dls.after_batch) and "GradientClip" in str(learn.cbs)
-    code, out, err = launch(["run", "normalize", "--no-reference", "--dataset", tiny, "--size", 16, "--epochs", 2,
+    code, out, err = launch(["run", "normalize", "--no-reference", "--dataset", tiny, "--size", 16, "--epochs", 1,
                              "--results", tmp_path, "--quiet", *(x for k, v in settings.items()
                                                                   for x in ("--set", f"{k}={v}"))], capsys)
     assert code == 0, err

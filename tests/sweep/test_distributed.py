@@ -44,6 +44,20 @@ def cli(tiny, epochs, *args):
             "--epochs", str(epochs), "--set", "arch=xresnet18", "--set", "bs=16", "--quiet"]
 
 
+def serial_one_thread(tiny, epochs, names, seeds, results):
+    """The same sweep serially in this process with one torch thread, as each Ray worker runs its job: the
+    reference the cluster's results must equal (no interpreter start-up, as a subprocess would cost)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sweep_and_compare(names, ctx(tiny, epochs), seeds=seeds, reference=False, results=results,
+                          log=lambda *a: None, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    return load_table(results)
+
+
 def overlapped(rows: pd.DataFrame) -> bool:
     spans = sorted(zip(rows["started_at"], rows["finished_at"]))
     return any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
@@ -56,10 +70,7 @@ def test_a_sweep_on_two_workers_equals_the_serial_one_thread_sweep(cluster, tiny
     table = load_table(tmp_path / "ray")
     assert sorted(zip(table["name"], table["seed"])) == sorted((n, s) for n in names for s in (42, 43))  # once each
     assert (table["threads"] == 1).all() and overlapped(table)
-    serial = subprocess.run(cli(tiny, 2, *names, "--seeds", 2, "--no-reference", "--results", tmp_path / "serial"),
-                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert serial.returncode == 0, serial.stderr
-    one = load_table(tmp_path / "serial")
+    one = serial_one_thread(tiny, 2, names, 2, tmp_path / "serial")
     key = lambda t: dict(zip(zip(t["name"], t["seed"]), t["accuracy"]))  # noqa: E731
     assert key(table) == key(one) and (one["threads"] == 1).all()
     assert set(done.summary["name"]) == set(names)
@@ -93,10 +104,7 @@ def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(clus
     # It went on from its checkpoint (or from the next one, written between our read and the kill).
     assert row["attempts"] == 2 and metrics["resumed_at_epoch"] in (k, k + 1) and row["restarted"] != "yes"
     assert len(pd.read_csv(killed / "epochs.csv")) == 6
-    serial = subprocess.run(cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", tmp_path / "s"),
-                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert serial.returncode == 0, serial.stderr
-    one = load_table(tmp_path / "s").set_index("seed")
+    one = serial_one_thread(tiny, 6, ["baseline"], 2, tmp_path / "s").set_index("seed")
     assert row["accuracy"] == one.loc[row["seed"], "accuracy"]
     assert row["valid_loss"] == one.loc[row["seed"], "valid_loss"]
 
