@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from toolkit.bench.data import bench_data
+from toolkit.train.throughput import bench_data
 from toolkit.errors import ToolkitError
 
 

@@ -261,7 +261,7 @@ def test_a_dataframe_is_named_as_a_dataframe_and_labelled_by_what_the_user_gave(
 
 
 def test_the_rank_line_says_none_below_three_recipes():
-    from toolkit.design.fidelity import tau_line
+    from toolkit.studies.fidelity import tau_line
     assert tau_line(float("nan"), float("nan"), float("nan"), 1) == \
         "Rank correlation of the effects: none (Kendall's tau needs at least 3 recipes; 1 here)"
     assert "nan" not in tau_line(float("nan"), float("nan"), float("nan"), 2)

@@ -20,8 +20,7 @@ ORDER = [
     ("toolkit.judgment",),                                       # what the records support: evidence and verdicts
     ("toolkit.sweep",),                                          # writes records
     ("toolkit.report",),                                         # reads records, and nothing of the sweep
-    ("toolkit.design",),                                         # how many seeds a question needs: --seeds auto, noise
-    ("toolkit.bench",),
+    ("toolkit.studies",),                                        # studies of a comparison: noise, fidelity, proxies
     ("toolkit.api",),                                            # what `import toolkit` offers
     ("toolkit.cli", "toolkit.__main__"),                         # the launcher
     ("toolkit",),                                                # the package's face, toolkit/__init__.py

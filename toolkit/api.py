@@ -87,7 +87,7 @@ def run(names, seeds: int | str = 1, vary=None, against: str | None = None, out:
     images like these, seeds and validation images both samples) or "these-images" (the seeds alone; see
     toolkit/judgment/). Run again, it skips finished runs
     and resumes interrupted ones. `seeds="auto"`: as many seeds per row as its verdict needs, up to `max_seeds`
-    (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/design/auto.py). `margin`: the margin of
+    (default MAX_SEEDS in toolkit/defaults.py), at planned looks (toolkit/sweep/auto.py). `margin`: the margin of
     equivalence of the verdicts, in accuracy points (default MARGIN). `quiet`: no progress at all.
     """
     from .sweep.options import Options
@@ -105,11 +105,11 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     the best of each recipe's grid and its figure (OUT-grid.png); `confirm`: runs the pick and the recipe on fresh
     seeds and compares them (OUT-confirm.*)."""
     from .atomic import check_folder
-    from .design.auto import sweep
     from .report import grid as grids
     from .report.compare import check_margin, summarize_and_write
+    from .sweep.auto import sweep
     from .sweep.options import Options
-    from .sweep.plan import treatments
+    from .sweep.plan import Plan
     options = options or Options.of(quiet, **option_values)
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
@@ -118,31 +118,35 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     if question not in QUESTIONS:
         from .errors import ToolkitError
         raise ToolkitError(f"question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
-    if confirm and len(treatments(vary, 10 ** 9)) < 2:   # before anything trains
+    plan = Plan.of(names, context, vary, against, options.grid_max)
+    if confirm and len(plan.grid) < 2:   # before anything trains
         from .errors import ToolkitError
         raise ToolkitError("--confirm confirms the pick of a grid: give --vary with several values (and at least 3 "
                            "seeds). Nothing was run.")
-    done, design = sweep(names, context, vary, against, seeds, max_seeds, margin, options, log, family, question)
+    if plan.line(seeds):
+        log(plan.line(seeds))
+    done, design = sweep(plan, seeds, max_seeds, margin, options, log, family, question)
     summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family, question)
-    keys = list(treatments(vary, 10 ** 9)[0])
+    keys = list(plan.grid[0])
     found = grids.grids(done.involved, summary, keys) if keys else []
     result = Comparison(summary, written, done, found)
     if found and len(keys) == 1:
         result.written.append(grids.figure(found[0], out.with_name(f"{out.name}-grid.png")))
     if confirm:
-        result.confirmed = _confirm(found, context, against, seeds, options, out, margin, log, question)
+        result.confirmed = _confirm(found, context, against, options, out, margin, log, question)
         result.written += result.confirmed.written
     return result
 
 
-def _confirm(found, context: dict, against, seeds, options, out: Path, margin: float, log,
+def _confirm(found, context: dict, against, options, out: Path, margin: float, log,
              question: str = "new-images") -> Comparison:
     """Each grid's pick and its recipe on fresh seeds (after every seed the selection used), recorded with
-    confirm=true so that they never pool with the selection's runs; compared as a comparison of their own."""
+    confirm=true so that they never pool with the selection's runs: a plan of its own, compared on its own."""
     import pandas as pd
-    from .design.auto import sweep
     from .report.compare import summarize_and_write
     from .recipes import registry
+    from .sweep.auto import sweep
+    from .sweep.plan import Plan
     picks = [g for g in found if g.pick != g.own]
     if not picks:
         log("--confirm: every grid picked its recipe's own value; nothing to confirm.")
@@ -152,9 +156,9 @@ def _confirm(found, context: dict, against, seeds, options, out: Path, margin: f
     rows = []
     for g in picks:
         log(f"--confirm: {g.recipe} [{g.pick}] and {g.recipe} on {n} fresh seeds ({first}-{first + n - 1})")
-        ctx = {**context, "seed": str(first), "confirm": "true"}
-        done, _ = sweep([registry.get(g.recipe)], ctx, g.pick_treatment, against, n, None, margin, options, log,
-                        "none", question)
+        fresh = Plan.of([registry.get(g.recipe)], {**context, "seed": str(first), "confirm": "true"},
+                        g.pick_treatment, against)
+        done, _ = sweep(fresh, n, None, margin, options, log, "none", question)
         rows.append(done)
     involved = pd.concat([d.involved for d in rows])
     summary, written = summarize_and_write(involved, rows[-1].table, against, out.with_name(f"{out.name}-confirm"),
@@ -185,7 +189,7 @@ def noise(name: str, /, k: int | None = None, effect: float | None = None, margi
     NOISE_EFFECT in toolkit/defaults.py); what `toolkit noise` does. `settings`: the context and the sweep's
     options, as `run` takes them. Shown as its markdown in a notebook; written to OUT.md (default
     RESULTS/noise-NAME.md)."""
-    from .design.noise import noise as measure
+    from .studies.noise import noise as measure
     from .sweep.options import Options
     options, ctx = Options.split(settings, quiet)
     return measure(name, context(**ctx), k=k, effect=effect, margin=margin, max_seeds=max_seeds, options=options,
@@ -198,10 +202,10 @@ def fidelity(names, proxy, full, seeds: int | str = 1, out=None, margin: float |
     `settings` (`size` required; the sweep's options too, as `run` takes them), each recipe's two verdicts side by
     side with their agreement, Kendall's tau of the effects (with, from 8 recipes, a bootstrap interval over recipes
     and seeds), the cost of each side, and which proxy to use; what `toolkit fidelity` does. `proxy`: a dataset, a description such as
-    "per_class=100,select=easy" (built once from `full`; toolkit/design/proxies.py), or a list of these. Written to
+    "per_class=100,select=easy" (built once from `full`; toolkit/studies/proxies.py), or a list of these. Written to
     OUT.md/.csv/.png (default RESULTS/fidelity)."""
-    from .design.fidelity import fidelity as measure
-    from .design.proxies import is_description
+    from .studies.fidelity import fidelity as measure
+    from .studies.proxies import is_description
     from .sweep.options import Options
     options, ctx = Options.split(settings, quiet)
     ctx = context(**ctx)

@@ -206,7 +206,7 @@ def cmd_data_check(args) -> int:
 
 def cmd_data_proxy(args) -> int:
     from .data.datasets import read_options
-    from .design.proxies import make
+    from .studies.proxies import make
     info = make(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
                 progress=display.of(args.quiet, args.progress), classes=args.classes, select=args.select,
                 rank_size=args.rank_size, context=api.context(args.rank_set) if args.rank_set else {},
@@ -227,7 +227,7 @@ def cmd_data_pack(args) -> int:
 
 
 def cmd_bench_data(args) -> int:
-    from .bench.data import bench_data
+    from .train.throughput import bench_data
     bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
                loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet,
                policies=not args.no_policies, train=not args.loader_only)

@@ -15,6 +15,6 @@ NOISE_EFFECT = 2.0                          # points: the difference whose cost 
 # a proxy of the easiest images (select=easy): the short run that ranks the full data's training images by loss
 EASY_RANKING = {"recipe": "baseline", "epochs": 2, "seed": 0}
 CONNECT_TIMEOUT = 5                         # seconds a tracking server or a Ray cluster may take to answer
-# `toolkit bench data` (toolkit/bench/data.py): the run it times unless told otherwise
+# `toolkit bench data` (toolkit/train/throughput.py): the run it times unless told otherwise
 BENCH_DATA = {"dataset": "imagenette-160", "size": 64, "arch": "xresnet18", "bs": 64, "loader_batches": 50,
               "repeats": 1, "out": "results/bench"}

@@ -11,7 +11,7 @@ from toolkit.data.datasets import with_dataset
 from toolkit.errors import RecipeError
 from toolkit.recipes import registry
 from toolkit.recipes.recipe import LEGACY, Recipe, apply_overrides, config_id
-from toolkit.report.compare import pair_against
+from toolkit.judgment.summary import pair_against
 from toolkit.judgment.summary import summarize
 from toolkit.records import schema
 from toolkit.records.table import append_row, load_table

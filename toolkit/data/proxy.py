@@ -2,7 +2,7 @@
 source's split ratio, and a record of what they were made from (proxy.json).
 
 Which N: `select="random"` draws them; `select="easy"` keeps the N with the lowest loss under a short training run
-on the source (Shleifer & Prokop, 2019), given as `losses` (toolkit/design/proxies.py makes and caches that run).
+on the source (Shleifer & Prokop, 2019), given as `losses` (toolkit/studies/proxies.py makes and caches that run).
 Validation is drawn at random either way, so a proxy is judged on images like the source's.
 
 A folder source (class folders, file names, a named download) gives a folder in Imagenette's layout. A CSV source

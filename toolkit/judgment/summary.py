@@ -55,7 +55,7 @@ def summarize(rows: pd.DataFrame, table: pd.DataFrame, margin: float = stats.MAR
 
     `family`: "holm" holds the chance of any false better / worse among the rows at 5% (`apply_family`); "none"
     judges each row on its own; None: holm for a grid (a recipe with several variants), else none. Under a design
-    the family is the design's (a grid's runs at alpha / rows per row: design/auto.py)."""
+    the family is the design's (a grid's runs at alpha / rows per row: sweep/auto.py)."""
     if question not in QUESTIONS:
         raise ToolkitError(f"--question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
     if rows.empty:
@@ -300,3 +300,23 @@ def epoch_curves(rows: pd.DataFrame) -> pd.DataFrame:
         frames.append(e.assign(name=r["name"], config_id=r["config_id"], run_id=r["run_id"],
                                cum_pixels=e["pixels"].cumsum(), cum_seconds=e["train_seconds"].cumsum()))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def pair_against(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
+    """The table with every row paired as recorded, or with `against` (compare --against X): each row then with X's
+    rows of the same context and `auto` (the most recently finished setting of X, should X have run under several
+    definitions), from the records alone: no registry, no dataset folder."""
+    if against is None or table.empty:
+        return table
+    theirs = table[table["name"] == against]
+    if theirs.empty:
+        raise ToolkitError(f"No finished runs of {against!r} in the results table to compare against; run it under "
+                           f"the same settings first (`toolkit run ... --against {against}` does).")
+    latest = theirs.sort_values("finished_at").groupby(["context", "auto"]).last()
+    cols = ["reference", "reference_name", "reference_changes", "reference_config_id"]
+    out = table.copy()
+    for i, (context, auto) in zip(table.index, zip(table["context"], table["auto"])):
+        ref = latest.loc[(context, auto)] if (context, auto) in latest.index else None
+        out.loc[i, cols] = [ref["label"], against, ref["changes"], ref["config_id"]] if ref is not None else \
+            [against, against, "{}", ""]
+    return out

@@ -48,24 +48,30 @@ NUMERIC = [*(m for m in METRICS if m not in ("device", "restarted", "started_at"
            *(k for k in RECIPE_FIELDS if field_type(k) in (int, float))]
 
 
-def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | None = None) -> dict:
-    """What a row of `recipe` (resolved, under `context`) means: its label and the settings the label adds, its
-    `role`, and its reference: its parent (else the baseline) under the same context and `auto`, resolved now.
+_RESOLVE = object()
 
-    Called when a run is planned, and once for a row of an older table (toolkit/records/migrate.py). A reference
-    that cannot be resolved (its experiment deleted, its data gone) leaves the reference cells empty, with a
-    warning: such a row is shown without a difference."""
+
+def meaning(recipe: Recipe, context: dict, role: str = "recipe", auto: dict | None = None,
+            reference: Recipe = _RESOLVE) -> dict:
+    """What a row of `recipe` (resolved, under `context`) means: its label and the settings the label adds, its
+    `role`, and its `reference`: its parent (else the baseline) under the same context, as the plan resolved it.
+
+    A row of an older table (toolkit/records/migrate.py) gives no reference: it is resolved here, its parent (else
+    the baseline) under the same context and `auto`. One that cannot be resolved (its experiment deleted, its
+    data gone) leaves the reference cells empty, with a warning: such a row is shown without a difference."""
     from ..recipes.labels import label_changes
-    from ..train.resolve import reference_recipe
     hide = _resolved_reading(recipe, context)
     items = label_changes(recipe, context, hide)
     out = {"label": label(recipe.name, items), "changes": json.dumps(items), "role": role, "reference": "",
            "reference_name": "", "reference_changes": "{}", "reference_config_id": ""}
-    try:
-        ref = reference_recipe(recipe, context, None, auto)
-    except (ToolkitError, ValueError) as e:
-        warnings.warn(f"no reference for {recipe.name!r}, so no difference is shown for it: {e}", stacklevel=2)
-        return out
+    ref = reference
+    if reference is _RESOLVE:
+        from ..train.resolve import reference_recipe
+        try:
+            ref = reference_recipe(recipe, context, None, auto)
+        except (ToolkitError, ValueError) as e:
+            warnings.warn(f"no reference for {recipe.name!r}, so no difference is shown for it: {e}", stacklevel=2)
+            return out
     ref_items = label_changes(ref, hide=hide)
     return {**out, "reference": label(ref.name, ref_items), "reference_name": ref.name,
             "reference_changes": json.dumps(ref_items), "reference_config_id": config_id(ref)}

@@ -14,7 +14,7 @@ from ..recipes import registry
 from ..records import folders
 from ..records.table import TABLE, load_table
 from .. import judgment, stats
-from ..judgment.summary import summarize
+from ..judgment.summary import pair_against, summarize
 from . import plots, tables
 
 
@@ -91,21 +91,3 @@ def write_comparison(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Pa
     return outs
 
 
-def pair_against(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
-    """The table with every row paired as recorded, or with `against` (compare --against X): each row then with X's
-    rows of the same context and `auto` (the most recently finished setting of X, should X have run under several
-    definitions), from the records alone: no registry, no dataset folder."""
-    if against is None or table.empty:
-        return table
-    theirs = table[table["name"] == against]
-    if theirs.empty:
-        raise ToolkitError(f"No finished runs of {against!r} in the results table to compare against; run it under "
-                           f"the same settings first (`toolkit run ... --against {against}` does).")
-    latest = theirs.sort_values("finished_at").groupby(["context", "auto"]).last()
-    cols = ["reference", "reference_name", "reference_changes", "reference_config_id"]
-    out = table.copy()
-    for i, (context, auto) in zip(table.index, zip(table["context"], table["auto"])):
-        ref = latest.loc[(context, auto)] if (context, auto) in latest.index else None
-        out.loc[i, cols] = [ref["label"], against, ref["changes"], ref["config_id"]] if ref is not None else \
-            [against, against, "{}", ""]
-    return out

@@ -1,5 +1,5 @@
-"""A sweep: plan -> check -> run the jobs (in this process, or as Ray tasks) -> record; see toolkit/sweep/plan.py
-for its vocabulary. What it ran is then compared by toolkit/report (the launcher and `toolkit.run` do both)."""
+"""A sweep's jobs (from its plan, toolkit/sweep/plan.py): triage -> check -> run (in this process, or as Ray tasks)
+-> record. What it ran is then judged (toolkit/judgment) and shown (toolkit/report)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from ..records.table import load_table
 from . import track
 from .jobs import outcome, run_job, triage
 from .options import Options
-from .plan import Job, check, plan
+from .plan import Job, check
 
 
 @dataclass
@@ -26,10 +26,9 @@ class Sweep:
     table: pd.DataFrame
 
 
-def run(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
-        options: Options = Options(), log=print) -> Sweep:
-    """Plan, check, run and record a sweep; see toolkit/sweep/plan.py for `context`, `vary` and `against`, and
-    toolkit/sweep/options.py for `options`.
+def run(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep") -> Sweep:
+    """Check, run and record `jobs` (a plan's, toolkit/sweep/plan.py) with the sweep's `options`
+    (toolkit/sweep/options.py); `label` names the sweep for the trackers.
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`). The serial
     executor runs the jobs one after another in this process; Ray runs each as a Ray task, on this machine or on a
@@ -41,14 +40,12 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
         require_ray()
         check_address(options.address)
     table = load_table(options.results)
-    jobs = plan(names, context, vary, against, seeds, options.reference)
     todo = triage(jobs, options.results, table, options.rerun, log)
     datasets = check([job for job, _ in todo])
     for ds in datasets.values():   # what `toolkit data check` would warn of, said once; nothing is refused
         for line in audit.before_run(ds):
             log(line)
-    tracking = track.open_sweep(options.track, options.results, "-".join(map(_name, names))) \
-        if options.track and todo else None
+    tracking = track.open_sweep(options.track, options.results, label) if options.track and todo else None
     try:
         if options.executor == "ray":
             from .ray_executor import run_jobs
@@ -62,10 +59,6 @@ def run(names, context: dict | None = None, vary=None, against: str | None = Non
     involved = {(j.recipe.name, config_id(j.recipe)) for j in jobs}
     rows = table[[(n, c) in involved for n, c in zip(table["name"], table["config_id"])]]
     return Sweep(jobs, table[table["run_id"].isin(run_ids)], rows, table)
-
-
-def _name(name) -> str:
-    return name if isinstance(name, str) else name.name  # a name, a pattern, a suite, or a Recipe
 
 
 def _serial(todo, datasets, options: Options, tracking, log):

@@ -101,28 +101,6 @@ def treatments(vary, limit: int | None = None) -> list[dict]:
     return grid
 
 
-def grid_line(names, context: dict, vary, seeds, limit: int | None = None) -> str:
-    """What a grid will run, said before it starts: variants per recipe, values that are a recipe's own, runs."""
-    grid = treatments(vary, limit)
-    if len(grid) < 2:
-        return ""
-    bases = [r for item in ([names] if isinstance(names, (str, Recipe)) else names)
-             for r in ([item] if isinstance(item, Recipe) else registry.expand(item))]
-    own, made = [], 0
-    for base in bases:
-        r = resolve_recipe(apply_overrides(base, context), context)
-        for t in grid:
-            if config_id(resolve_recipe(variant(apply_overrides(base, context), t), context)) == config_id(r):
-                own.append(f"{', '.join(f'{k}={format_value(v)}' for k, v in t.items())} is {base.name}'s own")
-            else:
-                made += 1
-    per = f"{seeds} seed(s)" if isinstance(seeds, int) else "--seeds auto"
-    return (f"grid: {len(grid)} value(s) x {len(bases)} recipe(s): {made} variant(s), each compared with its recipe, "
-            f"with {per}" + (f" ({(made + len(bases)) * seeds} runs with the recipes themselves)"
-                             if isinstance(seeds, int) else "")
-            + (f"; {'; '.join(own)} setting: that value's row is the recipe itself, their reference" if own else ""))
-
-
 def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     """`recipe` with the treatment `vary` applied, named `NAME [k=v, ...]` and compared with `recipe`."""
     treatment = pairs(vary)
@@ -133,46 +111,119 @@ def variant(recipe: Recipe, vary: dict | list | None) -> Recipe:
     return replace(varied, name=label(recipe.name, items), parent=recipe.name)
 
 
+@dataclass(frozen=True)
+class Row:
+    """One row of a comparison, decided once when a sweep is planned: the recipe as it will run (at its first seed),
+    the recipe it was made from and the treatment that made it, its reference as it will run (None: it is its own),
+    and what its rows and its reference's will mean in the records (`records.schema.meaning`)."""
+    recipe: Recipe
+    base: Recipe
+    treatment: dict
+    reference: Recipe | None
+    meaning: dict
+    reference_meaning: dict
+
+    @property
+    def key(self) -> tuple:
+        return self.recipe.name, config_id(self.recipe)
+
+    @property
+    def reference_key(self) -> tuple:
+        return self.key if self.reference is None else (self.reference.name, config_id(self.reference))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep, planned once from names, `vary`, `against` and the context: its rows (see `Row`). It says what a
+    grid will run (`line`) and gives the jobs for the seeds asked (`jobs`), of every row or of some (the looks of
+    --seeds auto choose rows and seeds; nothing is planned again)."""
+    rows: tuple
+    context: dict
+    grid: tuple                  # the treatments: one per variant of each recipe ({} alone: no --vary)
+    recipes: tuple               # the recipes the names stand for, before the context and any variant
+    own: tuple = ()              # grid values that are a recipe's own setting (their row is the recipe itself)
+    auto: dict = field(default_factory=precision.choice)   # what `auto` meant when it was planned
+    label: str = "sweep"         # the names, as a tracker names the sweep
+    against: str | None = None   # every row compared with this recipe (else each with its parent)
+
+    @classmethod
+    def of(cls, names, context: dict | None = None, vary=None, against: str | None = None,
+           limit: int | None = None) -> "Plan":
+        """Plan `names` (experiment names, wildcard patterns, suites, or Recipe objects) under `context`: each
+        recipe, or with `vary` each of its variants, resolved with its reference (`against`, else its parent, else
+        the baseline, under the same context). More than `limit` variants (default GRID_MAX) is refused."""
+        context, auto = context or {}, precision.choice()
+        if against is not None:
+            registry.get(against)  # an unknown name fails here, with close matches
+        grid = treatments(vary, limit)
+        items = [names] if isinstance(names, (str, Recipe)) else list(names)
+        bases = list({r.name: r for item in items
+                      for r in ([item] if isinstance(item, Recipe) else registry.expand(item))}.values())
+        rows, own = {}, []
+        for base in bases:
+            given = apply_overrides(base, context)
+            itself = resolve_recipe(given, context, against)
+            for t in grid:   # a value that is the recipe's own makes no variant: the recipe, their reference, is it
+                made = resolve_recipe(variant(given, t), context, against) if t else itself
+                if t and config_id(made) == config_id(itself):
+                    own.append(f"{', '.join(f'{k}={format_value(v)}' for k, v in t.items())} is {base.name}'s own")
+                    continue
+                ref = reference_recipe(made, context, against)   # what it is compared with in this sweep
+                parent = ref if against is None else reference_recipe(made, context)   # what its records say
+                ref = None if config_id(ref) == config_id(made) else ref   # the baseline is its own reference
+                row = Row(made, base, t, ref, meaning(made, context, "recipe", auto, parent),
+                          meaning(ref, context, "reference", auto, reference_recipe(ref, context))
+                          if ref is not None else {})
+                rows.setdefault(row.key, row)
+        label = "-".join(item if isinstance(item, str) else item.name for item in items)
+        return cls(tuple(rows.values()), context, tuple(grid), tuple(bases), tuple(own), auto, label, against)
+
+    def line(self, seeds) -> str:
+        """What a grid will run, said before it starts: variants per recipe, values that are a recipe's own, runs."""
+        if len(self.grid) < 2:
+            return ""
+        made, n = len(self.rows), len(self.recipes)
+        per = f"{seeds} seed(s)" if isinstance(seeds, int) else "--seeds auto"
+        return (f"grid: {len(self.grid)} value(s) x {n} recipe(s): {made} variant(s), each compared with its "
+                f"recipe, with {per}" + (f" ({(made + n) * seeds} runs with the recipes themselves)"
+                                         if isinstance(seeds, int) else "")
+                + (f"; {'; '.join(self.own)} setting: that value's row is the recipe itself, their reference"
+                   if self.own else ""))
+
+    def jobs(self, seeds: int = 1, keys=None, reference: bool = True) -> list[Job]:
+        """The jobs of `seeds` seeds of every row (or of the rows of `keys`), each preceded by its reference's run
+        with that seed (unless not `reference`). What the results already hold is skipped later (`triage`)."""
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise RecipeError(f"--seeds must be a whole number of at least 1, or auto (got {seeds}).")
+        jobs: dict[tuple, Job] = {}
+        for row in self.rows:
+            if keys is not None and row.key not in keys:
+                continue
+            r, ref = row.recipe, row.reference if reference else None
+            for seed in range(r.seed, r.seed + seeds):
+                if ref is not None:
+                    job = Job(replace(ref, seed=seed), self.context, "reference", self.auto, row.reference_meaning)
+                    jobs.setdefault(job.key, job)
+                job = Job(replace(r, seed=seed), self.context, auto=self.auto, meaning=row.meaning)
+                if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
+                    jobs[job.key] = job
+        return list(jobs.values())
+
+
 def plan(names, context: dict | None = None, vary=None, against: str | None = None, seeds: int = 1,
          reference: bool = True) -> list[Job]:
-    """The jobs of a sweep: every recipe x seed, each preceded by its reference's run with that seed.
-
-    `names`: experiment names, wildcard patterns, suites, or Recipe objects (a notebook's own variants).
-    What the results already hold is skipped later (`triage`).
-    """
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise RecipeError(f"--seeds must be a whole number of at least 1, or auto (got {seeds}).")
-    context, auto = context or {}, precision.choice()
-    jobs: dict[tuple, Job] = {}
-    for r in recipes_of(names, context, vary, against):
-        ref = reference_recipe(r, context, against) if reference else None
-        if ref is not None and config_id(ref) == config_id(r):
-            ref = None   # the recipe is its own reference (the baseline)
-        means = meaning(r, context, "recipe", auto)
-        ref_means = meaning(ref, context, "reference", auto) if ref is not None else {}
-        for seed in range(r.seed, r.seed + seeds):
-            if ref is not None:
-                job = Job(replace(ref, seed=seed), context, "reference", auto, ref_means)
-                jobs.setdefault(job.key, job)
-            job = Job(replace(r, seed=seed), context, auto=auto, meaning=means)
-            if job.key not in jobs or jobs[job.key].role == "reference":  # asked for by name: a recipe after all
-                jobs[job.key] = job
-    return list(jobs.values())
+    """The jobs of a sweep: every recipe x seed, each preceded by its reference's run with that seed."""
+    return Plan.of(names, context, vary, against, _NO_LIMIT).jobs(seeds, reference=reference)
 
 
 def recipes_of(names, context: dict, vary=None, against: str | None = None) -> list[Recipe]:
     """The resolved recipes a sweep of `names` runs (at their first seed), each with `context` and `vary` applied."""
-    if against is not None:
-        registry.get(against)  # an unknown name fails here, with close matches
-    out, grid = [], treatments(vary, limit=_NO_LIMIT)
-    for item in [names] if isinstance(names, (str, Recipe)) else names:
-        for r in [item] if isinstance(item, Recipe) else registry.expand(item):
-            own = resolve_recipe(apply_overrides(r, context), context, against)
-            for t in grid:   # a value that is the recipe's own makes no variant: the recipe, their reference, is it
-                made = resolve_recipe(variant(apply_overrides(r, context), t), context, against)
-                if not t or config_id(made) != config_id(own):
-                    out.append(made)
-    return out
+    return [row.recipe for row in Plan.of(names, context, vary, against, _NO_LIMIT).rows]
+
+
+def grid_line(names, context: dict, vary, seeds, limit: int | None = None) -> str:
+    """What a grid will run, said before it starts (see `Plan.line`)."""
+    return Plan.of(names, context, vary, None, limit).line(seeds)
 
 
 def replay(path: str | Path) -> tuple[Recipe, dict]:

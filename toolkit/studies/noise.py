@@ -8,7 +8,7 @@ which cancels part of that spread, so the detectable differences below are an up
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from .. import stats
 from ..report.tables import SHOWN, seed_ranges, shown_as
 from ..sweep import execute
 from ..sweep.options import Options
-from ..sweep.plan import recipes_of
+from ..sweep.plan import Plan
 
 PAIRS = (3, 5, 10, 20)   # the rows of "smallest difference you can expect to detect"
 SWEEPS = 4000            # simulated comparisons behind each rate (seed 0)
@@ -76,14 +76,14 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
         raise ToolkitError(f"--effect is a difference in accuracy points, above 0 (got {effect!r}).")
     margin = check_margin(margin)
     design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
-    recipes = recipes_of([name], context)
-    if len(recipes) != 1:
-        raise ToolkitError(f"`toolkit noise` measures one experiment; {name!r} names {len(recipes)}. Give one name.")
-    recipe = recipes[0]
+    plan = Plan.of([name], context)
+    if len(plan.rows) != 1:
+        raise ToolkitError(f"`toolkit noise` measures one experiment; {name!r} names {len(plan.rows)}. Give one name.")
+    recipe = plan.rows[0].recipe
     out = Path(out or Path(check_folder(options.results, "--results")) / f"noise-{recipe.name}")
     out = out if out.suffix == ".md" else out.with_name(out.name + ".md")
     check_folder(out.parent, "--out")
-    done = execute.run([recipe], context, seeds=2 * k, options=replace(options, reference=False), log=log)
+    done = execute.run(plan.jobs(2 * k, reference=False), options, log, plan.label)
     t = done.table
     seeds = range(recipe.seed, recipe.seed + 2 * k)
     rows = t[(t["name"] == recipe.name) & (t["config_id"] == config_id(recipe)) & t["seed"].astype(int).isin(seeds)]

@@ -30,14 +30,14 @@ from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import default_device, set_seed
 
 from ..data import datasets
-from ..train import precision, schedule
+from . import precision, schedule
 from ..atomic import write_atomic
 from ..defaults import BENCH_DATA
 from ..data.loader import PackedDL, PackedItems
 from ..data.pack import ensure_pack, pack_side
 from ..data.pipeline import RunData, dataloaders
 from ..recipes.recipe import Recipe
-from ..train.learner import build_learner
+from .learner import build_learner
 
 ROWS = {
     1: "fastai folder DataLoaders (PIL decode, item Resize, batch aug_transforms), no workers",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from toolkit import judgment
-from toolkit.design.fidelity import AGREE, CONFLICT, FULL_ONLY, PROXY_ONLY, UNDECIDED, agreement, rank_correlation
+from toolkit.studies.fidelity import AGREE, CONFLICT, FULL_ONLY, PROXY_ONLY, UNDECIDED, agreement, rank_correlation
 
 
 def _row(direction=0, decided=False):
@@ -49,7 +49,7 @@ def test_rank_correlation_of_known_rankings():
 
 
 def test_proxy_descriptions_parse_and_refuse():
-    from toolkit.design.proxies import is_description, parse
+    from toolkit.studies.proxies import is_description, parse
     from toolkit.errors import ToolkitError
     assert parse("per_class=100,size=80,select=easy") == {"per_class": 100, "size": 80, "select": "easy",
                                                          "classes": None, "seed": 0}

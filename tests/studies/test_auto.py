@@ -52,20 +52,22 @@ def test_bad_auto_settings_are_clear_errors_before_anything_runs(results):
     assert not (results / TABLE).exists()
 
 
-def test_each_round_replans_a_variant_with_its_treatment_over_the_context(monkeypatch, results):
-    """`--set precision=fp32 --vary precision=bf16 --seeds auto`: every round runs the bf16 variant against the
-    fp32 reference (the context must not be applied over the variant again)."""
-    from toolkit.design import auto
+def test_each_look_runs_the_planned_variant_with_its_treatment_over_the_context(monkeypatch, results):
+    """`--set precision=fp32 --vary precision=bf16 --seeds auto`: every look runs the bf16 variant against the
+    fp32 reference (the context must not be applied over the variant again): the jobs of the plan, never re-planned."""
+    from toolkit.sweep import auto
     from toolkit.sweep import plan
     from toolkit.sweep.options import Options
     asked = []
 
-    def fake_run(names, context, vary, against, seeds, **kw):
-        asked.append(plan.plan(names, context, vary, against, seeds=seeds))
+    def fake_run(jobs, options, log, label):
+        asked.append(jobs)
         raise KeyboardInterrupt
     monkeypatch.setattr(auto.execute, "run", fake_run)
     ctx = plan.context_of({"precision": "fp32", **CONTEXT})
+    planned = plan.Plan.of(["baseline"], ctx, {"precision": "bf16"})
+    monkeypatch.setattr(plan.Plan, "of", lambda *a, **k: pytest.fail("planned again"))
     with pytest.raises(KeyboardInterrupt):
-        auto.run_auto(["baseline"], ctx, {"precision": "bf16"}, options=Options(results=str(results)), log=lambda *a: None)
+        auto.run_auto(planned, options=Options(results=str(results)), log=lambda *a: None)
     jobs = {(j.role, j.recipe.name): j.recipe.precision for j in asked[0]}
     assert jobs == {("reference", "baseline"): "fp32", ("recipe", "baseline [precision=bf16]"): "bf16"}

@@ -8,68 +8,49 @@ likely need exceed the design's maximum. Each round is one sweep: under `--execu
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from ..errors import ToolkitError
-from ..recipes.recipe import config_id
 from .. import stats
-from ..judgment.summary import summarize
-from ..report.compare import pair_against
-from ..sweep import execute
-from ..sweep.options import Options
-from ..sweep.plan import grid_line, recipes_of, treatments
-from ..train.resolve import reference_recipe
+from ..errors import ToolkitError
+from ..judgment.summary import pair_against, summarize
+from . import execute
+from .options import Options
+from .plan import Plan
 
 
-def sweep(names, context: dict, vary=None, against: str | None = None, seeds: int | str = 1,
-          max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(), log=print,
-          family: str | None = None, question: str = "new-images"):
-    """A sweep with `seeds` seeds per row, or as many as each verdict needs (`seeds="auto"`): (what it ran, the
-    design of --seeds auto or None). A grid (`vary` with lists) is said before it starts; under --seeds auto its
-    rows are one family unless `family="none"` (each row's looks at alpha / rows)."""
-    line = grid_line(names, context or {}, vary, seeds, options.grid_max)
-    if line:
-        log(line)
+def sweep(plan: Plan, seeds: int | str = 1, max_seeds: int | None = None, margin: float = stats.MARGIN,
+          options: Options = Options(), log=print, family: str | None = None, question: str = "new-images"):
+    """Run a plan with `seeds` seeds per row, or as many as each verdict needs (`seeds="auto"`): (what it ran, the
+    design of --seeds auto or None). Under --seeds auto a grid's rows are one family unless `family="none"` (each
+    row's looks at alpha / rows)."""
     if family not in (None, *stats.FAMILIES):
         raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
     if seeds == "auto":
-        return run_auto(names, context, vary, against, max_seeds, margin, options, log,
-                        family or ("holm" if line else "none"), question)
+        return run_auto(plan, max_seeds, margin, options, log, family or ("holm" if len(plan.grid) > 1 else "none"),
+                        question)
     if max_seeds is not None:
         raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
-    return execute.run(names, context, vary, against, seeds, options, log), None
+    return execute.run(plan.jobs(seeds, reference=options.reference), options, log, plan.label), None
 
 
-def run_auto(names, context: dict, vary=None, against: str | None = None, max_seeds: int | None = None,
-             margin: float = stats.MARGIN, options: Options = Options(), log=print, family: str = "none",
-             question: str = "new-images"):
-    """Run `names` under `context` with as many seeds per row as its verdict needs, at most `max_seeds`, with the
-    sweep's `options` (toolkit/sweep/options.py). `family="holm"`: the rows are one family, each row's looks at
+def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(),
+             log=print, family: str = "none", question: str = "new-images"):
+    """Run the plan's rows with as many seeds each as its verdict needs, at most `max_seeds`, with the sweep's
+    `options` (toolkit/sweep/options.py). `family="holm"`: the rows are one family, each row's looks at
     alpha / rows (a Bonferroni split of the error over rows, each row's own looks under its Pocock-type boundary).
 
-    Returns (the sweep: every round's jobs and rows, and the rows the comparison shows, each row at the seeds of
+    Returns (the sweep: every look's jobs and rows, and the rows the comparison shows, each row at the seeds of
     the look where it stopped; the design). `max_seeds`: default stats.MAX_SEEDS."""
     design = stats.design(stats.MAX_SEEDS if max_seeds is None else max_seeds)
     if options.rerun:
         raise ToolkitError("--rerun and --seeds auto do not go together: auto decides from what the table holds. "
                            "Run again with a fixed --seeds N --rerun, or into a new --results folder.")
-    context = context or {}
-    # Each row with the recipe and the treatment it was made from: a round re-plans the undecided ones from there,
-    # with the context and the treatment applied in the same order (the context re-applied to a made variant would
-    # undo its treatment).
-    made = {}
-    for base in registry_recipes(names):
-        for t in treatments(vary, options.grid_max):
-            for r in recipes_of([base], context, t or None, against):
-                made.setdefault((r.name, config_id(r)), (r, base, t))
-    recipes = {key: r for key, (r, _, _) in made.items()}
+    recipes = {row.key: row.recipe for row in plan.rows}
+    refs = {row.key: row.reference_key for row in plan.rows}
     if family == "holm" and len(recipes) > 1:
         design = stats.Design(design.looks, design.alpha / len(recipes))
         log(f"--seeds auto over {len(recipes)} rows as one family: each row's looks at "
             f"{100 * design.alpha:.2g}% (5% / {len(recipes)})")
-    refs = {key: _key(reference_recipe(r, context, against)) for key, r in recipes.items()}
     stopped: dict[tuple, int] = {}
     jobs, recorded = [], []
     connected = options.executor == "ray" and _connect(options.address)
@@ -78,15 +59,11 @@ def run_auto(names, context: dict, vary=None, against: str | None = None, max_se
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            groups = {}
-            for key in still:   # one sweep per treatment, of the bases still undecided under it
-                _, base, t = made[key]
-                groups.setdefault(json.dumps(t, sort_keys=True, default=str), (t, []))[1].append(base)
-            for t, bases in groups.values():
-                done = execute.run(bases, context, t or None, against, seeds=n, options=options, log=log)
-                jobs += done.jobs
-                recorded.append(done.rows)
-            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, against, margin, design, log, question))
+            done = execute.run(plan.jobs(n, keys=set(still), reference=options.reference), options, log, plan.label)
+            jobs += done.jobs
+            recorded.append(done.rows)
+            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, plan.against, margin, design, log,
+                                  question))
             if len(stopped) == len(recipes):
                 break
     finally:
@@ -118,20 +95,8 @@ def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log
     return out
 
 
-def registry_recipes(names) -> list:
-    """The recipes that names, patterns, suites or Recipe objects stand for, before any context or variant."""
-    from ..recipes import registry
-    from ..recipes.recipe import Recipe
-    items = [names] if isinstance(names, (str, Recipe)) else names
-    return [r for item in items for r in ([item] if isinstance(item, Recipe) else registry.expand(item))]
-
-
-def _key(recipe) -> tuple:
-    return recipe.name, config_id(recipe)
-
-
 def _connect(address) -> bool:
-    from ..sweep.ray_executor import connect
+    from .ray_executor import connect
     return connect(address)
 
 

@@ -64,7 +64,7 @@ def test_a_tiny_grid_judged_as_one_family_with_its_best_set_and_figure(tiny, tmp
     from toolkit.sweep.options import Options
     picked = replace(grid, pick="lr=0.03")
     ctx = api.context(dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16)
-    confirmed = api._confirm([picked], ctx, None, 3, Options(results=str(tmp_path / "r"), progress="none"),
+    confirmed = api._confirm([picked], ctx, None, Options(results=str(tmp_path / "r"), progress="none"),
                              tmp_path / "r" / "last_run", 1.0, said.append)
     table = pd.read_csv(tmp_path / "r" / "runs.csv")
     confirm = table[table["confirm"].astype(str) == "True"]

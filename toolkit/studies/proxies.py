@@ -141,7 +141,7 @@ def choice(reports: dict, full_seconds: float, full_sd: float, effect: float = N
     """Which proxy should I use: per proxy (and the full data), its rule, training images, seconds per run, the
     spread of its paired differences, what a verdict on `effect` points costs there (pairs at 80% power x 2 runs x
     seconds per run, as `toolkit noise` prices it), and its fidelity: recipes agreeing, in conflict, undecided, and
-    Kendall's tau. `reports`: {proxy label: what design/fidelity.py judged of it}."""
+    Kendall's tau. `reports`: {proxy label: what studies/fidelity.py judged of it}."""
     rows = []
     for label, r in reports.items():
         counts = r["table"]["agreement"].value_counts()

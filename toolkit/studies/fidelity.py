@@ -19,7 +19,8 @@ from ..data.datasets import canonical_name
 from ..errors import ToolkitError
 from ..report.compare import check_margin, summarize_and_write
 from ..sweep.options import Options
-from .auto import sweep
+from ..sweep.auto import sweep
+from ..sweep.plan import Plan
 
 AGREE, CONFLICT, PROXY_ONLY, FULL_ONLY, UNDECIDED = "agree", "conflict", "proxy only", "full only", "undecided"
 COLOURS = {AGREE: "tab:green", CONFLICT: "tab:red", PROXY_ONLY: "tab:orange", FULL_ONLY: "tab:purple",
@@ -112,7 +113,7 @@ def _differences(rows: pd.DataFrame) -> dict:
 
 def _side(names, context: dict, seeds, options: Options, out: Path, margin: float, max_seeds, log):
     """One side's sweep and its comparison (written to OUT.md/.csv/.png)."""
-    done, design = sweep(names, context, None, None, seeds, max_seeds, margin, options, log)
+    done, design = sweep(Plan.of(names, context, limit=options.grid_max), seeds, max_seeds, margin, options, log)
     summary, written = summarize_and_write(done.involved, done.table, None, out, margin, design)
     return done, summary, written
 
@@ -154,7 +155,7 @@ def fidelity(names, proxy, full: str, context: dict, seeds: int | str = 1, optio
              out=None, margin: float | None = None, max_seeds: int | None = None, log=print) -> Fidelity:
     """Run (or reuse) `names` and their references on each proxy and on `full` under `context` (which must give the
     size), and judge whether each proxy's verdicts hold on the full data. `proxy`: a dataset, a description such as
-    `per_class=100,select=easy` (toolkit/design/proxies.py builds it once from `full`), or a list of these. Written to
+    `per_class=100,select=easy` (toolkit/studies/proxies.py builds it once from `full`), or a list of these. Written to
     OUT.md, .csv and .png (default RESULTS/fidelity), each side's own comparison to OUT-full.* and OUT-<proxy>.*."""
     from ..recipes.recipe import Recipe
     from . import proxies as rules

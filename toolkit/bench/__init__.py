@@ -1,1 +1,0 @@
-"""Benchmarks that print tables: the data path against the no-loading limit (`toolkit bench data`)."""
