@@ -232,10 +232,11 @@ def named(recipe) -> list[tuple[str, str]]:
     return out + [("optimizer", recipe.opt), ("model", recipe.arch)]
 
 
-def used(recipe) -> list[tuple[Component, dict]]:
-    """The registered components a recipe names (checked), with their keyword arguments. fastai's optimizers are
-    built in; an arch that is not a registered model is fastai's, the toolkit's or timm's (train/models.py)."""
-    out = []
+def by_field(recipe) -> dict:
+    """The registered components a recipe names, each (component, keyword arguments), checked, by the field that
+    names them: {"callbacks": [...], "batch_tfms": [...], "loss", "opt", "arch": one or None}. A field that names
+    none of them is the toolkit's own (cross-entropy, fastai's optimizers, xresnet, squeezenet, timm:NAME)."""
+    out = {"callbacks": [], "batch_tfms": [], "loss": None, "opt": None, "arch": None}
     for kind, text in named(recipe):
         if kind == "model":
             try:
@@ -243,11 +244,19 @@ def used(recipe) -> list[tuple[Component, dict]]:
             except ValueError:
                 continue   # timm:NAME
             if (kind, name) not in _registry:
-                continue
+                continue   # fastai's, the toolkit's, or unknown: train/models.py says which
         found = lookup(kind, text, OPTIMIZERS if kind == "optimizer" else ())
-        if found is not None:
-            out.append(found)
+        if isinstance(out[KINDS[kind]], list):
+            out[KINDS[kind]].append(found)
+        else:
+            out[KINDS[kind]] = found
     return out
+
+
+def used(recipe) -> list[tuple[Component, dict]]:
+    """The registered components a recipe names (checked), with their keyword arguments (see `by_field`)."""
+    found = by_field(recipe)
+    return [*found["callbacks"], *found["batch_tfms"], *(found[k] for k in ("loss", "opt", "arch") if found[k])]
 
 
 def code_of(recipe) -> str:

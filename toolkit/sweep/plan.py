@@ -23,8 +23,7 @@ from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
 from ..recipes.components import with_code
 from ..defaults import GRID_MAX
-from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, check_settings, config_id, format_value, is_number_field, label, pairs,
-                              stage_plan)
+from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, check_settings, config_id, format_value, is_number_field, label, pairs)
 from ..records import folders
 from ..records.schema import meaning
 from ..train import precision
@@ -260,23 +259,16 @@ def _check_keys(path: Path, saved: dict) -> None:
 
 
 def check(jobs: list[Job]) -> dict:
-    """Everything that can be checked before the first epoch: architectures, weights, stage plans, the optimizer,
-    loss and registered components, datasets."""
-    from ..data.pipeline import check_batches, data_key
-    from ..train.evaluation import check as check_evaluations
-    from ..train import components
-    from ..train.models import check_arch, check_weights  # torch loads only once names and overrides are known good
-    for job in jobs:
-        check_arch(job.recipe.arch)
-        check_weights(job.recipe.arch, job.recipe.weights)
-        stage_plan(job.recipe, job.recipe.size)
-    for recipe in {config_id(j.recipe): j.recipe for j in jobs}.values():
-        components.check(recipe)   # the optimizer's settings, the loss, the user's own factories
+    """Everything that can be checked before the first epoch, once per setting (`train.learner.check`): the runs
+    themselves, then their datasets, each loaded once per data key. Returns {data key: loaded dataset}."""
+    from ..data.pipeline import data_key
+    from ..train.learner import check as check_run   # torch loads only once names and overrides are known good
+    recipes = {config_id(j.recipe): j.recipe for j in jobs}.values()
+    for recipe in recipes:   # before any data work
+        check_run(recipe)
     loaded = {}
-    for job in jobs:
-        if data_key(job.recipe) not in loaded:
-            loaded[data_key(job.recipe)] = of_recipe(job.recipe)
-    for job in jobs:
-        check_batches(job.recipe, loaded[data_key(job.recipe)])
-        check_evaluations(job.recipe, loaded[data_key(job.recipe)])
+    for recipe in recipes:
+        if data_key(recipe) not in loaded:
+            loaded[data_key(recipe)] = of_recipe(recipe)
+        check_run(recipe, loaded[data_key(recipe)])
     return loaded

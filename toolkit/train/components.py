@@ -15,11 +15,10 @@ from ..recipes import components
 from ..recipes.recipe import Recipe
 
 
-def callbacks(recipe: Recipe) -> list[Callback]:
-    """The recipe's registered callbacks, built in the order it names them."""
+def callbacks(own: dict) -> list[Callback]:
+    """The recipe's registered callbacks (`own`: `recipes.components.by_field`), built in the order it names them."""
     out = []
-    for text in recipe.callbacks:
-        comp, kwargs = components.lookup("callback", text)
+    for comp, kwargs in own["callbacks"]:
         made = components.build(comp, kwargs)
         made = list(made) if isinstance(made, (list, tuple)) else [made]
         bad = [m for m in made if not isinstance(m, Callback)]
@@ -30,15 +29,15 @@ def callbacks(recipe: Recipe) -> list[Callback]:
     return out
 
 
-def loss(recipe: Recipe):
-    """The recipe's loss: a registered one, else label-smoothed cross-entropy, else plain."""
+def loss(recipe: Recipe, own: dict):
+    """The recipe's loss: a registered one (in `own`), else label-smoothed cross-entropy, else plain."""
     if not recipe.loss:
         return LabelSmoothingCrossEntropy(eps=recipe.label_smoothing) if recipe.label_smoothing else CrossEntropyLossFlat()
     if recipe.label_smoothing:
         raise RecipeError(f"loss={recipe.loss} and label_smoothing={recipe.label_smoothing}: label smoothing is a loss "
                           f"of its own (LabelSmoothingCrossEntropy); give the smoothing to your loss as an argument, "
                           f"or set one of the two.")
-    comp, kwargs = components.lookup("loss", recipe.loss)
+    comp, kwargs = own["loss"]
     made = components.build(comp, kwargs)
     if not callable(made):
         raise RecipeError(f"The loss {comp.name!r} (from {comp.origin}) returned a {type(made).__name__}, not a "
@@ -79,13 +78,12 @@ class BatchTransforms(Callback):
         self.learn.xb = (x, *self.learn.xb[1:])
 
 
-def batch_transforms(recipe: Recipe) -> list[Callback]:
-    """A BatchTransforms callback for the recipe's `batch_tfms` (none without them)."""
-    if not recipe.batch_tfms:
+def batch_transforms(own: dict) -> list[Callback]:
+    """A BatchTransforms callback for the recipe's registered `batch_tfms` (none without them)."""
+    if not own["batch_tfms"]:
         return []
     tfms = []
-    for text in recipe.batch_tfms:
-        comp, kwargs = components.lookup("batch_tfm", text)
+    for comp, kwargs in own["batch_tfms"]:
         made = components.build(comp, kwargs)
         if not callable(made):
             raise RecipeError(f"The batch transform {comp.name!r} (from {comp.origin}) returned a "
@@ -94,11 +92,11 @@ def batch_transforms(recipe: Recipe) -> list[Callback]:
     return [BatchTransforms(tfms)]
 
 
-def check(recipe: Recipe) -> None:
+def check(recipe: Recipe, own: dict) -> None:
     """Build the recipe's loss, callbacks and batch transforms once and check its optimizer's settings: a clash or
     an error in a factory shows before the first epoch of any run."""
     from . import optimizers
-    optimizers.check(recipe)
-    loss(recipe)
-    callbacks(recipe)
-    batch_transforms(recipe)
+    optimizers.check(recipe, own["opt"])
+    loss(recipe, own)
+    callbacks(own)
+    batch_transforms(own)

@@ -22,8 +22,8 @@ from .. import display
 from ..atomic import write_atomic
 from ..data.datasets import with_dataset
 from ..data.pipeline import RunData, check_batches, dataloaders, prepare
-from ..recipes.recipe import Recipe
-from ..recipes.components import with_code
+from ..recipes.recipe import Recipe, stage_plan
+from ..recipes.components import by_field, with_code
 from . import checkpoint, components, optimizers, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA
 from .evaluation import KeepPredictions, check as check_evaluations, evaluate
@@ -31,9 +31,25 @@ from .mix import Mix
 from .models import check_arch, check_weights, model_of
 
 
+def check(recipe: Recipe, ds=None) -> None:
+    """Everything about a run of a resolved `recipe` that can be checked before its first epoch: without its
+    dataset, its architecture and weights, stage plan, optimizer, loss and registered components; with its loaded
+    dataset `ds`, its batches and evaluations."""
+    if ds is not None:
+        check_batches(recipe, ds)
+        check_evaluations(recipe, ds)
+        return
+    own = by_field(recipe)
+    check_arch(recipe.arch, own["arch"])
+    check_weights(recipe.arch, recipe.weights)
+    stage_plan(recipe, recipe.size)
+    components.check(recipe, own)
+
+
 def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
     """The recipe's model, loss, optimizer and callbacks on `dls`: the part of a run a notebook may want alone."""
-    loss = loss_of(recipe)
+    own = by_field(recipe)
+    loss = components.loss(recipe, own)
     if recipe.cutmix or (recipe.mixup and recipe.mix_frac < 1):
         extra = [Mix(recipe.mixup, recipe.cutmix, recipe.mix_switch, recipe.mix_frac)]
     else:
@@ -42,14 +58,15 @@ def build_learner(recipe: Recipe, dls, cbs=()) -> Learner:
         extra.append(WeightEMA(recipe.ema))
     if recipe.clip:
         extra.append(GradientClip(recipe.clip))
-    extra += components.batch_transforms(recipe) + components.callbacks(recipe)
-    return Learner(dls, model_of(recipe, dls.c), loss_func=loss, opt_func=optimizers.opt_func(recipe),
-                   metrics=accuracy, cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
+    extra += components.batch_transforms(own) + components.callbacks(own)
+    return Learner(dls, model_of(recipe, dls.c, own["arch"]), loss_func=loss,
+                   opt_func=optimizers.opt_func(recipe, own["opt"]), metrics=accuracy,
+                   cbs=[*extra, *precision.callbacks(recipe, dls.device), *cbs])
 
 
 def loss_of(recipe: Recipe):
     """The recipe's loss: a registered one, label-smoothed cross-entropy, or plain (toolkit/train/components.py)."""
-    return components.loss(recipe)
+    return components.loss(recipe, by_field(recipe))
 
 
 def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers: int | None = None) -> Learner:

@@ -62,9 +62,10 @@ def registered(arch: str):
     return components.lookup("model", arch) if components.get("model", name) else None
 
 
-def check_arch(arch: str) -> None:
-    """Raise a clear RecipeError for an architecture name nobody can build."""
-    if registered(arch):
+def check_arch(arch: str, own=None) -> None:
+    """Raise a clear RecipeError for an architecture name nobody can build (`own`: the registered model it names,
+    when the caller has it)."""
+    if own or registered(arch):
         return
     if arch.startswith(TIMM_PREFIX):
         import timm
@@ -97,13 +98,14 @@ def check_weights(arch: str, weights: str) -> None:
                           f"empty to start from random weights.")
 
 
-def model_of(recipe: Recipe, n_out: int):
-    """The recipe's model with `n_out` outputs (see `create_model`), shaped by its act, sa, sym and pool."""
+def model_of(recipe: Recipe, n_out: int, own=None):
+    """The recipe's model with `n_out` outputs (see `create_model`), shaped by its act, sa, sym and pool; `own`: the
+    registered model it names (component, keyword arguments), if any."""
     shape = dict(act_cls=ACTS[recipe.act], sa=recipe.sa, sym=recipe.sym, pool=POOLS[recipe.pool])
-    return create_model(recipe.arch, n_out, recipe.weights, shape)
+    return create_model(recipe.arch, n_out, recipe.weights, shape, own)
 
 
-def create_model(arch: str, n_out: int, weights: str = "", shape: dict | None = None):
+def create_model(arch: str, n_out: int, weights: str = "", shape: dict | None = None, own=None):
     """A model with `n_out` outputs: random init, timm's pretrained weights (weights="timm"), or a checkpoint file.
     `shape`: keyword arguments of fastai's xresnets (act_cls, sa, sym, pool); a registered model is built by its
     factory with the recipe's keyword arguments.
@@ -111,9 +113,9 @@ def create_model(arch: str, n_out: int, weights: str = "", shape: dict | None = 
     With pretrained weights the head is new: its tensors (whose shapes differ) keep their random init.
     Never falls back to random weights when the requested ones cannot be had.
     """
-    check_arch(arch)
+    own = own or registered(arch)
+    check_arch(arch, own)
     check_weights(arch, weights)
-    own = registered(arch)
     if own:
         model = components.build(own[0], own[1], n_out)
         if not isinstance(model, nn.Module):

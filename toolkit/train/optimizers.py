@@ -34,9 +34,9 @@ def _accepts(func, keys) -> list[str]:
     return [k for k in keys if k not in params]
 
 
-def check(recipe: Recipe) -> None:
-    """Every setting given to the optimizer is one it takes: `opt=sgd` with `sqr_mom` is an error, before training."""
-    found = components.lookup("optimizer", recipe.opt, OPTIMIZERS)
+def check(recipe: Recipe, found=None) -> None:
+    """Every setting given to the optimizer is one it takes: `opt=sgd` with `sqr_mom` is an error, before training.
+    `found`: the registered optimizer the recipe names (component, keyword arguments), or None for fastai's."""
     given = hypers(recipe)
     func, kwargs = (FASTAI[recipe.opt], {}) if found is None else (found[0].factory, found[1])
     clash = sorted(set(kwargs) & set(given))
@@ -50,10 +50,9 @@ def check(recipe: Recipe) -> None:
                           f"{takes}); leave {', '.join(refused)} unset.")
 
 
-def opt_func(recipe: Recipe):
-    """fastai's `opt_func` for the recipe: `(params, lr) -> Optimizer`."""
-    check(recipe)
-    found = components.lookup("optimizer", recipe.opt, OPTIMIZERS)
+def opt_func(recipe: Recipe, found=None):
+    """fastai's `opt_func` for the recipe: `(params, lr) -> Optimizer` (`found`: as `check` takes it)."""
+    check(recipe, found)
     if found is None:
         return functools.partial(FASTAI[recipe.opt], **hypers(recipe))
     comp, kwargs = found
