@@ -117,14 +117,12 @@ def _same_models(first, refs: pd.DataFrame) -> bool:
     evaluation's fields), so its plain accuracy is the same training run twice."""
     if refs.empty:
         return False
-    from ..records.schema import row_recipe
+    from ..records.schema import same_settings
     from ..recipes.evaluations import EVALUATION_FIELDS
     try:
-        a, b = row_recipe(first).to_dict(), row_recipe(refs.iloc[0]).to_dict()
+        return same_settings(first, refs.iloc[0], skip={"parent", "notes", *EVALUATION_FIELDS})
     except (KeyError, ValueError, TypeError, ToolkitError):
         return False
-    skip = {"name", "parent", "seed", "notes", *EVALUATION_FIELDS}
-    return all(a[k] == b[k] for k in a if k not in skip)
 
 
 def is_grid(summary: pd.DataFrame) -> bool:

@@ -108,23 +108,29 @@ def row_auto(row) -> dict:
 
 def row_recipe(row) -> Recipe:
     """The resolved recipe of a table row, read back from its flattened columns (each cell typed by its field)."""
-    values = {"name": row["name"], "seed": row["seed"]}
-    for k in RECIPE_FIELDS:
-        v, typ = row[k], field_type(k)
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
-            values[k] = None if k == "size" else "" if typ is str else Recipe.__dataclass_fields__[k].default
-        elif typing.get_origin(typ) is tuple:   # stages, callbacks, batch_tfms: JSON lists
-            values[k] = json.loads(v) if isinstance(v, str) else v
-        elif typ is bool:
-            values[k] = str(v).lower() in ("true", "1", "1.0")
-        elif typ is int:
-            values[k] = int(float(v))
-        elif typ is float:
-            values[k] = float(v)
-        else:
-            values[k] = str(v)
-    values["seed"] = int(float(values["seed"]))
+    values = {"name": row["name"], "seed": int(float(row["seed"])), **{k: cell_value(k, row[k]) for k in RECIPE_FIELDS}}
     return Recipe.from_dict(values)
+
+
+def cell_value(key: str, v):
+    """A table cell of the recipe field `key` as the field's value (an empty cell: the field's default)."""
+    typ = field_type(key)
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return None if key == "size" else "" if typ is str else Recipe.__dataclass_fields__[key].default
+    if typing.get_origin(typ) is tuple:   # stages, callbacks, batch_tfms: JSON lists
+        return tuple(tuple(x) if isinstance(x, list) else x for x in (json.loads(v) if isinstance(v, str) else v))
+    if typ is bool:
+        return str(v).lower() in ("true", "1", "1.0")
+    if typ is int:
+        return int(float(v))
+    if typ is float:
+        return float(v)
+    return str(v)
+
+
+def same_settings(a, b, skip=()) -> bool:
+    """Whether two rows ran the same recipe fields, `skip` aside (each cell read as its field's value)."""
+    return all(cell_value(k, a[k]) == cell_value(k, b[k]) for k in RECIPE_FIELDS if k not in skip)
 
 
 def _cell(value):

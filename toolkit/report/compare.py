@@ -83,11 +83,9 @@ def summarize_and_write(rows: pd.DataFrame, table: pd.DataFrame, against: str | 
 def write_comparison(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """PREFIX.md (the table and its footnotes), PREFIX.csv (every number, unrounded) and PREFIX.png (the plot)."""
     prefix = Path(prefix)
-    outs = [prefix.with_suffix(".md"), prefix.with_suffix(".csv"), prefix.with_suffix(".png")]
-    write_atomic(outs[0], lambda p: Path(p).write_text(tables.to_markdown(summary) + "\n"))
-    write_atomic(outs[1], lambda p: summary.to_csv(p, index=False))
-    fig = plots.plot(rows, summary)
-    write_atomic(outs[2], lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
-    return outs
+    text, fig = tables.to_markdown(summary) + "\n", plots.plot(rows, summary)   # everything rendered, then written
+    writers = {".md": lambda p: Path(p).write_text(text), ".csv": lambda p: summary.to_csv(p, index=False),
+               ".png": lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png")}
+    return [write_atomic(prefix.with_suffix(suffix), write) for suffix, write in writers.items()]
 
 
