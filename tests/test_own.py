@@ -84,7 +84,7 @@ def config_line(out: str) -> str:
     return next(line.split()[-1] for line in out.splitlines() if line.startswith("config_id"))
 
 
-def test_your_callback_and_loss_from_your_file_compared_with_their_reference(tiny, tmp_path):
+def test_your_callback_and_loss_from_your_file_compared_with_their_reference(tiny, tmp_path, capsys):
     """In a folder that also holds an `experiments/` of the user's: list, run over 3 seeds with a verdict, the
     callback really ran; an edit of the loss's code is another config id, an unrelated edit is not; a replay
     without the file is a clear error; reading the records never runs the file."""
@@ -125,8 +125,8 @@ def test_your_callback_and_loss_from_your_file_compared_with_their_reference(tin
     other = toolkit_cli(tmp_path, "run", "--config", run_dir / "recipe.json", "--results", "r2",
                         "--experiments", ideas)   # the loss's code was edited since
     assert other.returncode == 2 and "'focal'" in other.stderr and "code-loss-focal.py" in other.stderr
-    compared = toolkit_cli(tmp_path, "compare", "--results", "r")
-    assert compared.returncode == 0 and "focal_counted" in compared.stdout
+    code, out, _ = launch(["compare", "--results", tmp_path / "r", "--out", tmp_path / "r" / "compare"], capsys)
+    assert code == 0 and "focal_counted" in out
     assert (tmp_path / "imported.txt").read_text().count("imported") == imported + 1   # only --experiments ran it
     assert not (tmp_path / "r2").exists() or not list((tmp_path / "r2").glob("runs/*"))
 

@@ -19,7 +19,7 @@ from toolkit.sweep import jobs, plan
 from toolkit.sweep.options import Options
 from toolkit.errors import CheckpointError, TableError
 
-from conftest import epochs_logged, signal_when
+from conftest import epochs_logged, signal_when, launch
 from trackers import check_mlflow, check_tensorboard
 
 # Runs the launcher and SIGKILLs it right after its k-th checkpoint is on disk, or right after a tracker got its
@@ -77,7 +77,7 @@ def uninterrupted(name, tiny, epochs, results, sets=()):
                                                # train, the average evaluated from the checkpoint
 ])
 def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(name, epochs, k, where, sets, tiny,
-                                                                                 tmp_path):
+                                                                                 tmp_path, capsys):
     tracked = "track" in sets
     if tracked:
         pytest.importorskip("tensorboard"), pytest.importorskip("mlflow")
@@ -96,9 +96,9 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
     before = (run_dir / "epochs.csv").read_text().splitlines(keepends=True)
     assert len(before) == 1 + k + tracked
 
-    again = toolkit(*args)                                   # the same command, run again
-    assert again.returncode == 0, again.stderr
-    assert f"resuming {run_dir}" in again.stdout
+    code, out, err = launch(args, capsys)                    # the same command, run again (in this process)
+    assert code == 0, err
+    assert f"resuming {run_dir}" in out
     after = (run_dir / "epochs.csv").read_text().splitlines(keepends=True)
     assert after[:1 + k] == before[:1 + k]                   # the epochs before the checkpoint, byte for byte
     assert len(after) == 1 + epochs and len(list((tmp_path / "r" / "runs").iterdir())) == 1
