@@ -18,7 +18,7 @@ from toolkit.sweep.options import Options
 from toolkit.api import sweep_and_compare
 from toolkit.errors import ToolkitError
 
-from conftest import signal_when
+from conftest import launch, signal_when
 from trackers import check_tensorboard
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
@@ -125,7 +125,7 @@ def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster,
     assert sorted(statuses) == ["failed", "finished", "finished"], (said, statuses)
 
 
-def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_missing(cluster, tiny, tmp_path):
+def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_missing(cluster, tiny, tmp_path, capsys):
     res = tmp_path / "r"
     args = cli(tiny, 3, "baseline", "normalize", "--seeds", 2, "--no-reference", "--results", res,
                "--executor", "ray", "--address", cluster.address)
@@ -135,9 +135,9 @@ def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_miss
     assert 1 <= finished < 4
     statuses = [json.loads(p.read_text())["status"] for p in res.glob("runs/*/status.json")]
     assert set(statuses) <= {"finished", "interrupted"}   # no run left marked running
-    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-    assert f"skipped {finished} finished run(s)" in again.stdout
+    code, out, err = launch(args[3:], capsys)   # the same command again, in this process
+    assert code == 0, err
+    assert f"skipped {finished} finished run(s)" in out
     table = load_table(res)
     assert sorted(zip(table["name"], table["seed"])) == [("baseline", 42), ("baseline", 43),
                                                           ("normalize", 42), ("normalize", 43)]
