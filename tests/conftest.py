@@ -135,8 +135,9 @@ def epochs_logged(results: Path, at_least: int) -> bool:
     return any(f.exists() and len(f.read_text().splitlines()) > at_least for f in logs)
 
 
-def launch(args, capsys) -> tuple[int, str, str]:
-    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr."""
+def launch(args, capsys=None) -> tuple[int, str, str]:
+    """The launcher in this process (no interpreter start-up): exit code, stdout, stderr (without `capsys`: empty,
+    the output left to pytest)."""
     import signal
     import warnings
 
@@ -147,5 +148,7 @@ def launch(args, capsys) -> tuple[int, str, str]:
     finally:
         signal.signal(signal.SIGTERM, handler)
         warnings.formatwarning = formatwarning
+    if capsys is None:
+        return code, "", ""
     out = capsys.readouterr()
     return code, out.out, out.err

@@ -58,6 +58,11 @@ class Comparison:
     def __str__(self) -> str:
         return self.markdown
 
+    def noise_hint(self, context: dict, auto: bool = False) -> str:
+        """With inconclusive rows: the `toolkit noise` command that says how many seeds this proxy needs ("")."""
+        from .report.tables import noise_hint
+        return noise_hint(self.summary, context, auto) if self.summary is not None else ""
+
 
 def context(overrides=None, dataset: str | None = None, size: int | None = None, epochs: int | None = None,
             budget: str | None = None, **settings) -> dict:
@@ -359,3 +364,49 @@ def rebuild_table(results: str | Path = "results") -> tuple[Path, int, int]:
     from .atomic import check_folder
     from .records.table import rebuild_table as rebuild
     return rebuild(check_folder(results, "--results"))
+
+
+def replay(run_dir: str | Path):
+    """(recipe, context) of a finished or unfinished run, from its recipe.json, to run it again (`toolkit run
+    --config`); its components must be registered with the code it ran."""
+    from .sweep.plan import replay as read
+    return read(run_dir)
+
+
+def datasets() -> dict:
+    """{name: where it comes from} of every dataset name the toolkit knows: what `toolkit data list` prints."""
+    from .data.datasets import DOWNLOADS, EMBEDDED
+    return {**{name: "embedded (scikit-learn's handwritten digits, no download)" for name in EMBEDDED},
+            **{name: f"{url} (default size {size} px)" for name, (url, size) in DOWNLOADS.items()}}
+
+
+def data_proxy(src, dst, per_class: int, size: int, seed: int = 0, classes=None, select: str = "random",
+               rank_size: int | None = None, rank_context: dict | None = None, progress: str | None = None,
+               log=print, **options) -> dict:
+    """A small deterministic proxy of any dataset, written to `dst` (random images, or the easiest under a ranking
+    run): what `toolkit data proxy` does; returns what was written. `options`: how `src` is read."""
+    from .data.datasets import read_options
+    from .studies.proxies import make
+    return make(src, dst, per_class=per_class, size=size, seed=seed, progress=progress, classes=classes,
+                select=select, rank_size=rank_size, context=rank_context or {}, log=log,
+                **read_options(src, options))
+
+
+def data_pack(src, size: int | None = None, presize: float = 2.0, workers: int | None = None,
+              progress: str | None = None, plan: bool = False, **options):
+    """Decode a dataset once into a memory-mapped pack (`plan`: say what it would store, build nothing): what
+    `toolkit data pack` does. `options`: how `src` is read."""
+    from .data.datasets import read_options
+    from .data.pack import pack
+    from .errors import ToolkitError
+    if presize < 1:
+        raise ToolkitError(f"--presize must be at least 1 (got {presize}).")
+    return pack(src, size=size, presize=presize, workers=workers, progress=progress, plan=plan,
+                **read_options(src, options))
+
+
+def bench_data(**settings):
+    """Images/s and epoch time of each data pipeline against the no-loading limit, as tables: what `toolkit bench
+    data` does (toolkit/train/throughput.py; its settings there)."""
+    from .train.throughput import bench_data as measure
+    return measure(**settings)

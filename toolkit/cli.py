@@ -87,14 +87,13 @@ def _options(args, **more):
 
 
 def cmd_run(args) -> int:
-    from .sweep.plan import replay
     if bool(args.names) == bool(args.config):
         raise ToolkitError("Give experiment names (or patterns, or suites) to run, or --config RUN_DIR/recipe.json "
                            "to replay a run, not both.")
     context = _context(args)
     names, reference = args.names, not args.no_reference
     if args.config:
-        recipe, saved_context = replay(args.config)
+        recipe, saved_context = api.replay(args.config)
         names, context, reference = [recipe], {**saved_context, **context}, False
     options = _options(args, reference=reference, rerun=args.rerun or bool(args.config))  # a replay runs again
     result = api.sweep_and_compare(names, context, args.vary, args.against, args.seeds, options, args.out,
@@ -103,24 +102,10 @@ def cmd_run(args) -> int:
     print()
     print(result.markdown)
     print(f"\nWritten: {', '.join(map(str, result.written))}")
-    _point_to_noise(result.summary, args)
+    hint = "" if args.config else result.noise_hint(_context(args), args.seeds == "auto")
+    if hint:
+        print(f"\n{hint}")
     return 0
-
-
-def _point_to_noise(summary, args) -> None:
-    """After a table with inconclusive rows: where to learn how many seeds this proxy needs."""
-    if args.config or summary.empty:
-        return
-    open_ = summary[summary["delta_inconclusive"].fillna(False).astype(bool)
-                    | summary["delta_tta_inconclusive"].fillna(False).astype(bool)]
-    if open_.empty:
-        return
-    name = open_["reference_name"].iloc[0] or open_["name"].iloc[0]
-    context = " ".join(f"--{k} {v}" if k in ("dataset", "size", "epochs", "budget") else f"--set {k}={v}"
-                       for k, v in _context(args).items())
-    seeds = "" if args.seeds == "auto" else " `--seeds auto` spends more seeds only on the rows that need them."
-    print(f"\nInconclusive rows: ~N is how many pairs would likely settle each.{seeds} How noisy this proxy is, and "
-          f"what a question costs on it: `toolkit noise {name} {context}`".rstrip())
 
 
 def cmd_export(args) -> int:
@@ -185,11 +170,8 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_data_list(args) -> int:
-    from .data.datasets import DOWNLOADS, EMBEDDED
-    for name in EMBEDDED:
-        print(f"{name:<16} embedded (scikit-learn's handwritten digits, no download)")
-    for name, (url, size) in DOWNLOADS.items():
-        print(f"{name:<16} {url} (default size {size} px)")
+    for name, where in api.datasets().items():
+        print(f"{name:<16} {where}")
     return 0
 
 
@@ -205,30 +187,24 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_data_proxy(args) -> int:
-    from .data.datasets import read_options
-    from .studies.proxies import make
-    info = make(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
-                progress=display.of(args.quiet, args.progress), classes=args.classes, select=args.select,
-                rank_size=args.rank_size, context=api.context(args.rank_set) if args.rank_set else {},
-                log=lambda m: print(m, flush=True), **read_options(args.src, args.set))
+    info = api.data_proxy(args.src, args.dst, per_class=args.per_class, size=args.size, seed=args.seed,
+                          classes=args.classes, select=args.select, rank_size=args.rank_size,
+                          rank_context=api.context(args.rank_set) if args.rank_set else {},
+                          progress=display.of(args.quiet, args.progress), log=lambda m: print(m, flush=True),
+                          **pairs(args.set))
     print(f"Proxy written to {info['path']}: {info['classes']} classes, {info['train']} train and "
           f"{info['val']} val images" + (f", {info['skipped']} unreadable skipped" if info["skipped"] else "") + ".")
     return 0
 
 
 def cmd_data_pack(args) -> int:
-    from .data.pack import pack
-    if args.presize < 1:
-        raise ToolkitError(f"--presize must be at least 1 (got {args.presize}).")
-    from .data.datasets import read_options
-    pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
-         progress=display.of(args.quiet, args.progress), plan=args.plan, **read_options(args.src, args.set))
+    api.data_pack(args.src, size=args.size, presize=args.presize, workers=args.workers,
+                  progress=display.of(args.quiet, args.progress), plan=args.plan, **pairs(args.set))
     return 0
 
 
 def cmd_bench_data(args) -> int:
-    from .train.throughput import bench_data
-    bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
+    api.bench_data(dataset=args.dataset, size=args.size, arch=args.arch, bs=args.bs, out=args.out,
                loader_batches=args.loader_batches, rows=args.rows, repeats=args.repeats, quiet=args.quiet,
                policies=not args.no_policies, train=not args.loader_only)
     return 0

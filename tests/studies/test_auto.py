@@ -63,7 +63,7 @@ def test_each_look_runs_the_planned_variant_with_its_treatment_over_the_context(
     def fake_run(jobs, options, log, label):
         asked.append(jobs)
         raise KeyboardInterrupt
-    monkeypatch.setattr(auto.execute, "run", fake_run)
+    monkeypatch.setattr(auto.execute, "run_jobs", fake_run)
     ctx = plan.context_of({"precision": "fp32", **CONTEXT})
     planned = plan.Plan.of(["baseline"], ctx, {"precision": "bf16"})
     monkeypatch.setattr(plan.Plan, "of", lambda *a, **k: pytest.fail("planned again"))

@@ -76,6 +76,7 @@ def test_a_sweep_on_two_workers_equals_the_serial_one_thread_sweep(cluster, tiny
     assert set(done.summary["name"]) == set(names)
 
 
+@pytest.mark.slow   # about 30 s: in `make test-all`
 def test_a_worker_killed_mid_job_is_retried_and_resumes_from_its_checkpoint(cluster, tiny, tmp_path):
     res = tmp_path / "r"
     driver = subprocess.Popen([*cli(tiny, 6, "baseline", "--seeds", 2, "--no-reference", "--results", res,
@@ -125,6 +126,7 @@ def test_a_job_that_fails_in_training_is_reported_and_the_others_finish(cluster,
     assert sorted(statuses) == ["failed", "finished", "finished"], (said, statuses)
 
 
+@pytest.mark.slow   # about 30 s: in `make test-all`
 def test_ctrl_c_on_the_driver_cancels_and_the_same_command_finishes_what_is_missing(cluster, tiny, tmp_path, capsys):
     res = tmp_path / "r"
     args = cli(tiny, 3, "baseline", "normalize", "--seeds", 2, "--no-reference", "--results", res,

@@ -128,7 +128,7 @@ def test_a_run_killed_after_checkpoint_k_resumes_equal_to_an_uninterrupted_one(n
             "tensorboard", "mlflow"}
 
 
-def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path):
+def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path, capsys):
     res = tmp_path / "r"
     code, err = signal_when([sys.executable, "-m", "toolkit", "run", "baseline", *context(tiny, 12), "--results", res,
                              "--quiet"], lambda: epochs_logged(res, 1), signal.SIGTERM)
@@ -140,8 +140,8 @@ def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny
     assert st["status"] == "interrupted" and done >= 1
     assert artifacts.load_checkpoint(run_dir)["log"]["epochs_done"] == done  # nothing finished was lost
     assert not (res / "runs.csv").exists()
-    p = toolkit("resume", run_dir, "--quiet")
-    assert p.returncode == 0, p.stderr
+    code, _, err = launch(["resume", run_dir, "--quiet"], capsys)   # in this process
+    assert code == 0, err
     assert folders.read_status(run_dir)["status"] == "finished" and len(pd.read_csv(run_dir / "epochs.csv")) == 12
     assert load_table(res)["attempts"].tolist() == [2] and not (run_dir / "checkpoint.pt").exists()
 
@@ -150,8 +150,7 @@ def test_sigterm_exits_143_marks_the_run_interrupted_and_resume_finishes_it(tiny
 def swept(tiny, tmp_path_factory) -> Path:
     """A results folder from one real sweep: `label_smoothing` and its reference `normalize`, 1 epoch each."""
     res = tmp_path_factory.mktemp("swept") / "r"
-    p = toolkit("run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet")
-    assert p.returncode == 0, p.stderr
+    assert launch(["run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet"])[0] == 0
     return res
 
 
@@ -162,15 +161,15 @@ def swept_copy(swept, tmp_path) -> Path:
     return tmp_path / "r"
 
 
-def test_the_same_sweep_twice_trains_nothing_the_second_time(tiny, swept_copy):
+def test_the_same_sweep_twice_trains_nothing_the_second_time(tiny, swept_copy, capsys):
     res = swept_copy
     args = ["run", "label_smoothing", *context(tiny, 1), "--results", res, "--quiet"]
     table, folders = (res / "runs.csv").read_bytes(), sorted((res / "runs").iterdir())
-    p = toolkit(*args)
-    assert p.returncode == 0, p.stderr
-    assert "skipped 2 finished run(s)" in p.stdout and "[1/" not in p.stdout
+    code, out, err = launch(args, capsys)
+    assert code == 0, err
+    assert "skipped 2 finished run(s)" in out and "[1/" not in out
     assert (res / "runs.csv").read_bytes() == table and sorted((res / "runs").iterdir()) == folders
-    assert "| label_smoothing | normalize " in p.stdout           # and still prints the comparison
+    assert "| label_smoothing | normalize " in out           # and still prints the comparison
 
 
 def test_a_failed_run_starts_afresh_and_says_why(tiny, tmp_path):

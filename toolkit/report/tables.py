@@ -319,3 +319,18 @@ def seed_ranges(seeds: list[int]) -> str:
     return ", ".join(out)
 
 
+def noise_hint(summary: pd.DataFrame, context: dict, auto: bool = False) -> str:
+    """After a table with inconclusive rows (of any evaluation): where to learn how many seeds this proxy needs, as
+    the command that measures it ("" when every row is settled). `context`: the sweep's, as the launcher gave it."""
+    cols = [c for c in summary.columns if c.startswith("delta") and c.endswith("_inconclusive")]
+    if summary.empty or not cols:
+        return ""
+    open_ = summary[summary[cols].fillna(False).astype(bool).any(axis=1)]
+    if open_.empty:
+        return ""
+    name = open_["reference_name"].iloc[0] or open_["name"].iloc[0]
+    given = " ".join(f"--{k} {v}" if k in ("dataset", "size", "epochs", "budget") else f"--set {k}={v}"
+                     for k, v in context.items())
+    seeds = "" if auto else " `--seeds auto` spends more seeds only on the rows that need them."
+    return (f"Inconclusive rows: ~N is how many pairs would likely settle each.{seeds} How noisy this proxy is, and "
+            f"what a question costs on it: `toolkit noise {name} {given}`".rstrip())

@@ -83,7 +83,7 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     out = Path(out or Path(check_folder(options.results, "--results")) / f"noise-{recipe.name}")
     out = out if out.suffix == ".md" else out.with_name(out.name + ".md")
     check_folder(out.parent, "--out")
-    done = execute.run(plan.jobs(2 * k, reference=False), options, log, plan.label)
+    done = execute.run_jobs(plan.jobs(2 * k, reference=False), options, log, plan.label)
     t = done.table
     seeds = range(recipe.seed, recipe.seed + 2 * k)
     rows = t[(t["name"] == recipe.name) & (t["config_id"] == config_id(recipe)) & t["seed"].astype(int).isin(seeds)]

@@ -113,14 +113,14 @@ def _rank(recipe, progress) -> tuple[dict, dict]:
     from fastai.callback.core import Callback
     from ..data.loader import PackedDL, PackedItems
     from ..data.pipeline import batch_tfms, prepare
-    from ..train.learner import run
+    from ..train.learner import fit_and_evaluate
 
     class Keep(Callback):
         def after_fit(self):
             self.kept = self.learn.model
     keep, t0 = Keep(), time.perf_counter()
     data = prepare(recipe, progress=progress)
-    metrics = run(recipe, data, progress=progress, cbs=[keep])
+    metrics = fit_and_evaluate(recipe, data, progress=progress, cbs=[keep])
     model = keep.kept.eval()
     items = PackedItems(data.pack, "train", 1)
     dl = PackedDL(items, bs=256, shuffle=False, after_batch=batch_tfms(recipe, data.ds, recipe.size, augment=False))

@@ -30,7 +30,7 @@ def sweep(plan: Plan, seeds: int | str = 1, max_seeds: int | None = None, margin
                         question)
     if max_seeds is not None:
         raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
-    return execute.run(plan.jobs(seeds, reference=options.reference), options, log, plan.label), None
+    return execute.run_jobs(plan.jobs(seeds, reference=options.reference), options, log, plan.label), None
 
 
 def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(),
@@ -59,7 +59,7 @@ def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MAR
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            done = execute.run(plan.jobs(n, keys=set(still), reference=options.reference), options, log, plan.label)
+            done = execute.run_jobs(plan.jobs(n, keys=set(still), reference=options.reference), options, log, plan.label)
             jobs += done.jobs
             recorded.append(done.rows)
             stopped.update(_judge(done.table, recipes, refs, still, stopped, n, plan.against, margin, design, log,

@@ -26,7 +26,7 @@ class Sweep:
     table: pd.DataFrame
 
 
-def run(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep") -> Sweep:
+def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep") -> Sweep:
     """Check, run and record `jobs` (a plan's, toolkit/sweep/plan.py) with the sweep's `options`
     (toolkit/sweep/options.py); `label` names the sweep for the trackers.
 
@@ -48,8 +48,8 @@ def run(jobs: list[Job], options: Options = Options(), log=print, label: str = "
     tracking = track.open_sweep(options.track, options.results, label) if options.track and todo else None
     try:
         if options.executor == "ray":
-            from .ray_executor import run_jobs
-            rows = run_jobs(todo, options, tracking, log)
+            from .ray_executor import run_on_ray
+            rows = run_on_ray(todo, options, tracking, log)
         else:
             rows = _serial(todo, datasets, options, tracking, log)
         run_ids = [row["run_id"] for row in rows]

@@ -69,7 +69,7 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     tracked = track.RunTracking(tracking, run_dir, state["log"]["epochs_done"] if state else 0) \
         if tracking and tracking.names else None
     try:
-        metrics = learner.run(recipe, data, log=run_dir / "epochs.csv", progress=options.progress,
+        metrics = learner.fit_and_evaluate(recipe, data, log=run_dir / "epochs.csv", progress=options.progress,
                               num_workers=options.workers, cbs=cbs, save=lambda st: artifacts.save_checkpoint(run_dir, st),
                               checkpoint_every=options.checkpoint_every, resume=state,
                               keep_checkpoints=options.keep_checkpoints,

@@ -98,7 +98,7 @@ def connect(address: str | None = None) -> bool:
     return True
 
 
-def run_jobs(todo, options, tracking=None, log=print):
+def run_on_ray(todo, options, tracking=None, log=print):
     """Run [(job, run_dir or None)] as Ray tasks with the sweep's `options` (toolkit/sweep/options.py); yields each
     finished job's row once the driver recorded it."""
     tracking = tracking or track.Tracking()
@@ -216,7 +216,7 @@ def _record(results: Path, run_dir: Path, out: dict, tracking=None, log=print) -
         row = {**row, "run_id": run_dir.name, "run_dir": str(run_dir)}
     append_row(results, row)
     if tracking is not None:
-        track.replay(tracking, run_dir, row, log=log)
+        track.log_finished(tracking, run_dir, row, log=log)
     return row
 
 

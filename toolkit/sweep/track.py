@@ -163,7 +163,7 @@ class RunTracking:
             return None
 
 
-def replay(tracking: Tracking, run_dir: Path, row: dict, log=None) -> None:
+def log_finished(tracking: Tracking, run_dir: Path, row: dict, log=None) -> None:
     """Log a finished run from its folder (epochs.csv) and its row: what a Ray driver does for a job that ran
     where no tracking server was given."""
     if not tracking.names:

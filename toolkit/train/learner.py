@@ -1,4 +1,4 @@
-"""run(recipe) -> metrics: build the Learner, fit its stages, evaluate (and TTA). Nothing here knows the results table.
+"""fit_and_evaluate(recipe) -> metrics: build the Learner, fit its stages, evaluate (and TTA). Nothing here knows the results table.
 
 Data flows one way: a resolved recipe -> its data (toolkit/data/pipeline.py) -> a Learner -> metrics; the caller
 (toolkit/sweep, or a notebook) records them (toolkit/records).
@@ -75,7 +75,7 @@ def fresh_learner(recipe: Recipe, data: RunData, size: int, cbs=(), num_workers:
     return build_learner(recipe, dataloaders(recipe, data, size, num_workers=num_workers), cbs=cbs)
 
 
-def run(recipe: Recipe, data: RunData | None = None, log: str | Path | None = None, progress: str | None = None,
+def fit_and_evaluate(recipe: Recipe, data: RunData | None = None, log: str | Path | None = None, progress: str | None = None,
         num_workers: int | None = None, cbs=(), save=None, checkpoint_every: float | None = None,
         resume: dict | None = None, keep_checkpoints: bool = False, keep_model=None, on_epoch=None) -> dict:
     """Train and evaluate one recipe; returns its metrics (with `predictions`: what each evaluation predicted for
