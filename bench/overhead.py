@@ -36,7 +36,7 @@ import toolkit_experiments  # noqa: E402,F401
 from toolkit import api  # noqa: E402
 from toolkit.data import datasets as data  # noqa: E402
 from toolkit.recipes import registry  # noqa: E402
-from toolkit.recipes.recipe import apply_overrides  # noqa: E402
+from toolkit.recipes.overrides import apply_overrides  # noqa: E402
 from toolkit.train import precision  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-sq224"

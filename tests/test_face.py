@@ -1,7 +1,8 @@
 """`import toolkit`: a recipe as plain fastai objects, resolved exactly as a sweep resolves it."""
 import toolkit
 from toolkit import api
-from toolkit.recipes.recipe import config_id, stage_plan
+from toolkit.recipes.identity import config_id
+from toolkit.recipes.stages import stage_plan
 from toolkit.sweep import plan
 
 

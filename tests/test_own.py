@@ -12,7 +12,9 @@ import pytest
 
 from toolkit.errors import RecipeError, ToolkitError
 from toolkit.recipes import components
-from toolkit.recipes.recipe import Recipe, apply_overrides, config_id
+from toolkit.recipes.recipe import Recipe
+from toolkit.recipes.identity import config_id
+from toolkit.recipes.overrides import apply_overrides
 from toolkit.records import schema
 
 from conftest import launch

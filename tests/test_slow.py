@@ -1,7 +1,7 @@
 import pytest
 
 from toolkit.recipes import registry
-from toolkit.recipes.recipe import apply_overrides
+from toolkit.recipes.overrides import apply_overrides
 from toolkit.train.learner import fit_and_evaluate as run
 
 

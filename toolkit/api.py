@@ -246,7 +246,8 @@ def resolved(name_or_recipe, against: str | None = None, **settings):
     """A recipe (a registered name or a Recipe) with `settings` applied, resolved as a sweep resolves it: its dataset
     and size, and under budget=pixels the pixels its reference spends."""
     from .recipes import registry
-    from .recipes.recipe import Recipe, apply_overrides
+    from .recipes.recipe import Recipe
+    from .recipes.overrides import apply_overrides
     from .train.resolve import resolve_recipe
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else registry.get(name_or_recipe)
     ctx = context(**settings)
@@ -288,7 +289,10 @@ def show(name, ctx: dict | None = None, vary=None, against: str | None = None,
     `vary`), its config id, what it is compared with, its stage plan and the pixels it spends per image; `plot`: also
     draw its learning-rate schedule to that PNG (returned under "written")."""
     from .recipes import registry
-    from .recipes.recipe import Recipe, apply_overrides, config_id, plan_pixels, stage_plan
+    from .recipes.recipe import Recipe
+    from .recipes.identity import config_id
+    from .recipes.stages import plan_pixels, stage_plan
+    from .recipes.overrides import apply_overrides
     from .sweep.plan import variant
     from .train.resolve import reference_recipe, resolve_recipe
     ctx = ctx or {}

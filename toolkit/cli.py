@@ -18,7 +18,8 @@ from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKI
                        MAX_SEEDS, NOISE_EFFECT, NOISE_K)
 from .data.proxy import SELECT
 from .data.sources import OPTIONS
-from .recipes.recipe import BUDGETS, Recipe, pairs
+from .recipes.recipe import BUDGETS, Recipe
+from .recipes.overrides import pairs
 from .sweep.track import TRACKERS
 
 

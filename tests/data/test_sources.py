@@ -112,7 +112,7 @@ def test_bad_splits_are_one_clear_error(class_folders, tmp_path):
 
 def test_a_dataset_with_its_own_split_ignores_valid_pct_and_split_seed(tiny, class_folders):
     """They do nothing there, so they neither change a run's id nor say what did not happen."""
-    from toolkit.recipes.recipe import config_id
+    from toolkit.recipes.identity import config_id
     base = replace(registry.get("baseline"), size=16, arch="xresnet18")
     for dataset in ("digits", str(tiny)):
         plain, other = (resolved(replace(base, dataset=dataset, **kw)) for kw in ({}, dict(valid_pct=0.5, split_seed=3)))
@@ -156,7 +156,7 @@ def test_a_csv_reads_its_first_columns_and_its_is_valid_split_as_it_comes(csv_so
 
 
 def test_a_csv_is_part_of_the_run_id_by_its_columns_and_content(csv_source, tmp_path):
-    from toolkit.recipes.recipe import config_id
+    from toolkit.recipes.identity import config_id
     base = replace(registry.get("baseline"), dataset=str(csv_source), size=16, arch="xresnet18")
     clean, noisy = resolved(base), resolved(replace(base, label_col="noisy"))
     assert (clean.fn_col, clean.label_col, clean.valid_col) == ("path", "clean", "is_valid")

@@ -3,7 +3,10 @@ from dataclasses import replace
 import pytest
 
 from toolkit.errors import RecipeError
-from toolkit.recipes.recipe import Recipe, apply_overrides, config_id, effective, pixel_plan, plan_pixels, stage_plan
+from toolkit.recipes.recipe import Recipe
+from toolkit.recipes.identity import config_id, effective
+from toolkit.recipes.stages import pixel_plan, plan_pixels, stage_plan
+from toolkit.recipes.overrides import apply_overrides
 
 
 def test_overrides_are_parsed_by_field_type():

@@ -12,7 +12,8 @@ from toolkit.recipes import registry
 from toolkit.records import schema
 from toolkit.records.table import append_row, load_table
 from tests.conftest import resolved as resolve
-from toolkit.recipes.recipe import LEGACY, config_id
+from toolkit.recipes.recipe import LEGACY
+from toolkit.recipes.identity import config_id
 from toolkit.train import precision
 
 OLD_COLUMNS = ["run_id", "experiment", "dataset", "size", "epochs", "arch", "bs", "lr", "seed", "accuracy",

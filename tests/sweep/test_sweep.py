@@ -15,7 +15,8 @@ from toolkit.recipes.labels import label_of
 from toolkit.sweep.jobs import triage
 from tests.conftest import resolved as resolve
 from toolkit.errors import RecipeError, RegistryError
-from toolkit.recipes.recipe import config_id, stage_plan
+from toolkit.recipes.identity import config_id
+from toolkit.recipes.stages import stage_plan
 
 DIGITS = {"dataset": "digits", "arch": "xresnet18"}
 

@@ -55,7 +55,8 @@ def test_every_evaluation_is_one_spec_with_one_runner():
     from dataclasses import replace
 
     from toolkit.recipes import evaluations
-    from toolkit.recipes.recipe import Recipe, _inert
+    from toolkit.recipes.recipe import Recipe
+    from toolkit.recipes.identity import _inert
     from toolkit.records import schema
     from toolkit.train.evaluation import RUNNERS
     assert set(RUNNERS) == set(evaluations.BY_MODE)

@@ -10,7 +10,9 @@ from tests.conftest import CONTEXT
 from toolkit.data.datasets import with_dataset
 from toolkit.errors import RecipeError
 from toolkit.recipes import registry
-from toolkit.recipes.recipe import LEGACY, Recipe, apply_overrides, config_id
+from toolkit.recipes.recipe import LEGACY, Recipe
+from toolkit.recipes.identity import config_id
+from toolkit.recipes.overrides import apply_overrides
 from toolkit.judgment.summary import pair_against
 from toolkit.judgment.summary import summarize
 from toolkit.records import schema

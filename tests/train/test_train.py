@@ -17,7 +17,7 @@ from toolkit.records.table import load_table
 from toolkit.errors import RecipeError, RunInterrupted
 from toolkit.recipes import evaluations
 from toolkit.train.models import create_model
-from toolkit.recipes.recipe import config_id
+from toolkit.recipes.identity import config_id
 from toolkit.sweep.options import Options
 from toolkit.sweep.jobs import run_job
 from toolkit.sweep.plan import Job

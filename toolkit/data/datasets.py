@@ -266,13 +266,13 @@ def _fixed(name: str) -> dict | None:
 def read_options(spec: str | os.PathLike, overrides=None) -> dict:
     """The dataset options `overrides` give (`key=value` strings or a dict, as --set takes them), resolved for the
     dataset `spec` as a run resolves them: what `toolkit data pack` and `toolkit data proxy` read a source with."""
-    from ..recipes.recipe import apply_overrides, pairs
+    from ..recipes.overrides import apply_overrides, pairs
     given = pairs(overrides)
     unknown = sorted(set(given) - set(sources.OPTIONS) | ({"dataset_hash"} & set(given)))
     if unknown:
         raise DatasetError(f"--set {', '.join(unknown)}: not a dataset option. Dataset options: "
                            f"{', '.join(k for k in sources.OPTIONS if k != 'dataset_hash')}.")
-    from ..recipes.recipe import check_settings
+    from ..recipes.overrides import check_settings
     check_settings(given, "A dataset option")   # its error names the option, not a recipe
     recipe = apply_overrides(Recipe(dataset=str(spec)), given)
     name = canonical_name(spec)

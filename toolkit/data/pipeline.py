@@ -25,7 +25,8 @@ from .datasets import Dataset, LabelOf, cache_json, of_recipe, options_of, reada
 from .loader import PackedDL, PackedItems, packed_dataloaders
 from .pack import Pack, ensure_pack, pack_side
 from ..errors import RecipeError
-from ..recipes.recipe import Recipe, stage_plan
+from ..recipes.recipe import Recipe
+from ..recipes.stages import stage_plan
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from . import registry
-from .recipe import METADATA, Recipe, changes, format_value, label
+from .recipe import Recipe
+from .identity import METADATA, changes, format_value, label
 
 # Settings a table shows as columns (or once above it), not in the labels; budget_pixels follows from the budget.
 SHOWN = ("dataset", "size", "epochs", "arch", "loader", "budget", "budget_pixels", "precision", "channels_last")

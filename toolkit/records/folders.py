@@ -29,7 +29,8 @@ import pandas as pd
 
 from ..atomic import write_atomic, write_json
 from ..recipes import components
-from ..recipes.recipe import LEGACY, Recipe, config_id
+from ..recipes.recipe import LEGACY, Recipe
+from ..recipes.identity import config_id
 from .artifacts import CHECKPOINT, environment
 
 # What a run's recipe.json holds besides the recipe's fields, in this version and every older one.

@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..recipes import registry
-from ..recipes.recipe import LEGACY, METADATA, Recipe, apply_overrides, changes
+from ..recipes.recipe import LEGACY, Recipe
+from ..recipes.identity import METADATA, changes
+from ..recipes.overrides import apply_overrides
 from .schema import COLUMNS, MEANING, METRICS, _cell, meaning, result_row, row_auto, row_recipe
 
 

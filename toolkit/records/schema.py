@@ -15,7 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..errors import ToolkitError
-from ..recipes.recipe import LEGACY, Recipe, config_id, label
+from ..recipes.recipe import LEGACY, Recipe
+from ..recipes.identity import config_id, label
 from ..recipes.evaluations import KEYS
 from .folders import now
 

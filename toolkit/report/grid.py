@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import judgment, stats
 from ..atomic import write_atomic
-from ..recipes.recipe import format_value
+from ..recipes.identity import format_value
 from .tables import seed_ranges
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import judgment, stats
 from ..judgment.summary import SHOWN
-from ..recipes.recipe import label
+from ..recipes.identity import label
 from ..recipes.evaluations import BY_KEY, KEYS
 
 # --- the table as a reader sees it ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ..atomic import check_folder, write_atomic
 from ..display import duration
 from ..defaults import NOISE_EFFECT, NOISE_K
 from ..errors import ToolkitError
-from ..recipes.recipe import config_id
+from ..recipes.identity import config_id
 from .. import stats
 from ..report.tables import SHOWN, seed_ranges, shown_as
 from ..sweep import execute

@@ -89,7 +89,8 @@ def ranking(full: str, size: int | None, context: dict, log=print, progress: str
     how it was made). Made once per dataset and setting, cached under TOOLKIT_HOME/rankings."""
     from ..data.datasets import cache_json, load
     from ..recipes import registry
-    from ..recipes.recipe import apply_overrides, config_id
+    from ..recipes.identity import config_id
+    from ..recipes.overrides import apply_overrides
     from ..train.resolve import resolve_recipe
     keep = {k: context[k] for k in ("arch", "precision", "channels_last", "bs") if context.get(k) is not None}
     ctx = {k: str(v) for k, v in {**keep, **read, "dataset": full, "epochs": EASY_RANKING["epochs"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import audit
-from ..recipes.recipe import config_id
+from ..recipes.identity import config_id
 from ..records.table import load_table
 from . import track
 from .jobs import outcome, run_job, triage

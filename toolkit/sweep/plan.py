@@ -23,7 +23,9 @@ from ..errors import RecipeError, ToolkitError
 from ..recipes import registry
 from ..recipes.components import with_code
 from ..defaults import GRID_MAX
-from ..recipes.recipe import (LEGACY, Recipe, apply_overrides, check_settings, config_id, format_value, is_number_field, label, pairs)
+from ..recipes.recipe import LEGACY, Recipe
+from ..recipes.identity import config_id, format_value, label
+from ..recipes.overrides import apply_overrides, check_settings, is_number_field, pairs
 from ..records import folders
 from ..records.schema import meaning
 from ..train import precision

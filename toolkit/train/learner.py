@@ -22,7 +22,8 @@ from .. import display
 from ..atomic import write_atomic
 from ..data.datasets import with_dataset
 from ..data.pipeline import RunData, check_batches, dataloaders, prepare
-from ..recipes.recipe import Recipe, stage_plan
+from ..recipes.recipe import Recipe
+from ..recipes.stages import stage_plan
 from ..recipes.components import by_field, with_code
 from . import checkpoint, components, optimizers, precision, schedule
 from .callbacks import Autocast, Checkpoints, DeferInterrupt, EpochLog, WeightEMA

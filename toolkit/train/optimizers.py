@@ -9,7 +9,8 @@ from fastai.optimizer import SGD, Adam, Lamb, QHAdam, RAdam, RMSProp, ranger
 
 from ..errors import RecipeError
 from ..recipes import components
-from ..recipes.recipe import Recipe, effective
+from ..recipes.recipe import Recipe
+from ..recipes.identity import effective
 from ..recipes.vocabulary import OPTIMIZERS
 
 FASTAI = {"adam": Adam, "sgd": SGD, "ranger": ranger, "lamb": Lamb, "rmsprop": RMSProp, "radam": RAdam,

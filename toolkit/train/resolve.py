@@ -11,7 +11,9 @@ from dataclasses import replace
 from ..data import datasets
 from ..recipes import registry
 from ..recipes.components import with_code
-from ..recipes.recipe import Recipe, apply_overrides, epoch_plan, plan_pixels
+from ..recipes.recipe import Recipe
+from ..recipes.stages import epoch_plan, plan_pixels
+from ..recipes.overrides import apply_overrides
 from . import precision
 
 

@@ -122,7 +122,7 @@ def lr_curve(recipe, batches_per_epoch: int = 20):
     from fastai.learner import Learner
     from fastai.torch_core import TensorCategory
 
-    from ..recipes.recipe import stage_plan
+    from ..recipes.stages import stage_plan
 
     plan = stage_plan(recipe, recipe.size)
     xb, yb = torch.zeros(2, 4), TensorCategory(torch.zeros(2, dtype=torch.long))
