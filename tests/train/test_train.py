@@ -21,7 +21,7 @@ from toolkit.recipes.identity import config_id
 from toolkit.sweep.options import Options
 from toolkit.sweep.jobs import run_job
 from toolkit.sweep.plan import Job
-from toolkit.train.learner import build_learner, run
+from toolkit.train.learner import build_learner, fit_and_evaluate as run
 
 from conftest import folder_dls, resolved
 
