@@ -1,3 +1,3 @@
-"""The design of a comparison, how many seeds it needs: `--seeds auto` (rounds of seeds at planned looks, only for
-the rows still undecided) and `toolkit noise` (how noisy a proxy is, and what a question costs on it). Both run
-sweeps and read their verdicts."""
+"""Studies of a comparison: `toolkit noise` (how noisy a proxy is, and what a question costs on it), `toolkit
+fidelity` (does a proxy tell the truth about the full data) and proxies by rule (built once, which one to use).
+Each runs sweeps and reads their verdicts."""
