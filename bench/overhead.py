@@ -73,7 +73,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="toolkit-bench-"))
     dataset = args.dataset
     if dataset is None and (SHARED / "train").is_dir():
-        from toolkit.data.proxy import make_proxy
+        from toolkit.studies.proxies import make_proxy
         dataset = str(work / "imagenette-p100-80")
         make_proxy(str(SHARED), dataset, per_class=100, size=80, seed=0, progress="none")
     dataset = dataset or "digits"

@@ -31,7 +31,7 @@ def toolkit_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory, toolkit_home) -> Path:
     """4 training images per class of the embedded digits, 32 px: every recipe trains on it in seconds."""
-    from toolkit.data.proxy import make_proxy
+    from toolkit.studies.proxies import make_proxy
     dst = tmp_path_factory.mktemp("tiny") / "digits-4"
     make_proxy("digits", dst, per_class=4, size=32, seed=0, progress="none")
     return dst

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from toolkit.data import datasets, images
-from toolkit.data.proxy import make_proxy
+from toolkit.studies.proxies import make_proxy
 
 from conftest import launch
 

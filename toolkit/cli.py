@@ -15,8 +15,7 @@ from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
 from .recipes.components import UserCodeError
 from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, FAMILIES, GRID_MAX, LOOKS, MARGIN,
-                       MAX_SEEDS, NOISE_EFFECT, NOISE_K)
-from .data.proxy import SELECT
+                       MAX_SEEDS, NOISE_EFFECT, NOISE_K, SELECT)
 from .data.sources import OPTIONS
 from .recipes.recipe import BUDGETS, Recipe
 from .recipes.overrides import pairs

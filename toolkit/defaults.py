@@ -13,6 +13,7 @@ GRID_MAX = 24                               # --vary: the most variants a grid m
 NOISE_K = 5                                 # `toolkit noise`: A/A pairs, so 2K seeds (--k)
 NOISE_EFFECT = 2.0                          # points: the difference whose cost `toolkit noise` prices (--effect)
 # a proxy of the easiest images (select=easy): the short run that ranks the full data's training images by loss
+SELECT = ("random", "easy")   # how a proxy picks its training images (toolkit/studies/proxies.py)
 EASY_RANKING = {"recipe": "baseline", "epochs": 2, "seed": 0}
 CONNECT_TIMEOUT = 5                         # seconds a tracking server or a Ray cluster may take to answer
 # `toolkit bench data` (toolkit/train/throughput.py): the run it times unless told otherwise

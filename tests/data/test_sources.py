@@ -237,7 +237,7 @@ def test_a_proxy_of_a_csv_is_sampled_by_row_and_says_what_it_came_from(csv_sourc
     import json
 
     import pandas as pd
-    from toolkit.data.proxy import make_proxy
+    from toolkit.studies.proxies import make_proxy
     done = make_proxy(str(csv_source), tmp_path / "p", per_class=2, size=16, seed=1, progress="none",
                       classes="2,3,5")
     proxy = Path(done["path"])
@@ -258,7 +258,7 @@ def test_a_proxy_of_a_csv_is_sampled_by_row_and_says_what_it_came_from(csv_sourc
 
 def test_names_are_read_as_written_each_image_has_one_row_and_a_proxy_keeps_every_image_apart(csv_source, tmp_path):
     import pandas as pd
-    from toolkit.data.proxy import make_proxy
+    from toolkit.studies.proxies import make_proxy
     imgs, meta = tmp_path / "imgs", tmp_path / "meta"
     meta.mkdir()
     rows = []

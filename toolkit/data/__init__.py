@@ -1,2 +1,2 @@
-"""Data: datasets (named, embedded digits, folders), proxies, the packed image cache and its loader, the one pipeline
-that turns a resolved recipe into fastai DataLoaders, and batch augmentation (crops, flips, policies)."""
+"""Data: datasets (named, embedded digits, folders, CSV files), the packed image cache and its loader, the one
+pipeline that turns a resolved recipe into fastai DataLoaders, and batch augmentation (crops, flips, policies)."""

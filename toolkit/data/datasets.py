@@ -203,7 +203,7 @@ def _folder(spec: str) -> Path:
     return path.resolve()
 
 
-PROXY_INFO = "proxy.json"  # a proxy's record of what it was made from (toolkit/data/proxy.py)
+PROXY_INFO = "proxy.json"  # a proxy's record of what it was made from (toolkit/studies/proxies.py)
 SETTINGS = "dataset.json"  # a folder's own facts: {"flip": false} = a mirrored image is another class (text, digits)
 
 

@@ -3,7 +3,7 @@ from PIL import Image
 
 from toolkit.data import datasets as data
 from toolkit.errors import DatasetError
-from toolkit.data.proxy import make_proxy
+from toolkit.studies.proxies import make_proxy
 
 
 def _listing(root):
