@@ -70,11 +70,13 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
         if tracking and tracking.names else None
     try:
         metrics = learner.fit_and_evaluate(recipe, data, log=run_dir / "epochs.csv", progress=options.progress,
-                              num_workers=options.workers, cbs=cbs, save=lambda st: artifacts.save_checkpoint(run_dir, st),
-                              checkpoint_every=options.checkpoint_every, resume=state,
-                              keep_checkpoints=options.keep_checkpoints,
-                              keep_model=(lambda st: artifacts.save_model(run_dir, st)) if options.save_model else None,
-                              on_epoch=tracked.epoch if tracked else None)
+                                           num_workers=options.workers, cbs=cbs,
+                                           save=functools.partial(artifacts.save_checkpoint, run_dir),
+                                           checkpoint_every=options.checkpoint_every, resume=state,
+                                           keep_checkpoints=options.keep_checkpoints,
+                                           keep_model=functools.partial(artifacts.save_model, run_dir)
+                                           if options.save_model else None,
+                                           on_epoch=tracked.epoch if tracked else None)
     except KeyboardInterrupt as e:
         if tracked:
             tracked.close("KILLED")

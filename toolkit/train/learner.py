@@ -92,26 +92,36 @@ def fit_and_evaluate(recipe: Recipe, data: RunData | None = None, log: str | Pat
     epoch's row once it is logged (what a tracker gets; see toolkit/sweep/track.py).
     """
     recipe = with_code(precision.decide(with_dataset(recipe)))   # its components' code: the same as planned
-    check_arch(recipe.arch)                      # fail before any data work
-    check_weights(recipe.arch, recipe.weights)
+    check(recipe)                                # fail before any data work
     mode = display.choose(progress)
     data = data or prepare(recipe, progress=mode)
-    check_batches(recipe, data.ds)
-    check_evaluations(recipe, data.ds)
-    plan = data.plan
-    stage0, start0 = _position(resume)
-    epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in plan),
+    check(recipe, data.ds)
+    within_fit, first = _start(data.plan, resume)
+    epochs, interrupt = EpochLog(log, lines=mode == "lines", total=sum(p[1] for p in data.plan),
                                   on_row=on_epoch), DeferInterrupt()
-    # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
-    within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
     saver = Checkpoints(save, epochs, checkpoint_every, resume if within_fit else None, keep_checkpoints) if save else None
-    # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
-    first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
     learn = fresh_learner(recipe, data, first, cbs=[epochs, interrupt, KeepPredictions(), *([saver] if saver else []),
                                                     *cbs],
                           num_workers=num_workers)
     _go_back_to(learn, epochs, resume)
     t0 = time.perf_counter()
+    metrics = _fit_and_evaluate(learn, recipe, data, epochs, interrupt, saver, resume, mode, num_workers, keep_model)
+    return {**metrics, **_run_metrics(learn, data, epochs, resume, time.perf_counter() - t0)}
+
+
+def _start(plan, resume: dict | None) -> tuple[bool, int]:
+    """Where a run starts: (whether it resumes within a fit, the size of the data it starts on)."""
+    stage0, start0 = _position(resume)
+    # fastai restarts the smoothed training loss with every fit: a stage's, and fine_tune's second one
+    within_fit = start0 > 0 and not (plan[min(stage0, len(plan) - 1)][3] == "fine_tune" and start0 == 1)
+    # A run resumed at a stage boundary starts on the previous stage's data, as the run it continues did.
+    first = plan[stage0 - 1][0] if resume and start0 == 0 and stage0 > 0 else plan[min(stage0, len(plan) - 1)][0]
+    return within_fit, first
+
+
+def _fit_and_evaluate(learn, recipe: Recipe, data: RunData, epochs: EpochLog, interrupt: DeferInterrupt, saver,
+                      resume, mode: str, num_workers, keep_model) -> dict:
+    """Fit the stages and evaluate, interruptible at a batch boundary (the last finished epoch's checkpoint kept)."""
     try:
         with contextlib.ExitStack() as stack:
             if mode != "bars":  # fastai's bars and per-epoch table; EpochLog prints the lines
@@ -123,6 +133,7 @@ def fit_and_evaluate(recipe: Recipe, data: RunData | None = None, log: str | Pat
                 keep_model(final_weights(learn))
             if saver:
                 saver.pending = None   # the run is done: its last epoch's state is no longer needed for a Ctrl-C
+            return metrics
     except KeyboardInterrupt:
         if saver:
             saver.flush()   # the last finished epoch, if its checkpoint was not written yet
@@ -131,8 +142,11 @@ def fit_and_evaluate(recipe: Recipe, data: RunData | None = None, log: str | Pat
         interrupt.after_fit()  # fastai skips after_fit when fit ends in an exception: restore the handlers here too
         for cb in learn.cbs.filter(lambda c: isinstance(c, Autocast)):
             cb.release()       # and leave autocast, should the exception have come inside a forward pass
-    return {**metrics, "wall_seconds": round(time.perf_counter() - t0, 3),
-            "train_seconds": round(epochs.train_seconds, 3),
+
+
+def _run_metrics(learn, data: RunData, epochs: EpochLog, resume: dict | None, seconds: float) -> dict:
+    """What a run spent and saw: seconds, images and pixels, threads and device, epochs, and its data's size."""
+    return {"wall_seconds": round(seconds, 3), "train_seconds": round(epochs.train_seconds, 3),
             "images_per_second": round(epochs.train_images / max(epochs.train_seconds, 1e-9), 2),
             "images_seen": epochs.train_images, "pixels_seen": epochs.train_pixels,
             "threads": torch.get_num_threads(), "device": str(learn.dls.device),
