@@ -235,10 +235,24 @@ def _pair_sd(diffs: dict) -> float:
 
 def _judge(proxy_side, full_side, label: str, folder: str) -> dict:
     """One proxy against the full data: its rows, its summary lines, and what the choice of a proxy needs."""
-    from ..data.datasets import load
     (pdone, psum, _), (fdone, fsum, _) = proxy_side, full_side
+    table = _side_by_side(psum, fsum, label)
+    pdiff, fdiff = _differences(pdone.involved), _differences(fdone.involved)
+    tau, low, high = rank_correlation({r: pdiff.get(r, []) for r in table["recipe"]},
+                                      {r: fdiff.get(r, []) for r in table["recipe"]})
+    seconds = {"proxy": _seconds(pdone.involved), "full": _seconds(fdone.involved)}
+    tau_text = (f"{tau:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
+                if np.isfinite(tau) else "")
+    rule, n_train = _made_by(folder)
+    return {"table": table, "lines": _said(table, tau, low, high, seconds), "rule": rule, "n_train": n_train,
+            "n_train_full": int(pd.to_numeric(fdone.involved["n_train"], errors="coerce").max()),
+            "seconds": float(seconds["proxy"].median()), "pair_sd": _pair_sd(pdiff), "tau": tau_text}
+
+
+def _side_by_side(psum: pd.DataFrame, fsum: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Each recipe's verdict on the proxy beside its verdict on the full data, and their agreement (by name: a
+    label carries the side's own context, such as a CSV's columns)."""
     psum, fsum = psum.drop_duplicates("name").set_index("name"), fsum.drop_duplicates("name").set_index("name")
-    # by name: a label carries the side's own context (a CSV's columns)
     rows = []
     for name in psum.index:
         p = psum.loc[name]
@@ -259,18 +273,17 @@ def _judge(proxy_side, full_side, label: str, folder: str) -> dict:
     if not rows:
         raise ToolkitError("No recipe was compared with its reference on both sides: give recipes that have a "
                            "reference (not only `baseline`).")
-    table = pd.DataFrame(rows)
-    pdiff, fdiff = _differences(pdone.involved), _differences(fdone.involved)
-    tau, low, high = rank_correlation({r: pdiff.get(r, []) for r in table["recipe"]},
-                                      {r: fdiff.get(r, []) for r in table["recipe"]})
+    return pd.DataFrame(rows)
+
+
+def _said(table: pd.DataFrame, tau: float, low: float, high: float, seconds: dict) -> list[str]:
+    """What the side-by-side says in words: conflicts, the rank correlation, confirmed verdicts, cost, how little a
+    handful of recipes proves."""
     decided_proxy = table[table["proxy call"].notna()]
-    seconds = {"proxy": _seconds(pdone.involved), "full": _seconds(fdone.involved)}
     conflicts = table[table["agreement"] == CONFLICT]["recipe"].tolist()
     lines = ([f"**Conflict:** {', '.join(conflicts)}: the proxy and the full data decide opposite ways."]
              if conflicts else [])
-    tau_text = (f"{tau:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "")
-                if np.isfinite(tau) else "")
-    lines += [
+    return lines + [
         tau_line(tau, low, high, len(table)),
         f"Decided proxy verdicts that the full data confirms: {(decided_proxy['agreement'] == AGREE).sum()} of "
         f"{len(decided_proxy)}",
@@ -281,15 +294,18 @@ def _judge(proxy_side, full_side, label: str, folder: str) -> dict:
         f"A handful of recipes proves little about agreement in general: {len(table)} recipe(s) here, so one "
         f"disagreement more or less moves the share by {100 / max(1, len(table)):.0f} points.",
     ]
+
+
+def _made_by(folder: str) -> tuple[str, int]:
+    """How the proxy in `folder` was made (its rule, from its proxy.json), and its training images."""
+    from ..data.datasets import load
     ds = load(folder)
     info = ds.describe().get("proxy_of") or {}
     rule = (", ".join(f"{k}={info[k]}" for k in ("per_class", "size", "select") if k in info)
             + (f", classes={len(info['classes'])} of {info.get('of_classes')}"
                if info.get("classes") and len(info["classes"]) < (info.get("of_classes") or 0) else "")
             if info else "not recorded")
-    return {"table": table, "lines": lines, "rule": rule, "n_train": ds.n_train,
-            "n_train_full": int(pd.to_numeric(fdone.involved["n_train"], errors="coerce").max()),
-            "seconds": float(seconds["proxy"].median()), "pair_sd": _pair_sd(pdiff), "tau": tau_text}
+    return rule, ds.n_train
 
 
 def _write(result: Fidelity, out: Path, about: dict) -> list[Path]:

@@ -65,30 +65,10 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
     picked = [(split, label, f) for label, per in chosen.items() for split in SPLITS for f in per[split]]
     todo = [(split, f, _written_name(ds, f, k) if table else f"{split}/{label}/{f.name}")
             for k, (split, label, f) in enumerate(picked)]
-    skipped, written, names = [], {s: 0 for s in SPLITS}, {}
     with atomic_dir(dst) as tmp:
         if not ds.flips:   # a proxy of digits is digits still: mirroring changes its classes
             write_json(tmp / SETTINGS, {"flip": False, "why": f"a proxy of {src}, whose images change class when mirrored"})
-        mode, t0 = display.choose(progress), time.perf_counter()
-        for split, f, name in display.bar(todo, mode, comment=f"proxy of {src}"):
-            out = tmp / name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                _resized_copy(f, out, size)
-                written[split] += 1
-                names[f] = name
-            except (OSError, ValueError) as e:   # PIL: unreadable, or no format known for the name's suffix
-                skipped.append(f"{f} ({e})")
-        if mode == "lines":
-            for split in SPLITS:
-                display.line(f"proxy {split}: {written[split]:,} images at {size} px", mode)
-            display.line(f"proxy written in {time.perf_counter() - t0:.1f}s", mode)
-        if skipped:
-            warnings.warn(f"Skipped {len(skipped)} unreadable source image(s):\n  " + "\n  ".join(skipped[:20]),
-                          stacklevel=2)
-        if not written["train"] or not written["val"]:
-            raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
-                               f"val: {written['val']} images); nothing was written.")
+        written, names, skipped = _copy_images(todo, tmp, size, progress, src)
         if table:
             _write_rows(ds, options, names, tmp / ds.path.name)
         write_json(tmp / PROXY_INFO, {
@@ -99,6 +79,33 @@ def make_proxy(src: str, dst: str | Path, per_class: int, size: int, seed: int =
             "of_classes": len(ds.classes), "select": select, **({"ranking": ranking} if select == "easy" else {})})
     out = dst / ds.path.name if table else dst
     return {"path": str(out), "classes": len(chosen), **written, "skipped": len(skipped)}
+
+
+def _copy_images(todo, tmp: Path, size: int, progress, src) -> tuple[dict, dict, list]:
+    """Each (split, source file, name) of `todo` resized into `tmp`: (images written per split, {source file: its
+    name}, the unreadable ones skipped). A split left empty is an error: nothing is written."""
+    skipped, written, names = [], {s: 0 for s in SPLITS}, {}
+    mode, t0 = display.choose(progress), time.perf_counter()
+    for split, f, name in display.bar(todo, mode, comment=f"proxy of {src}"):
+        out = tmp / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _resized_copy(f, out, size)
+            written[split] += 1
+            names[f] = name
+        except (OSError, ValueError) as e:   # PIL: unreadable, or no format known for the name's suffix
+            skipped.append(f"{f} ({e})")
+    if mode == "lines":
+        for split in SPLITS:
+            display.line(f"proxy {split}: {written[split]:,} images at {size} px", mode)
+        display.line(f"proxy written in {time.perf_counter() - t0:.1f}s", mode)
+    if skipped:
+        warnings.warn(f"Skipped {len(skipped)} unreadable source image(s):\n  " + "\n  ".join(skipped[:20]),
+                      stacklevel=3)
+    if not written["train"] or not written["val"]:
+        raise DatasetError(f"Proxy of {src} would have an empty split (train: {written['train']}, "
+                           f"val: {written['val']} images); nothing was written.")
+    return written, names, skipped
 
 
 def check_request(src: str, dst: str | Path, per_class: int, size: int, select: str = "random",
