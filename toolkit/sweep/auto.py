@@ -8,6 +8,8 @@ likely need exceed the design's maximum. Each round is one sweep: under `--execu
 """
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 
 from .. import stats
@@ -47,34 +49,48 @@ def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MAR
                            "Run again with a fixed --seeds N --rerun, or into a new --results folder.")
     recipes = {row.key: row.recipe for row in plan.rows}
     refs = {row.key: row.reference_key for row in plan.rows}
-    if family == "holm" and len(recipes) > 1:
-        design = stats.Design(design.looks, design.alpha / len(recipes))
-        log(f"--seeds auto over {len(recipes)} rows as one family: each row's looks at "
-            f"{100 * design.alpha:.2g}% (5% / {len(recipes)})")
+    design = _family(design, family, len(recipes), log)
     stopped: dict[tuple, int] = {}
     jobs, recorded = [], []
-    connected = options.executor == "ray" and _connect(options.address)
-    try:
+    with _connected(options):
         for k, n in enumerate(design.looks):
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            done = execute.run_jobs(plan.jobs(n, keys=set(still), reference=options.reference), options, log, plan.label)
+            done = execute.run_jobs(plan.jobs(n, keys=set(still), reference=options.reference), options, log,
+                                    plan.label)
             jobs += done.jobs
             recorded.append(done.rows)
             stopped.update(_judge(done.table, recipes, refs, still, stopped, n, plan.against, margin, design, log,
                                   question))
             if len(stopped) == len(recipes):
                 break
+    for key in recipes:   # rows whose pairs fell short of the looks (a reference missing): shown at the last one
+        stopped.setdefault(key, design.max_pairs)
+    shown = _at_looks(done.table, recipes, refs, stopped)
+    return execute.Sweep(jobs, pd.concat(recorded), shown, done.table), design
+
+
+def _family(design: stats.Design, family: str, rows: int, log) -> stats.Design:
+    """The design each row's looks use: as it is, or with `family="holm"` at alpha / rows (a Bonferroni split of
+    the error over the rows, each row's own looks under its Pocock-type boundary)."""
+    if family != "holm" or rows < 2:
+        return design
+    log(f"--seeds auto over {rows} rows as one family: each row's looks at {100 * design.alpha / rows:.2g}% "
+        f"(5% / {rows})")
+    return stats.Design(design.looks, design.alpha / rows)
+
+
+@contextlib.contextmanager
+def _connected(options: Options):
+    """Under --executor ray, one connection to the cluster for every look (each look would connect otherwise)."""
+    connected = options.executor == "ray" and _connect(options.address)
+    try:
+        yield
     finally:
         if connected:
             import ray
             ray.shutdown()
-    for key in recipes:   # rows whose pairs fell short of the looks (a reference missing): shown at the last one
-        stopped.setdefault(key, design.max_pairs)
-    table = done.table
-    shown = _at_looks(table, recipes, refs, stopped)
-    return execute.Sweep(jobs, pd.concat(recorded), shown, table), design
 
 
 def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log, question="new-images") -> dict:
