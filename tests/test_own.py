@@ -321,3 +321,72 @@ def test_an_error_in_your_file_or_factory_shows_its_traceback_framed_by_one_line
     assert code == 2 and "Traceback" in err and "ValueError: no level 3" in err
     assert f"error: The callback 'faulty_cb' (from {faulty}) failed when built" in err
     assert not list((tmp_path / "r").glob("runs/*"))   # before anything trained
+
+
+NESTED = '''
+import functools
+
+SCALE = 2.0
+
+
+def helper(x):
+    return x * SCALE
+
+
+def other(x):
+    return x - 1
+
+
+first, second = helper, helper
+
+
+def factory(level: int = 1):
+    g = first
+    h = second
+    return lambda x: g(h(helper(x)))
+'''
+
+
+@pytest.mark.parametrize("edit, changes", [
+    (lambda s: s.replace("return x * SCALE", "return x * SCALE * 1"), True),   # called inside a nested lambda
+    (lambda s: s.replace("first, second = helper, helper", "first, second = helper, other"), True),  # aliases
+    (lambda s: s.replace("return x - 1", "return x - 2"), False),          # a function it does not use
+])
+def test_the_identity_follows_nested_code_and_names_not_objects_alone(tmp_path, edit, changes):
+    a = _module(tmp_path / "na.py", NESTED, "user_nested_a")
+    b = _module(tmp_path / "nb.py", edit(NESTED), "user_nested_b")
+    assert (components.code_text(a.factory) != components.code_text(b.factory)) == changes
+
+
+def test_the_identity_is_the_same_in_every_process_and_while_the_file_is_edited(tmp_path):
+    source = ("KEYS = frozenset({'alpha', 'beta', 'gamma', 'delta'})\nCFG = {'b': 2.0, 'a': {1, 2, 3}}\n\n\n"
+              "def factory(s=1):\n    return sorted(KEYS), CFG\n")
+    (tmp_path / "hashed.py").write_text(source)
+    show = ("import sys; sys.path.insert(0, sys.argv[1]); import hashed; from toolkit.recipes import components; "
+            "print(components.Component('callback', 'c', hashed.factory, 'x').identity(), "
+            "components.canonical(\"cb(s={'b', 'a', 'c'}, d={'z': 1, 'y': 2})\", 'callbacks'))")
+    seen = {subprocess.run([sys.executable, "-c", show, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(seen) == 1 and "cb(d={'y': 2, 'z': 1}, s={'a', 'b', 'c'})" in seen.pop()
+    module = _module(tmp_path / "edited.py", LOSS, "user_edited")
+    comp = components.Component("loss", "edited", module.factory, str(tmp_path / "edited.py"))
+    before = comp.identity()
+    (tmp_path / "edited.py").write_text("# a line on top moves every line\n" + LOSS.replace("2.0", "3.0"))
+    assert comp.identity() == before and "SCALE = 2.0" not in comp.source()   # the code that runs, not the file
+    again = _module(tmp_path / "edited.py", (tmp_path / "edited.py").read_text(), "user_edited")
+    assert components.Component("loss", "edited", again.factory, "x").identity() != before   # run again: read again
+
+
+def test_fastais_names_are_not_taken_and_a_file_that_failed_loads_again_once_fixed(tmp_path):
+    with pytest.raises(ToolkitError, match="the toolkit's own optimizer"):
+        components.register_optimizer("adam")(lambda params, lr: None)
+    with pytest.raises(ToolkitError, match="the toolkit's own model"):
+        components.register_model("xresnet18")(lambda n_out: None)
+    ideas = tmp_path / "half.py"
+    ideas.write_text("import toolkit\n\n@toolkit.register_loss('half_loss')\ndef half():\n    return 1\n\n1 / 0\n")
+    with pytest.raises(ToolkitError, match="ZeroDivisionError"):
+        components.load(str(ideas))
+    assert components.get("loss", "half_loss") is None                 # nothing of the failed file stays
+    ideas.write_text("import toolkit\n\n@toolkit.register_loss('half_loss')\ndef half():\n    return 1\n")
+    components.load(str(ideas))
+    assert components.get("loss", "half_loss") is not None

@@ -60,18 +60,27 @@ class Component:
     factory: object
     origin: str                       # the file (or module) that registered it
     fixed: tuple[str, str] | None = None
+    memo: tuple | None = None         # (what runs, identity, source): read once while the same code runs
 
     def identity(self) -> str:
         """A hash of the factory's code and of the user's own code it uses (see `code_text`)."""
-        if self.fixed:
-            return self.fixed[0]
-        return hashlib.sha1(code_text(self.factory).encode()).hexdigest()[:HASH_CHARS]
+        return self._known()[0]
 
     def source(self) -> str:
         """The source text of the factory and of the user's own functions and classes it uses: what a run keeps."""
+        return self._known()[1]
+
+    def _known(self) -> tuple[str, str]:
+        """(identity, source), read from the source files once for the code that runs: an edit of the file on disk
+        while a sweep runs changes nothing; a cell run again (new objects) is read again."""
         if self.fixed:
-            return self.fixed[1]
-        return "\n\n".join(_sources(self.factory))
+            return self.fixed
+        running = _running(self.factory)
+        if self.memo is None or self.memo[0] != running:
+            text = code_text(self.factory)
+            self.memo = (running, hashlib.sha1(text.encode()).hexdigest()[:HASH_CHARS],
+                         "\n\n".join(_sources(self.factory)))
+        return self.memo[1], self.memo[2]
 
 
 _registry: dict[tuple[str, str], Component] = {}
@@ -87,6 +96,9 @@ def register_component(kind: str, name: str, log=None):
         raise ToolkitError(f"Unknown kind of component {kind!r}; the kinds are {', '.join(KINDS)}.")
     if not (isinstance(name, str) and name.isidentifier()):
         raise ToolkitError(f"A {kind} needs a name that is a Python identifier, such as 'focal' (got {name!r}).")
+    if (kind == "optimizer" and name in OPTIMIZERS) or (kind == "model" and _builtin_arch(name)):
+        raise ToolkitError(f"{name!r} is the toolkit's own {kind} (fastai's); give yours another name, such as "
+                           f"'my_{name}', so that recipes naming {name!r} keep meaning fastai's.")
 
     def register(factory):
         if not callable(factory):
@@ -110,6 +122,11 @@ def register_component(kind: str, name: str, log=None):
             _from_files[key] = origin
         return factory
     return register
+
+
+def _builtin_arch(name: str) -> bool:
+    """Whether `name` is an architecture the toolkit builds itself (fastai's xresnets, squeezenet, timm's)."""
+    return name.startswith(("xresnet", "xse_resnext", "timm")) or name == "squeezenet"
 
 
 def register_callback(name: str):
@@ -169,10 +186,15 @@ def parse(text: str, field: str) -> tuple[str, dict]:
             if kw.arg is None:
                 raise ValueError(f"{field}: {text!r} unpacks a dict; write each keyword argument out")
             try:
-                kwargs[kw.arg] = ast.literal_eval(kw.value)
-            except ValueError:
+                value = ast.literal_eval(kw.value)
+                _stable(value)   # a dict with an unhashable key and the like fail here
+            except (ValueError, TypeError, SyntaxError):
                 raise ValueError(f"{field}: the value of {kw.arg} in {text!r} is not a literal (a number, text, "
-                                 f"True/False/None, or a tuple of them); nothing in a recipe is evaluated") from None
+                                 f"True/False/None, or a tuple, list, set or dict of them); nothing in a recipe is "
+                                 f"evaluated") from None
+            if not _finite(value):
+                raise ValueError(f"{field}: the value of {kw.arg} in {text!r} is not a finite number")
+            kwargs[kw.arg] = value
         return node.func.id, kwargs
     raise ValueError(f"{field}: {text!r} is not a name or a call such as name(key=0.5)")
 
@@ -182,7 +204,20 @@ def canonical(text: str, field: str) -> str:
     name, kwargs = parse(text, field)
     if not kwargs:
         return name
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+    return f"{name}({', '.join(f'{k}={_stable(v)}' for k, v in sorted(kwargs.items()))})"
+
+
+def _finite(value) -> bool:
+    """Whether every number in a literal is finite (inf and nan would not parse back from the canonical text)."""
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, complex):
+        return _finite(value.real) and _finite(value.imag)
+    if isinstance(value, dict):
+        return all(_finite(k) and _finite(v) for k, v in value.items())
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(map(_finite, value))
+    return True
 
 
 def _unknown(kind: str, name: str, builtin=()) -> RecipeError:
@@ -206,6 +241,9 @@ def lookup(kind: str, text: str, builtin=()) -> tuple[Component, dict] | None:
     if comp is None:
         if name in builtin and not kwargs:
             return None
+        if name in builtin:
+            raise RecipeError(f"{KINDS[kind]}={text}: fastai's {name} takes no arguments here; set them with the "
+                              f"recipe's fields (wd, mom, sqr_mom, eps), e.g. --set {KINDS[kind]}={name} --set eps=1e-6.")
         raise _unknown(kind, name, builtin)
     try:
         inspect.signature(comp.factory).bind(*POSITIONAL.get(kind, ()), **kwargs)
@@ -269,7 +307,7 @@ def with_code(recipe, what: str | None = None, origins: dict | None = None):
     find the same code here (see `check_recorded`; `origins`: the files its components came from, as recorded)."""
     from dataclasses import replace
     if recipe.code:
-        check_recorded(recipe.code, what or f"Recipe {recipe.name!r}", origins or {})
+        check_recorded(recipe.code, what or f"Recipe {recipe.name!r}", origins or {}, still=_named_keys(recipe))
     now = code_of(recipe)
     return recipe if recipe.code == now else replace(recipe, code=now)
 
@@ -289,16 +327,32 @@ def origins(recipe) -> dict[str, str]:
     return {f"{c.kind}:{c.name}": c.origin for c, _ in used(recipe)}
 
 
-def check_recorded(code: str, what: str, origins: dict) -> None:
-    """A recipe recorded with `code` runs again only with the same code: a component missing here, or registered
-    with other code, is a RecipeError naming it and the file to pass."""
+def _named_keys(recipe) -> set[tuple[str, str]]:
+    """(kind, name) of every component a recipe names, registered or not."""
+    out = set()
+    for kind, text in named(recipe):
+        try:
+            out.add((kind, parse(text, KINDS[kind])[0]))
+        except ValueError:
+            pass
+    return out
+
+
+def check_recorded(code: str, what: str, origins: dict, still=None) -> None:
+    """A recipe recorded with `code` runs again only with the same code: a component it still names (`still`; all
+    without it) that is missing here, or registered with other code, is a RecipeError naming it and the file to
+    pass."""
     for (kind, name), digest in recorded(code).items():
+        if still is not None and (kind, name) not in still:
+            continue   # no longer named (a replay with --set callbacks=...): its code does not matter
         comp = _registry.get((kind, name))
-        where = origins.get(f"{kind}:{name}")
+        where = origins.get(f"{kind}:{name}") or ""
         if comp is None:
+            how = (f"--experiments {where}" if where.endswith(".py") or os.sep in where else
+                   f"--experiments {where}" if where and where != "__main__" and " " not in where else
+                   "the file that registers it with --experiments FILE, or run the cell that registers it")
             raise RecipeError(f"{what} used the {kind} {name!r} (code {digest}), which is not registered here. Pass "
-                              f"the file that registers it: --experiments {where or 'FILE'} (or {ENV}, or import it "
-                              f"in Python).")
+                              f"{how} (or {ENV}, or import it in Python).")
         if comp.identity() != digest:
             raise RecipeError(f"{what} used the {kind} {name!r} with code {digest}; the {kind} registered here (from "
                               f"{comp.origin}) has other code ({comp.identity()}). The run folder keeps the source it "
@@ -324,16 +378,20 @@ def build(comp: Component, kwargs: dict, *args, **more):
 class UserCodeError(ToolkitError):
     """An error inside the user's own file or factory: shown with its traceback, framed by one line."""
 
-    def __init__(self, message: str, cause: BaseException):
+    def __init__(self, message: str, cause: BaseException | None = None, trace: str = ""):
         super().__init__(message)
-        self.trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        self.trace = trace or ("".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+                               if cause is not None else "")
+
+    def __reduce__(self):   # across processes (a Ray worker): the message and the traceback as text
+        return type(self), (str(self), None, self.trace)
 
 
 # --- identity: the code a factory runs, as text ------------------------------------------------------------------
 
 _LIBRARY_ROOTS = tuple({str(Path(p).resolve()) for key in ("purelib", "platlib", "stdlib", "platstdlib")
                         if (p := sysconfig.get_paths().get(key))})
-_TOOLKIT_ROOT = str(Path(__file__).resolve().parents[1])
+_TOOLKIT_ROOT = str(Path(__file__).resolve().parents[1]) + os.sep
 
 
 def _module_file(module_name: str) -> str | None:
@@ -353,7 +411,8 @@ def _is_users(obj) -> bool:
     if file is None:
         return True    # a module made in a notebook or by exec: nowhere else to read it from
     file = str(Path(file).resolve())
-    return not (file.startswith(_TOOLKIT_ROOT) or file.startswith(_LIBRARY_ROOTS) or "site-packages" in file)
+    return not (file.startswith(_TOOLKIT_ROOT) or file.startswith(tuple(r + os.sep for r in _LIBRARY_ROOTS))
+                or "site-packages" in file)
 
 
 @functools.lru_cache(maxsize=None)
@@ -376,25 +435,79 @@ def _library(obj) -> str:
         else f"{module}@{version}"
 
 
-def _tree(func) -> str:
-    """A function's syntax tree without comments or positions; a function without source (a builtin) by name."""
+def _parsed(func):
+    """A function's syntax tree from its source, or None (no source, or a fragment such as a lambda in a call)."""
     try:
-        source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        return repr(code.co_code) if code is not None else _library(func)
-    return ast.dump(ast.parse(source), include_attributes=False)
+        return ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def _code_text(code) -> str:
+    """A code object without source, as text: its bytecode, constants (nested code too), names and variables."""
+    consts = tuple(_code_text(c) if isinstance(c, types.CodeType) else _stable(c) for c in code.co_consts)
+    return repr((code.co_code, consts, code.co_names, code.co_varnames))
+
+
+def _tree(func) -> str:
+    """A function's syntax tree without comments or positions; without source, its code object as text."""
+    tree = _parsed(func)
+    if tree is not None:
+        return ast.dump(tree, include_attributes=False)
+    code = getattr(func, "__code__", None)
+    return _code_text(code) if code is not None else _library(func)
+
+
+def _code_names(code) -> set[str]:
+    return set(code.co_names).union(*(_code_names(c) for c in code.co_consts if isinstance(c, types.CodeType)))
+
+
+def _names_used(func, tree=None) -> dict:
+    """{name: value} of the globals and free variables a function's code reads: from its syntax tree where there is
+    one (nested functions, lambdas and classes included; an attribute's name is no global), else its bytecode."""
+    code = func.__code__
+    names = ({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+             if tree is not None else _code_names(code))
+    out = {n: func.__globals__[n] for n in names if n in func.__globals__}
+    for name, cell in zip(code.co_freevars, func.__closure__ or ()):
+        try:
+            out[name] = cell.cell_contents
+        except ValueError:   # a cell not filled yet
+            pass
+    return out
+
+
+def _stable(value) -> str:
+    """A literal as text that is the same in every process (sets and dicts sorted; Python's repr of a set follows
+    the string hash, which changes from one process to the next)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_stable(k)}: {_stable(v)}" for k, v in sorted(value.items(), key=lambda kv:
+                                                                                 _stable(kv[0]))) + "}"
+    if isinstance(value, frozenset):   # only ever in the user's code, never in a recipe (no literal makes one)
+        return f"frozenset({{{', '.join(sorted(map(_stable, value)))}}})"
+    if isinstance(value, set):         # as Python writes a set, its items sorted: it parses back as itself
+        return f"{{{', '.join(sorted(map(_stable, value)))}}}" if value else "set()"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(map(_stable, value)) + ("," if isinstance(value, tuple) and len(value) == 1 else "")
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return repr(value)
 
 
 def _literal(value) -> bool:
-    return isinstance(value, (int, float, str, bool, bytes, type(None))) or (
-        isinstance(value, (tuple, frozenset)) and all(_literal(v) for v in value))
+    if isinstance(value, dict):
+        return all(_literal(k) and _literal(v) for k, v in value.items())
+    return isinstance(value, (int, float, complex, str, bool, bytes, type(None))) or (
+        isinstance(value, (tuple, list, set, frozenset)) and all(_literal(v) for v in value))
+
+
+_SKIP = ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__firstlineno__", "__static_attributes__")
 
 
 def _walk(obj, seen: dict, out: list) -> None:
     """Append to `out` the text of `obj` and of everything of the user's own that it uses, each once."""
     key = id(obj)
     if key in seen:
+        out.append(f"(as above: {getattr(obj, '__qualname__', type(obj).__qualname__)})")
         return
     seen[key] = obj
     if isinstance(obj, (staticmethod, classmethod)):
@@ -404,10 +517,15 @@ def _walk(obj, seen: dict, out: list) -> None:
             if f is not None:
                 _walk(f, seen, out)
         return
+    if isinstance(obj, functools.partial):
+        out.append(f"partial({len(obj.args)} args, {sorted(obj.keywords)})")
+        for part in (obj.func, *obj.args, *(obj.keywords[k] for k in sorted(obj.keywords))):
+            _walk(part, seen, out) if not _literal(part) else out.append(_stable(part))
+        return
     if isinstance(obj, types.ModuleType):
         file = getattr(obj, "__file__", None)
         if _is_users(types.SimpleNamespace(__module__=obj.__name__)) and file and Path(file).is_file():
-            out.append(f"module {obj.__name__}: {Path(file).read_text()}")
+            out.append(f"module {obj.__name__}: {ast.dump(ast.parse(Path(file).read_text()))}")
         else:
             out.append(f"module {_library(obj)}")
         return
@@ -419,46 +537,100 @@ def _walk(obj, seen: dict, out: list) -> None:
         for base in obj.__bases__:
             _walk(base, seen, out)
         for name, member in sorted(vars(obj).items()):   # method by method: a notebook's class has no source file
-            if name in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__firstlineno__",
-                        "__static_attributes__"):
+            if name in _SKIP:
                 continue
-            if inspect.isfunction(member) or isinstance(member, (staticmethod, classmethod, property)):
-                out.append(f"{obj.__qualname__}.{name}:")
+            out.append(f"{obj.__qualname__}.{name}:")
+            if _literal(member):
+                out.append(_stable(member))
+            else:
                 _walk(member, seen, out)
-            elif _literal(member):
-                out.append(f"{obj.__qualname__}.{name} = {member!r}")
         return
     if inspect.isfunction(obj):
         if not _is_users(obj):
             out.append(f"function {_library(obj)}")
             return
-        out.append(f"function {obj.__qualname__}: {_tree(obj)}")
-        try:
-            used = inspect.getclosurevars(obj)
-        except (TypeError, ValueError):
-            return
-        for name, value in sorted({**used.globals, **used.nonlocals}.items()):
+        tree = _parsed(obj)
+        out.append(f"function {obj.__qualname__}: {ast.dump(tree, include_attributes=False) if tree else _tree(obj)}")
+        for name, value in sorted(_names_used(obj, tree).items()):
+            out.append(f"{name} =")
             if _literal(value):
-                out.append(f"{name} = {value!r}")
+                out.append(_stable(value))
             else:
                 _walk(value, seen, out)
         return
     if callable(obj) and not _is_users(type(obj)):
         out.append(f"object {_library(obj)}")
     elif _literal(obj):
-        out.append(repr(obj))
+        out.append(_stable(obj))
     else:
         out.append(f"instance of {type(obj).__qualname__}")
         _walk(type(obj), seen, out)
+        state = getattr(obj, "__dict__", None)
+        if isinstance(state, dict):
+            for name, value in sorted(state.items()):
+                out.append(f".{name} =")
+                _walk(value, seen, out) if not _literal(value) else out.append(_stable(value))
 
 
 def code_text(factory) -> str:
-    """The text a component's identity hashes: the factory's syntax tree and, following its names, the functions
-    and classes of the user's own files that it uses (classes method by method); library objects by qualified name
-    and version. Comments, blank lines and positions do not count, nor do other parts of the same file."""
+    """The text a component's identity hashes: the factory's syntax tree and, following the names it reads, the
+    functions, classes (method by method), constants and objects of the user's own code that it uses; library objects
+    by qualified name and version. Comments, blank lines and positions do not count, nor do other parts of the same
+    file."""
     out: list[str] = []
     _walk(factory, {}, out)
     return "\n".join(out)
+
+
+def _running(factory) -> tuple:
+    """What runs: the identities of the code objects, classes and constants reachable from the factory through its
+    bytecode. It changes when a cell or a file is run again, never when a file is only edited on disk."""
+    seen, out = set(), []
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if _literal(obj):
+            out.append(_stable(obj))
+        elif isinstance(obj, functools.partial):
+            for part in (obj.func, *obj.args, *obj.keywords.values()):
+                visit(part)
+        elif inspect.isfunction(obj) and _is_users(obj):
+            out.append(id(obj.__code__))
+            for value in _names_used(obj).values():
+                visit(value)
+        elif inspect.isclass(obj) and _is_users(obj):
+            out.append(id(obj))
+            for member in vars(obj).values():
+                visit(member.__func__ if isinstance(member, (staticmethod, classmethod)) else member)
+        elif isinstance(obj, types.ModuleType):
+            out.append(id(obj))
+        elif not callable(obj) and isinstance(getattr(obj, "__dict__", None), dict):
+            out.append(id(obj))
+    visit(factory)
+    return tuple(out)
+
+
+def _reachable(factory) -> list:
+    """The user's own functions and classes reachable from a factory (itself included), and the modules they read."""
+    seen, out = set(), []
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, types.ModuleType):
+            out.append(types.SimpleNamespace(__module__=obj.__name__))
+        elif isinstance(obj, functools.partial):
+            visit(obj.func)
+        elif (inspect.isfunction(obj) or inspect.isclass(obj)) and _is_users(obj):
+            out.append(obj)
+            for value in (_names_used(obj).values() if inspect.isfunction(obj) else
+                          [m for m in vars(obj).values() if inspect.isfunction(m)] + list(obj.__bases__)):
+                visit(value)
+    visit(factory)
+    return out
 
 
 def _sources(factory) -> list[str]:
@@ -486,6 +658,8 @@ def _sources(factory) -> list[str]:
             if _has_source(obj):
                 out.append(textwrap.dedent(inspect.getsource(obj)))
             _follow(obj, visit)
+        elif isinstance(obj, functools.partial):
+            visit(obj.func)
 
     visit(factory)
     return out
@@ -500,17 +674,15 @@ def _has_source(func) -> bool:
 
 
 def _follow(func, visit) -> None:
-    try:
-        used = inspect.getclosurevars(func)
-    except (TypeError, ValueError):
-        return
-    for value in {**used.globals, **used.nonlocals}.values():
+    for value in _names_used(func, _parsed(func)).values():
         visit(value)
 
 
 # --- loading the user's files --------------------------------------------------------------------------------------
 
 _USER_PREFIX = "toolkit_user."
+# (take, put) of other registries that a user's file fills (the named experiments): a failed load puts them back
+ROLLBACK: list = []
 _loaded_files: dict[str, str] = {}    # resolved path or module name -> what was loaded
 
 
@@ -529,7 +701,7 @@ def load(item: str) -> None:
     """Run a file of the user's (a path to a .py file) or import a module by name, once: what --experiments FILE,
     TOOLKIT_EXPERIMENTS and the entry points do. An error inside it is shown with its own traceback."""
     path = Path(item).expanduser()
-    if path.suffix == ".py" or os.sep in item or path.exists():
+    if path.suffix == ".py" or os.sep in item or path.is_file():
         if not path.is_file():
             raise ToolkitError(f"--experiments {item}: no such file. Pass a Python file that registers experiments "
                                f"or components (or the name of an importable module).")
@@ -540,31 +712,35 @@ def load(item: str) -> None:
             "".join(c if c.isalnum() else "_" for c in path.stem)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(_USER_PREFIX[:-1], types.ModuleType(_USER_PREFIX[:-1]))   # so pickle finds it here
         sys.modules[name] = module
-        _loaded_files[key] = name
-        _run(key, lambda: spec.loader.exec_module(module), lambda: sys.modules.pop(name, None))
+        _run(key, key, lambda: spec.loader.exec_module(module), lambda: sys.modules.pop(name, None))
     else:
         if item in _loaded_files:
             return
-        _loaded_files[item] = item
-        _run(item, lambda: importlib.import_module(item))
+        _run(item, item, lambda: importlib.import_module(item))
 
 
-def _run(origin: str, do, undo=lambda: None) -> None:
+def _run(key: str, origin: str, do, undo=lambda: None) -> None:
+    """Run a user's file or module once (`key`): what it registers comes from `origin`. A failure leaves nothing of it
+    registered, so that the fixed file loads again."""
+    before = (dict(_registry), dict(_from_files), [take() for take, _ in ROLLBACK])
+    _loaded_files[key] = origin
     _loading.append(origin)
     try:
         do()
-    except ToolkitError:
+    except BaseException as e:
         undo()
-        raise
-    except ModuleNotFoundError as e:
-        undo()
-        if e.name and origin.startswith(e.name):
+        _registry.clear(), _registry.update(before[0])
+        _from_files.clear(), _from_files.update(before[1])
+        for (_, put), state in zip(ROLLBACK, before[2]):
+            put(state)
+        _loaded_files.pop(key, None)
+        if isinstance(e, ToolkitError) or not isinstance(e, Exception):
+            raise
+        if isinstance(e, ModuleNotFoundError) and e.name and (origin == e.name or origin.startswith(e.name + ".")):
             raise ToolkitError(f"--experiments {origin}: no such file or module. Pass a Python file that registers "
                                f"experiments or components, or the name of an importable module.") from None
-        raise UserCodeError(f"Loading {origin} failed: {type(e).__name__}: {e}", e) from e
-    except Exception as e:
-        undo()
         raise UserCodeError(f"Loading {origin} failed: {type(e).__name__}: {e}", e) from e
     finally:
         _loading.pop()
@@ -579,8 +755,7 @@ def load_installed() -> None:
     """The `toolkit.experiments` entry points of installed packages, then TOOLKIT_EXPERIMENTS."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
         if ep.value not in _loaded_files:
-            _loaded_files[ep.value] = ep.value
-            _run(f"{ep.value} (entry point {ep.name})", ep.load)
+            _run(ep.value, f"{ep.value} (entry point {ep.name})", ep.load)
     for item in from_environment():
         load(item)
 
@@ -600,9 +775,9 @@ def by_value(components) -> None:
     """Ask cloudpickle to ship the user's modules that define `components` by value (a worker cannot import a file
     loaded with --experiments, nor a notebook)."""
     import ray.cloudpickle as cloudpickle
-    for c in components:
-        name = getattr(c.factory, "__module__", "")
-        if name and name != "__main__" and name in sys.modules and _is_users(c.factory):
+    modules = {getattr(obj, "__module__", None) for c in components for obj in _reachable(c.factory)}
+    for name in sorted(m for m in modules if m and m != "__main__" and m in sys.modules):
+        if _is_users(types.SimpleNamespace(__module__=name)):
             try:
                 cloudpickle.register_pickle_by_value(sys.modules[name])
             except ValueError:

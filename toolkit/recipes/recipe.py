@@ -112,9 +112,14 @@ class Recipe:
             object.__setattr__(self, "tta", parse_tta(self.tta))  # true -> "fastai", modes in one order
             for key in ("callbacks", "batch_tfms"):                # each in one canonical form: name(a=1, b=2)
                 object.__setattr__(self, key, component_tuple(getattr(self, key), key))
-            for key in ("loss", "opt"):
-                if isinstance(getattr(self, key), str) and getattr(self, key):
-                    object.__setattr__(self, key, components.canonical(getattr(self, key), key))
+            for key in ("loss", "opt", "arch"):   # arch: a registered model's arguments (fastai's names are left)
+                value = getattr(self, key)
+                if isinstance(value, str) and value and (key != "arch" or "(" in value):
+                    object.__setattr__(self, key, components.canonical(value, key))
+            for f in fields(self):   # 0 and 0.0 are one weight decay: a number of a `float | None` field is a float
+                value = getattr(self, f.name)
+                if f.type == "float | None" and isinstance(value, int) and not isinstance(value, bool):
+                    object.__setattr__(self, f.name, float(value))
         except ValueError as e:
             raise _invalid(self.name, str(e)) from None
         problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)

@@ -6,6 +6,7 @@ import fnmatch
 from dataclasses import replace
 
 from ..errors import RegistryError
+from . import components
 from .recipe import Recipe
 
 # The package whose import registers the shipped experiments: the repository's experiments/ folder, installed under a
@@ -31,8 +32,17 @@ def load_named() -> None:
     _loaded = True
     if importlib.util.find_spec(NAMED) is not None:
         importlib.import_module(NAMED)
-    from . import components
     components.load_installed()
+
+
+def _take() -> tuple:
+    return dict(_experiments), dict(_suites), dict(_origins)
+
+
+def _put(state: tuple) -> None:
+    for live, saved in zip((_experiments, _suites, _origins), state):
+        live.clear()
+        live.update(saved)
 
 
 def origin(name: str) -> str:
@@ -44,15 +54,13 @@ def origin(name: str) -> str:
 def _caller_origin() -> str:
     """Where the code that registers something is: "" for the shipped experiments, else the user's file."""
     import sys
-
-    from .components import loading_now
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
     if module == NAMED or module.startswith(NAMED + "."):
         return ""
-    return loading_now() or frame.f_globals.get("__file__") or "a notebook"
+    return components.loading_now() or frame.f_globals.get("__file__") or "a notebook"
 
 
 def _named() -> None:
@@ -147,3 +155,6 @@ def expand(names: list[str] | str) -> list[Recipe]:
         for r in recipes:
             out.setdefault(r.name, r)
     return list(out.values())
+
+
+components.ROLLBACK.append((_take, _put))   # a user file that fails to load leaves no experiment behind
