@@ -520,7 +520,7 @@ def _walk(obj, seen: dict, out: list) -> None:
     if isinstance(obj, functools.partial):
         out.append(f"partial({len(obj.args)} args, {sorted(obj.keywords)})")
         for part in (obj.func, *obj.args, *(obj.keywords[k] for k in sorted(obj.keywords))):
-            _walk(part, seen, out) if not _literal(part) else out.append(_stable(part))
+            _value(part, seen, out)
         return
     if isinstance(obj, types.ModuleType):
         file = getattr(obj, "__file__", None)
@@ -540,10 +540,7 @@ def _walk(obj, seen: dict, out: list) -> None:
             if name in _SKIP:
                 continue
             out.append(f"{obj.__qualname__}.{name}:")
-            if _literal(member):
-                out.append(_stable(member))
-            else:
-                _walk(member, seen, out)
+            _value(member, seen, out)
         return
     if inspect.isfunction(obj):
         if not _is_users(obj):
@@ -553,10 +550,7 @@ def _walk(obj, seen: dict, out: list) -> None:
         out.append(f"function {obj.__qualname__}: {ast.dump(tree, include_attributes=False) if tree else _tree(obj)}")
         for name, value in sorted(_names_used(obj, tree).items()):
             out.append(f"{name} =")
-            if _literal(value):
-                out.append(_stable(value))
-            else:
-                _walk(value, seen, out)
+            _value(value, seen, out)
         return
     if callable(obj) and not _is_users(type(obj)):
         out.append(f"object {_library(obj)}")
@@ -569,7 +563,15 @@ def _walk(obj, seen: dict, out: list) -> None:
         if isinstance(state, dict):
             for name, value in sorted(state.items()):
                 out.append(f".{name} =")
-                _walk(value, seen, out) if not _literal(value) else out.append(_stable(value))
+                _value(value, seen, out)
+
+
+def _value(value, seen: dict, out: list) -> None:
+    """A value a piece of code uses: a literal as its stable text, anything else walked."""
+    if _literal(value):
+        out.append(_stable(value))
+    else:
+        _walk(value, seen, out)
 
 
 def code_text(factory) -> str:
