@@ -243,7 +243,8 @@ def lookup(kind: str, text: str, builtin=()) -> tuple[Component, dict] | None:
             return None
         if name in builtin:
             raise RecipeError(f"{KINDS[kind]}={text}: fastai's {name} takes no arguments here; set them with the "
-                              f"recipe's fields (wd, mom, sqr_mom, eps), e.g. --set {KINDS[kind]}={name} --set eps=1e-6.")
+                              f"recipe's fields (wd, mom, sqr_mom, eps), e.g. --set {KINDS[kind]}={name} "
+                              f"--set eps=1e-6.")
         raise _unknown(kind, name, builtin)
     try:
         inspect.signature(comp.factory).bind(*POSITIONAL.get(kind, ()), **kwargs)
@@ -348,8 +349,8 @@ def check_recorded(code: str, what: str, origins: dict, still=None) -> None:
         comp = _registry.get((kind, name))
         where = origins.get(f"{kind}:{name}") or ""
         if comp is None:
-            how = (f"--experiments {where}" if where.endswith(".py") or os.sep in where else
-                   f"--experiments {where}" if where and where != "__main__" and " " not in where else
+            a_file = where and where != "__main__" and (os.sep in where or " " not in where)
+            how = (f"--experiments {where}" if a_file else
                    "the file that registers it with --experiments FILE, or run the cell that registers it")
             raise RecipeError(f"{what} used the {kind} {name!r} (code {digest}), which is not registered here. Pass "
                               f"{how} (or {ENV}, or import it in Python).")
@@ -389,7 +390,7 @@ class UserCodeError(ToolkitError):
 
 # --- identity: the code a factory runs, as text ------------------------------------------------------------------
 
-_LIBRARY_ROOTS = tuple({str(Path(p).resolve()) for key in ("purelib", "platlib", "stdlib", "platstdlib")
+_LIBRARY_ROOTS = tuple({str(Path(p).resolve()) + os.sep for key in ("purelib", "platlib", "stdlib", "platstdlib")
                         if (p := sysconfig.get_paths().get(key))})
 _TOOLKIT_ROOT = str(Path(__file__).resolve().parents[1]) + os.sep
 
@@ -411,8 +412,7 @@ def _is_users(obj) -> bool:
     if file is None:
         return True    # a module made in a notebook or by exec: nowhere else to read it from
     file = str(Path(file).resolve())
-    return not (file.startswith(_TOOLKIT_ROOT) or file.startswith(tuple(r + os.sep for r in _LIBRARY_ROOTS))
-                or "site-packages" in file)
+    return not (file.startswith((_TOOLKIT_ROOT, *_LIBRARY_ROOTS)) or "site-packages" in file)
 
 
 @functools.lru_cache(maxsize=None)
@@ -449,9 +449,10 @@ def _code_text(code) -> str:
     return repr((code.co_code, consts, code.co_names, code.co_varnames))
 
 
-def _tree(func) -> str:
-    """A function's syntax tree without comments or positions; without source, its code object as text."""
-    tree = _parsed(func)
+def _tree(func, tree=None) -> str:
+    """A function's syntax tree (`tree`, else parsed here) without comments or positions; without source, its code
+    object as text."""
+    tree = tree if tree is not None else _parsed(func)
     if tree is not None:
         return ast.dump(tree, include_attributes=False)
     code = getattr(func, "__code__", None)
@@ -505,65 +506,61 @@ _SKIP = ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__
 
 def _walk(obj, seen: dict, out: list) -> None:
     """Append to `out` the text of `obj` and of everything of the user's own that it uses, each once."""
-    key = id(obj)
-    if key in seen:
+    if id(obj) in seen:
         out.append(f"(as above: {getattr(obj, '__qualname__', type(obj).__qualname__)})")
         return
-    seen[key] = obj
+    seen[id(obj)] = obj
     if isinstance(obj, (staticmethod, classmethod)):
         obj = obj.__func__
     if isinstance(obj, property):
         for f in (obj.fget, obj.fset, obj.fdel):
             if f is not None:
                 _walk(f, seen, out)
-        return
-    if isinstance(obj, functools.partial):
+    elif isinstance(obj, functools.partial):
         out.append(f"partial({len(obj.args)} args, {sorted(obj.keywords)})")
         for part in (obj.func, *obj.args, *(obj.keywords[k] for k in sorted(obj.keywords))):
             _value(part, seen, out)
-        return
-    if isinstance(obj, types.ModuleType):
-        file = getattr(obj, "__file__", None)
-        if _is_users(types.SimpleNamespace(__module__=obj.__name__)) and file and Path(file).is_file():
-            out.append(f"module {obj.__name__}: {ast.dump(ast.parse(Path(file).read_text()))}")
-        else:
-            out.append(f"module {_library(obj)}")
-        return
-    if inspect.isclass(obj):
-        if not _is_users(obj):
-            out.append(f"class {_library(obj)}")
-            return
-        out.append(f"class {obj.__qualname__}({', '.join(b.__qualname__ for b in obj.__bases__)})")
-        for base in obj.__bases__:
-            _walk(base, seen, out)
-        for name, member in sorted(vars(obj).items()):   # method by method: a notebook's class has no source file
-            if name in _SKIP:
-                continue
-            out.append(f"{obj.__qualname__}.{name}:")
-            _value(member, seen, out)
-        return
-    if inspect.isfunction(obj):
-        if not _is_users(obj):
-            out.append(f"function {_library(obj)}")
-            return
+    elif isinstance(obj, types.ModuleType):
+        out.append(_module_text(obj))
+    elif (inspect.isclass(obj) or inspect.isfunction(obj)) and not _is_users(obj):
+        out.append(f"{'class' if inspect.isclass(obj) else 'function'} {_library(obj)}")
+    elif inspect.isclass(obj):
+        _walk_class(obj, seen, out)
+    elif inspect.isfunction(obj):
         tree = _parsed(obj)
-        out.append(f"function {obj.__qualname__}: {ast.dump(tree, include_attributes=False) if tree else _tree(obj)}")
+        out.append(f"function {obj.__qualname__}: {_tree(obj, tree)}")
         for name, value in sorted(_names_used(obj, tree).items()):
             out.append(f"{name} =")
             _value(value, seen, out)
-        return
-    if callable(obj) and not _is_users(type(obj)):
+    elif callable(obj) and not _is_users(type(obj)):
         out.append(f"object {_library(obj)}")
     elif _literal(obj):
         out.append(_stable(obj))
-    else:
+    else:   # an object of the user's: its class and its state
         out.append(f"instance of {type(obj).__qualname__}")
         _walk(type(obj), seen, out)
-        state = getattr(obj, "__dict__", None)
-        if isinstance(state, dict):
-            for name, value in sorted(state.items()):
-                out.append(f".{name} =")
-                _value(value, seen, out)
+        for name, value in sorted((getattr(obj, "__dict__", None) or {}).items()):
+            out.append(f".{name} =")
+            _value(value, seen, out)
+
+
+def _module_text(module) -> str:
+    """A module a piece of code reads: a user's file by its syntax tree, a library's by its name and version."""
+    file = getattr(module, "__file__", None)
+    if _is_users(types.SimpleNamespace(__module__=module.__name__)) and file and Path(file).is_file():
+        return f"module {module.__name__}: {ast.dump(ast.parse(Path(file).read_text()))}"
+    return f"module {_library(module)}"
+
+
+def _walk_class(cls, seen: dict, out: list) -> None:
+    """A class of the user's: its bases, then member by member (a notebook's class has no source file)."""
+    out.append(f"class {cls.__qualname__}({', '.join(b.__qualname__ for b in cls.__bases__)})")
+    for base in cls.__bases__:
+        _walk(base, seen, out)
+    for name, member in sorted(vars(cls).items()):
+        if name not in _SKIP:
+            out.append(f"{cls.__qualname__}.{name}:")
+            _value(member, seen, out)
 
 
 def _value(value, seen: dict, out: list) -> None:
@@ -584,100 +581,75 @@ def code_text(factory) -> str:
     return "\n".join(out)
 
 
-def _running(factory) -> tuple:
-    """What runs: the identities of the code objects, classes and constants reachable from the factory through its
-    bytecode. It changes when a cell or a file is run again, never when a file is only edited on disk."""
+def _reached(factory, names=_names_used) -> list:
+    """The factory and everything it uses, each once, in the order met: the user's functions (following the names
+    `names` finds in them), classes (bases and members), partials' parts, and the modules, constants and objects
+    they read; library objects are met, not entered."""
     seen, out = set(), []
 
     def visit(obj):
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        if _literal(obj):
-            out.append(_stable(obj))
-        elif isinstance(obj, functools.partial):
+        out.append(obj)
+        if isinstance(obj, functools.partial):
             for part in (obj.func, *obj.args, *obj.keywords.values()):
                 visit(part)
         elif inspect.isfunction(obj) and _is_users(obj):
-            out.append(id(obj.__code__))
-            for value in _names_used(obj).values():
+            for value in names(obj).values():
                 visit(value)
         elif inspect.isclass(obj) and _is_users(obj):
-            out.append(id(obj))
-            for member in vars(obj).values():
-                visit(member.__func__ if isinstance(member, (staticmethod, classmethod)) else member)
-        elif isinstance(obj, types.ModuleType):
-            out.append(id(obj))
-        elif not callable(obj) and isinstance(getattr(obj, "__dict__", None), dict):
-            out.append(id(obj))
+            for value in (*obj.__bases__, *vars(obj).values()):
+                visit(value)
     visit(factory)
+    return out
+
+
+def _running(factory) -> tuple:
+    """What runs: the identities of the code objects, classes, modules and objects reachable from the factory through
+    its bytecode, and its constants. It changes when a cell or a file is run again, never when a file is only edited
+    on disk."""
+    out = []
+    for obj in _reached(factory):
+        if _literal(obj):
+            out.append(_stable(obj))
+        elif inspect.isfunction(obj) and _is_users(obj):
+            out.append(id(obj.__code__))
+        elif (inspect.isclass(obj) and _is_users(obj)) or isinstance(obj, types.ModuleType) or (
+                not callable(obj) and isinstance(getattr(obj, "__dict__", None), dict)):
+            out.append(id(obj))
     return tuple(out)
 
 
-def _reachable(factory) -> list:
-    """The user's own functions and classes reachable from a factory (itself included), and the modules they read."""
-    seen, out = set(), []
-
-    def visit(obj):
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, types.ModuleType):
-            out.append(types.SimpleNamespace(__module__=obj.__name__))
-        elif isinstance(obj, functools.partial):
-            visit(obj.func)
-        elif (inspect.isfunction(obj) or inspect.isclass(obj)) and _is_users(obj):
-            out.append(obj)
-            for value in (_names_used(obj).values() if inspect.isfunction(obj) else
-                          [m for m in vars(obj).values() if inspect.isfunction(m)] + list(obj.__bases__)):
-                visit(value)
-    visit(factory)
-    return out
-
-
 def _sources(factory) -> list[str]:
-    """The source text of the factory and of the user's own functions and classes it uses."""
-    out, seen = [], {}
-
-    def visit(obj):
-        if id(obj) in seen:
-            return
-        seen[id(obj)] = obj
-        if inspect.isclass(obj) and _is_users(obj):
+    """The source text of the factory and of the user's own functions and classes it uses (a method within its
+    class's; a notebook's class, which has no source file, method by method)."""
+    reached = [o for o in _reached(factory, lambda f: _names_used(f, _parsed(f)))
+               if (inspect.isclass(o) or inspect.isfunction(o)) and _is_users(o)]
+    members = {id(m) for c in reached if inspect.isclass(c) for m in vars(c).values()}
+    out = []
+    for obj in reached:
+        if inspect.isclass(obj):
             try:
                 out.append(inspect.getsource(obj))
-            except (OSError, TypeError):   # a notebook's class: its methods' sources, one by one
-                body = [textwrap.indent(textwrap.dedent(inspect.getsource(m)), "    ")
-                        for m in vars(obj).values() if inspect.isfunction(m) and _has_source(m)]
+            except (OSError, TypeError):
+                body = [textwrap.indent(text, "    ") for m in vars(obj).values() if inspect.isfunction(m)
+                        for text in [_source(m)] if text]
                 bases = ", ".join(b.__name__ for b in obj.__bases__)
                 out.append(f"class {obj.__name__}({bases}):\n" + "\n".join(body))
-            for base in obj.__bases__:
-                visit(base)
-            for m in vars(obj).values():
-                if inspect.isfunction(m):
-                    _follow(m, visit)
-        elif inspect.isfunction(obj) and _is_users(obj):
-            if _has_source(obj):
-                out.append(textwrap.dedent(inspect.getsource(obj)))
-            _follow(obj, visit)
-        elif isinstance(obj, functools.partial):
-            visit(obj.func)
-
-    visit(factory)
+        elif id(obj) not in members and _source(obj):
+            out.append(_source(obj))
     return out
 
 
-def _has_source(func) -> bool:
+def _source(func) -> str:
+    """A function's source, dedented ("" without one)."""
     try:
-        inspect.getsource(func)
-        return True
+        return textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
-        return False
-
-
-def _follow(func, visit) -> None:
-    for value in _names_used(func, _parsed(func)).values():
-        visit(value)
+        return ""
 
 
 # --- loading the user's files --------------------------------------------------------------------------------------
@@ -777,7 +749,9 @@ def by_value(components) -> None:
     """Ask cloudpickle to ship the user's modules that define `components` by value (a worker cannot import a file
     loaded with --experiments, nor a notebook)."""
     import ray.cloudpickle as cloudpickle
-    modules = {getattr(obj, "__module__", None) for c in components for obj in _reachable(c.factory)}
+    modules = {obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
+               for c in components for obj in _reached(c.factory)
+               if isinstance(obj, types.ModuleType) or inspect.isfunction(obj) or inspect.isclass(obj)}
     for name in sorted(m for m in modules if m and m != "__main__" and m in sys.modules):
         if _is_users(types.SimpleNamespace(__module__=name)):
             try:

@@ -108,25 +108,40 @@ class Recipe:
     notes: str = ""
 
     def __post_init__(self):
+        self._canonical_values()
+        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
+                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
+        if problems:   # inf and nan pass every range check below (inf > 0), and a run would "finish" with them
+            raise _invalid(self.name, "; ".join(problems))
+        problems = self._problems() + _stage_problems(self.stages)
+        try:
+            parse_ops(self.autoaug_ops, self.autoaug_add)
+        except ValueError as e:
+            problems.append(str(e))
+        if problems:
+            raise _invalid(self.name, "; ".join(problems))
+
+    def _canonical_values(self) -> None:
+        """Values written one way each: tta's modes in one order, components as name(a=1, b=2), whole numbers of
+        `float | None` fields as floats (0 and 0.0 are one weight decay)."""
         try:
             object.__setattr__(self, "tta", parse_tta(self.tta))  # true -> "fastai", modes in one order
-            for key in ("callbacks", "batch_tfms"):                # each in one canonical form: name(a=1, b=2)
+            for key in ("callbacks", "batch_tfms"):
                 object.__setattr__(self, key, component_tuple(getattr(self, key), key))
             for key in ("loss", "opt", "arch"):   # arch: a registered model's arguments (fastai's names are left)
                 value = getattr(self, key)
                 if isinstance(value, str) and value and (key != "arch" or "(" in value):
                     object.__setattr__(self, key, components.canonical(value, key))
-            for f in fields(self):   # 0 and 0.0 are one weight decay: a number of a `float | None` field is a float
+            for f in fields(self):
                 value = getattr(self, f.name)
                 if f.type == "float | None" and isinstance(value, int) and not isinstance(value, bool):
                     object.__setattr__(self, f.name, float(value))
         except ValueError as e:
             raise _invalid(self.name, str(e)) from None
-        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
-                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
-        if problems:   # inf and nan pass every range check below (inf > 0), and a run would "finish" with them
-            raise _invalid(self.name, "; ".join(problems))
-        problems = [msg for ok, msg in [
+
+    def _problems(self) -> list[str]:
+        """Each field out of its range, or out of place with another."""
+        return [msg for ok, msg in [
             (bool(self.name), "name must not be empty"),
             (bool(self.dataset), "dataset must not be empty"),
             (self.size is None or self.size >= 8, f"size must be at least 8 px (got {self.size})"),
@@ -171,13 +186,6 @@ class Recipe:
              f"act, sa, sym and pool shape fastai's xresnets; arch is {self.arch!r}"),
             (not (self.sym and not self.sa), "sym is the symmetric form of self-attention: set sa=true with it"),
         ] if not ok]
-        problems += _stage_problems(self.stages)
-        try:
-            parse_ops(self.autoaug_ops, self.autoaug_add)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise _invalid(self.name, "; ".join(problems))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
