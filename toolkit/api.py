@@ -17,15 +17,16 @@ class Comparison:
     summary: object                       # pandas.DataFrame
     written: list[Path] = field(default_factory=list)
     sweep: object = None                  # toolkit.sweep.execute.Sweep
-    grids: list = field(default_factory=list)   # toolkit.report.grid.Grid: the best of each grid
+    grids: list = field(default_factory=list)   # toolkit.judgment.grid.Grid: the best of each grid
     confirmed: object = None              # Comparison: the picks on fresh seeds (--confirm)
     flips: str = ""                       # which images changed (compare --flips), as markdown
 
     @property
     def markdown(self) -> str:
+        from .report.grid import lines
         from .report.tables import to_markdown
         parts = [to_markdown(self.summary)] + ([self.flips] if self.flips else [])
-        parts += ["\n".join(f"- {line}" for line in g.lines()) for g in self.grids]
+        parts += ["\n".join(f"- {line}" for line in lines(g)) for g in self.grids]
         if self.confirmed is not None and self.confirmed.summary is not None:
             parts.append("Confirmation on fresh seeds (never pooled with the selection's):\n\n"
                          + self.confirmed.markdown + "\n\n" + "\n".join(f"- {line}" for line in self.confirm_lines()))
@@ -108,10 +109,17 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     """`run` with its context already made (`context(...)`, or the launcher's --dataset/--set...) and its options
     as one `Options` (toolkit/sweep/options.py), or as keywords of the same names. A grid (`vary` with lists) adds
     the best of each recipe's grid and its figure (OUT-grid.png); `confirm`: runs the pick and the recipe on fresh
-    seeds and compares them (OUT-confirm.*)."""
+    seeds and compares them (OUT-confirm.*).
+
+    The flow, top to bottom: plan once (toolkit/sweep/plan.py) -> run and record (sweep/) -> judge
+    (toolkit/judgment/) -> write (toolkit/report/) -> confirm on fresh seeds (sweep/confirm.py), judged and
+    written alike."""
     from .atomic import check_folder
-    from .report import grid as grids
-    from .report.compare import check_margin, summarize_and_write
+    from .judgment.grid import grids
+    from .judgment.summary import check_margin, judged
+    from .report.compare import write_comparison
+    from .report.grid import figure
+    from .sweep import confirm as confirming
     from .sweep.auto import sweep
     from .sweep.options import Options
     from .sweep.plan import Plan
@@ -119,10 +127,7 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     out = Path(out or check_folder(options.results, "--results") / "last_run")
     check_folder(out.parent, "--out")   # before anything trains
     margin = check_margin(margin)
-    from .judgment import QUESTIONS
-    if question not in QUESTIONS:
-        from .errors import ToolkitError
-        raise ToolkitError(f"question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
+    _check_question(question)
     plan = Plan.of(names, context, vary, against, options.grid_max)
     if confirm and len(plan.grid) < 2:   # before anything trains
         from .errors import ToolkitError
@@ -131,44 +136,29 @@ def sweep_and_compare(names, context: dict, vary=None, against: str | None = Non
     if plan.line(seeds):
         log(plan.line(seeds))
     done, design = sweep(plan, seeds, max_seeds, margin, options, log, family, question)
-    summary, written = summarize_and_write(done.involved, done.table, against, out, margin, design, family, question)
+    rows, summary = judged(done.involved, done.table, against, margin, design, family, question)
     keys = list(plan.grid[0])
-    found = grids.grids(done.involved, summary, keys) if keys else []
-    result = Comparison(summary, written, done, found)
+    found = grids(done.involved, summary, keys) if keys else []
+    result = Comparison(summary, write_comparison(rows, summary, out), done, found)
     if found and len(keys) == 1:
-        result.written.append(grids.figure(found[0], out.with_name(f"{out.name}-grid.png")))
+        result.written.append(figure(found[0], out.with_name(f"{out.name}-grid.png")))
     if confirm:
-        result.confirmed = _confirm(found, context, against, options, out, margin, log, question)
+        plans, n = confirming.grid_picks(found, context, against, log)
+        result.confirmed = Comparison(None, [])
+        if plans:
+            again = confirming.confirm(plans, n, options, log, margin, "none", question)
+            rows, summary = judged(again.involved, again.table, against, margin, None, "none", question)
+            result.confirmed = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-confirm")),
+                                          again)
         result.written += result.confirmed.written
     return result
 
 
-def _confirm(found, context: dict, against, options, out: Path, margin: float, log,
-             question: str = "new-images") -> Comparison:
-    """Each grid's pick and its recipe on fresh seeds (after every seed the selection used), recorded with
-    confirm=true so that they never pool with the selection's runs: a plan of its own, compared on its own."""
-    import pandas as pd
-    from .report.compare import summarize_and_write
-    from .recipes import registry
-    from .sweep.auto import sweep
-    from .sweep.plan import Plan
-    picks = [g for g in found if g.pick != g.own]
-    if not picks:
-        log("--confirm: every grid picked its recipe's own value; nothing to confirm.")
-        return Comparison(None, [])
-    first = 1 + max(int(s) for g in found for s in g.accuracy.index)
-    n = max(len(g.accuracy) for g in picks)
-    rows = []
-    for g in picks:
-        log(f"--confirm: {g.recipe} [{g.pick}] and {g.recipe} on {n} fresh seeds ({first}-{first + n - 1})")
-        fresh = Plan.of([registry.get(g.recipe)], {**context, "seed": str(first), "confirm": "true"},
-                        g.pick_treatment, against)
-        done, _ = sweep(fresh, n, None, margin, options, log, "none", question)
-        rows.append(done)
-    involved = pd.concat([d.involved for d in rows])
-    summary, written = summarize_and_write(involved, rows[-1].table, against, out.with_name(f"{out.name}-confirm"),
-                                           margin, None, "none", question)
-    return Comparison(summary, written, rows[-1])
+def _check_question(question: str) -> None:
+    from .judgment import QUESTIONS
+    if question not in QUESTIONS:
+        from .errors import ToolkitError
+        raise ToolkitError(f"question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
 
 
 def compare(names=None, results: str | Path = "results", dataset: str | None = None, against: str | None = None,
@@ -178,12 +168,21 @@ def compare(names=None, results: str | Path = "results", dataset: str | None = N
     OUT.{md,csv,png} (default RESULTS/compare): what `toolkit compare` does. `question`: as `run` takes it.
     `flips=True`: also the validation images the first name's row and the second's (or, with one name, its
     reference) get differently on most seeds, by class, and a contact sheet of them (OUT-flips.png)."""
-    from .report.compare import compare as compare_runs
+    from .judgment.summary import check_margin, judged
+    from .records.table import select
+    from .report.compare import write_comparison
     if isinstance(names, str):
         names = [names]
-    done = compare_runs(results, names, dataset=dataset, against=against, out=out, budget=budget, margin=margin,
-                        family=family, question=question, with_flips=flips)
-    return Comparison(*done[:2], flips=done[2] if flips else "")
+    margin = check_margin(margin)
+    table, rows = select(results, names, dataset, budget)
+    prefix = Path(out or Path(results) / "compare")
+    rows, summary = judged(rows, table, against, margin, family=family, question=question)
+    result = Comparison(summary, write_comparison(rows, summary, prefix))
+    if flips:
+        from .report.flips import of_comparison
+        result.flips, pngs = of_comparison(table, summary, list(names or []), prefix)
+        result.written += pngs
+    return result
 
 
 def noise(name: str, /, k: int | None = None, effect: float | None = None, margin: float | None = None,

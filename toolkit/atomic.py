@@ -90,6 +90,6 @@ def atomic_dir(dest: str | Path, replace: bool = False):
 
 
 def lock(path: str | Path, timeout: float = -1) -> FileLock:
-    """An inter-process lock on `path` (filelock's): two runs that build a pack or append a row take turns."""
+    """An inter-process lock on `path` (filelock's), its folder made: two runs that append a row take turns."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path), timeout=timeout)

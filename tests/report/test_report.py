@@ -11,6 +11,7 @@ from scipy import stats as sps
 from tests.conftest import resolved as resolve
 from toolkit.errors import ToolkitError
 from toolkit.recipes import registry
+from toolkit import api as toolkit_api
 from toolkit.report import compare
 from toolkit.judgment import summary as judged
 from toolkit.report import tables as report
@@ -22,7 +23,7 @@ from toolkit.sweep.plan import variant
 from conftest import CONTEXT, add_rows as add
 
 def summary_of(results, against=None):
-    table = compare.pair_against(load_table(results), against)
+    table = judged.pair_against(load_table(results), against)
     return judged.summarize(table, table).set_index("label")
 
 
@@ -101,10 +102,10 @@ def test_tta_is_compared_with_the_references_tta_when_it_has_one(results):
 def test_markdown_files_and_plot(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "mixup", [0.69, 0.81, 0.88])
-    table = compare.pair_against(load_table(results))
+    table = judged.pair_against(load_table(results))
     assert "compared at once" not in report.to_markdown(judged.summarize(table, table))  # one difference only
     add(results, "label_smoothing", [0.71, 0.80, 0.91])
-    table = compare.pair_against(load_table(results))
+    table = judged.pair_against(load_table(results))
     summary = judged.summarize(table, table)
     md = report.to_markdown(summary)
     assert md.startswith("digits, 16 px, 5 epochs, xresnet18, packed loader")
@@ -122,18 +123,18 @@ def test_markdown_files_and_plot(results, tmp_path):
 def test_compare_keeps_the_two_budgets_apart_and_can_show_one(results):
     add(results, "progressive", [0.70, 0.80, 0.90])
     add(results, "progressive", [0.75, 0.85, 0.95], budget="pixels", budget_pixels=1280)
-    summary, _ = compare.compare(results, ["progressive"], out=results / "both")
+    summary = toolkit_api.compare(["progressive"], results, out=results / "both").summary
     assert sorted(summary["budget"]) == ["epochs", "pixels"] and summary["n"].tolist() == [3, 3]
-    summary, _ = compare.compare(results, ["progressive"], budget="pixels", out=results / "pixels")
+    summary = toolkit_api.compare(["progressive"], results, budget="pixels", out=results / "pixels").summary
     assert summary["budget"].tolist() == ["pixels"] and summary["accuracy_mean"].iloc[0] == pytest.approx(0.85)
     with pytest.raises(ToolkitError, match="budget"):
-        compare.compare(results, ["normalize"], budget="pixels")
+        toolkit_api.compare(["normalize"], results, budget="pixels")
 
 
 def test_each_evaluation_is_compared_with_the_same_models_and_with_the_reference(results, tmp_path):
     add(results, "normalize", [0.70, 0.80, 0.90])
     add(results, "tta_all", [0.70, 0.80, 0.90], evals={"flip": [0.72, 0.82, 0.92], "hires": [0.69, 0.80, 0.88]})
-    table = compare.pair_against(load_table(results))
+    table = judged.pair_against(load_table(results))
     summary = judged.summarize(table, table)
     s = summary.set_index("label").loc["tta_all"]
     assert s["accuracy_flip_mean"] == pytest.approx(0.82) and s["flip_seconds"] == 2.0

@@ -64,8 +64,11 @@ def test_a_tiny_grid_judged_as_one_family_with_its_best_set_and_figure(tiny, tmp
     from toolkit.sweep.options import Options
     picked = replace(grid, pick="lr=0.03")
     ctx = api.context(dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16)
-    confirmed = api._confirm([picked], ctx, None, Options(results=str(tmp_path / "r"), progress="none"),
-                             tmp_path / "r" / "last_run", 1.0, said.append)
+    from toolkit.judgment.summary import judged
+    from toolkit.sweep import confirm as confirming
+    plans, n = confirming.grid_picks([picked], ctx, None, said.append)
+    again = confirming.confirm(plans, n, Options(results=str(tmp_path / "r"), progress="none"), said.append, 1.0)
+    confirmed = api.Comparison(judged(again.involved, again.table, margin=1.0, family="none")[1])
     table = pd.read_csv(tmp_path / "r" / "runs.csv")
     confirm = table[table["confirm"].astype(str) == "True"]
     assert sorted(confirm["seed"].unique()) == [45, 46, 47]                        # fresh: after 42-44

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from .. import display
-from ..atomic import atomic_dir, lock, tmp_prefix, write_json
+from ..atomic import atomic_dir, tmp_prefix, write_json
 from .datasets import DOWNLOADS, EMBEDDED, SPLITS, Dataset, readable, scan_of, source_side, toolkit_home
 from .images import DEEP, open_rgb
 from ..errors import DatasetError
@@ -124,7 +125,7 @@ def ensure_pack(ds: Dataset, side: int, workers: int | None = None, progress: st
     log = functools.partial(display.line, mode=mode)
     dest = pack_dir(ds, side)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with lock(dest.with_name(dest.name + ".lock")):   # two runs starting together build it once
+    with FileLock(str(dest.with_name(dest.name + ".lock"))):   # two runs starting together build it once
         pack = open_pack(dest, ds, side)
         if pack is not None:
             return pack

@@ -300,6 +300,29 @@ def epoch_curves(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def check_margin(margin) -> float:
+    """--margin: a number of points from 0 (no claim of equivalence is ever made) to 100; None: the default."""
+    if margin is None:
+        return stats.MARGIN
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 100:
+        raise ToolkitError(f"--margin is a number of accuracy points from 0 to 100, such as 1 or 0.5 (got {margin!r}).")
+    return float(margin)
+
+
+def judged(rows: pd.DataFrame, table: pd.DataFrame, against: str | None = None, margin: float | None = None,
+           design: stats.Design | None = None, family: str | None = None,
+           question: str = NEW_IMAGES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparison of `rows` (a sweep's, or a selection of the results table), each paired with its reference
+    in the whole `table` (or with `against`): (the rows as paired, their summary). `margin`, `design`, `family`
+    and `question` as in `summarize`."""
+    if rows.empty:
+        raise ToolkitError("Nothing to compare: none of these runs has finished. `toolkit runs` lists the run folders "
+                           "and their status; compare again once they have finished.")
+    table = pair_against(table, against)
+    rows = table.loc[rows.index]
+    return rows, summarize(rows, table, check_margin(margin), design, family, question)
+
+
 def pair_against(table: pd.DataFrame, against: str | None = None) -> pd.DataFrame:
     """The table with every row paired as recorded, or with `against` (compare --against X): each row then with X's
     rows of the same context and `auto` (the most recently finished setting of X, should X have run under several

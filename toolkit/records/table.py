@@ -176,3 +176,34 @@ def rebuild_table(results: str | Path) -> tuple[Path, int, int]:
     dest = Path(results) / f"runs.rebuilt-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     write_atomic(dest, lambda p: pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False))
     return dest, len(rows), skipped
+
+
+def select(results: str | Path, names=None, dataset: str | None = None, budget: str | None = None):
+    """The results table and its finished rows of `names` (experiment names, suites or shell patterns), `dataset`
+    (a name, a path, or just the folder's name) and `budget`: (table, rows); unfinished run folders are left
+    out, with a warning that says how to resume them."""
+    import fnmatch
+    import warnings
+    from ..recipes import registry
+    table = load_table(results)
+    if table.empty:
+        raise ToolkitError(f"No finished runs in {Path(results) / TABLE}; `toolkit run NAME` makes some.")
+    rows = table
+    if names:
+        patterns = [m for n in names for m in (registry.list_suites().get(n) or (n,))]
+        rows = rows[[any(fnmatch.fnmatchcase(e, p) for p in patterns) for e in rows["name"]]]
+    if dataset:
+        rows = rows[[d == dataset or Path(d).name == Path(dataset).name for d in rows["dataset"]]]
+    if budget:
+        rows = rows[rows["budget"] == budget]
+    if rows.empty:
+        raise ToolkitError("No finished run matches those experiment names / dataset / budget; `toolkit compare` with no "
+                           "arguments compares everything in the table.")
+    unfinished = folders.list_runs(results)
+    unfinished = unfinished[unfinished["status"] != "finished"] if len(unfinished) else unfinished
+    if len(unfinished):
+        counts = unfinished["status"].value_counts()
+        warnings.warn(f"{len(unfinished)} unfinished run folder(s) left out of the comparison "
+                      f"({', '.join(f'{n} {s}' for s, n in counts.items())}); `toolkit runs` lists them, and "
+                      f"running the same command again resumes the killed and interrupted ones.", stacklevel=3)
+    return table, rows

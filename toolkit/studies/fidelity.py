@@ -17,7 +17,8 @@ from .. import judgment
 from ..atomic import check_folder, write_atomic
 from ..data.datasets import canonical_name
 from ..errors import ToolkitError
-from ..report.compare import check_margin, summarize_and_write
+from ..judgment.summary import check_margin, judged
+from ..report.compare import write_comparison
 from ..sweep.options import Options
 from ..sweep.auto import sweep
 from ..sweep.plan import Plan
@@ -114,8 +115,8 @@ def _differences(rows: pd.DataFrame) -> dict:
 def _side(names, context: dict, seeds, options: Options, out: Path, margin: float, max_seeds, log):
     """One side's sweep and its comparison (written to OUT.md/.csv/.png)."""
     done, design = sweep(Plan.of(names, context, limit=options.grid_max), seeds, max_seeds, margin, options, log)
-    summary, written = summarize_and_write(done.involved, done.table, None, out, margin, design)
-    return done, summary, written
+    rows, summary = judged(done.involved, done.table, None, margin, design)
+    return done, summary, write_comparison(rows, summary, out)
 
 
 def _notes(proxy: str, full: str, context: dict) -> list[str]:

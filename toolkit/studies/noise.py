@@ -68,7 +68,7 @@ def noise(name: str, context: dict, k: int | None = None, effect: float | None =
     """Run (or reuse) `name` with 2k seeds under `context` and measure the noise of its accuracy; written to
     OUT.md (default RESULTS/noise-NAME.md); k defaults to NOISE_K, effect to NOISE_EFFECT (toolkit/defaults.py).
     `options`: the sweep's (toolkit/sweep/options.py; noise runs no reference, whatever its `reference`)."""
-    from ..report.compare import check_margin
+    from ..judgment.summary import check_margin
     k, effect = NOISE_K if k is None else k, NOISE_EFFECT if effect is None else effect
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ToolkitError(f"--k must be a whole number of at least 2: 2K seeds make K A/A pairs (got {k}).")

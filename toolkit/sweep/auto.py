@@ -27,12 +27,13 @@ def sweep(plan: Plan, seeds: int | str = 1, max_seeds: int | None = None, margin
     row's looks at alpha / rows)."""
     if family not in (None, *stats.FAMILIES):
         raise ToolkitError(f"--family must be one of {', '.join(stats.FAMILIES)} (got {family!r}).")
-    if seeds == "auto":
-        return run_auto(plan, max_seeds, margin, options, log, family or ("holm" if len(plan.grid) > 1 else "none"),
-                        question)
-    if max_seeds is not None:
-        raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
-    return execute.run_jobs(plan.jobs(seeds, reference=options.reference), options, log, plan.label), None
+    if seeds != "auto":
+        if max_seeds is not None:
+            raise ToolkitError(f"--max-seeds applies to --seeds auto only (got --seeds {seeds}).")
+        jobs = plan.jobs(seeds, reference=options.reference)
+        return execute.run_jobs(jobs, options, log, plan.label), None
+    return run_auto(plan, max_seeds, margin, options, log, family or ("holm" if len(plan.grid) > 1 else "none"),
+                    question)
 
 
 def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MARGIN, options: Options = Options(),
@@ -57,17 +58,17 @@ def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MAR
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
                 + (f" ({', '.join(name for name, _ in still)})" if len(still) < len(recipes) else ""))
-            done = execute.run_jobs(plan.jobs(n, keys=set(still), reference=options.reference), options, log,
-                                    plan.label)
+            todo = plan.jobs(n, keys=set(still), reference=options.reference)
+            done = execute.run_jobs(todo, options, log, plan.label)
             jobs += done.jobs
             recorded.append(done.rows)
-            stopped.update(_judge(done.table, recipes, refs, still, stopped, n, plan.against, margin, design, log,
-                                  question))
+            decided, shown = _judge(done.table, recipes, refs, still, stopped, n, plan.against, margin, design, log,
+                                    question)
+            stopped.update(decided)
             if len(stopped) == len(recipes):
                 break
-    for key in recipes:   # rows whose pairs fell short of the looks (a reference missing): shown at the last one
-        stopped.setdefault(key, design.max_pairs)
-    shown = _at_looks(done.table, recipes, refs, stopped)
+    # each row at the seeds of the look where it stopped; one whose pairs fell short of the looks (a reference
+    # missing) at the last look's
     return execute.Sweep(jobs, pd.concat(recorded), shown, done.table), design
 
 
@@ -93,12 +94,13 @@ def _connected(options: Options):
             ray.shutdown()
 
 
-def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log, question="new-images") -> dict:
-    """The rows of `still` that stop at this look (pairs n): {key: n}, each logged with its verdict and why."""
-    table = pair_against(table, against)
+def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log, question="new-images"):
+    """The rows of `still` that stop at this look (pairs n), each logged with its verdict and why: ({key: n}, the
+    table's rows at every row's look so far, which the comparison shows once this look is the last)."""
     at = {**{key: n for key in still}, **stopped}
-    lines = summarize(_at_looks(table, recipes, refs, at), table, margin, design,
-                             question=question).set_index(["name", "config_id"])
+    shown = _at_looks(table, recipes, refs, at)
+    table = pair_against(table, against)
+    lines = summarize(table.loc[shown.index], table, margin, design, question=question).set_index(["name", "config_id"])
     out = {}
     for key in still:
         if key not in lines.index:   # none of its runs finished (left alone as running elsewhere)
@@ -108,7 +110,7 @@ def _judge(table, recipes, refs, still, stopped, n, against, margin, design, log
         if not line["delta_pairs"] or why:   # decided, out of pairs, or nothing to pair with
             out[key] = n
             log(f"    {key[0]}: {line['delta_verdict']}" + (f", {why}" if why else ""))
-    return out
+    return out, shown
 
 
 def _connect(address) -> bool:

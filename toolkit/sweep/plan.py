@@ -149,14 +149,15 @@ class Plan:
 
     @classmethod
     def of(cls, names, context: dict | None = None, vary=None, against: str | None = None,
-           limit: int | None = None) -> "Plan":
+           limit: int | None = None, grid: list[dict] | None = None) -> "Plan":
         """Plan `names` (experiment names, wildcard patterns, suites, or Recipe objects) under `context`: each
         recipe, or with `vary` each of its variants, resolved with its reference (`against`, else its parent, else
-        the baseline, under the same context). More than `limit` variants (default GRID_MAX) is refused."""
+        the baseline, under the same context). More than `limit` variants (default GRID_MAX) is refused. `grid`:
+        the variants' treatments given as they are, instead of `vary`'s product (a search's picks)."""
         context, auto = context or {}, precision.choice()
         if against is not None:
             registry.get(against)  # an unknown name fails here, with close matches
-        grid = treatments(vary, limit)
+        grid = treatments(vary, limit) if grid is None else [treatments(t)[0] for t in grid] or [{}]
         items = [names] if isinstance(names, (str, Recipe)) else list(names)
         bases = list({r.name: r for item in items
                       for r in ([item] if isinstance(item, Recipe) else registry.expand(item))}.values())

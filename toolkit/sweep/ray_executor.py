@@ -102,7 +102,7 @@ def run_on_ray(todo, options, tracking=None, log=print):
     """Run [(job, run_dir or None)] as Ray tasks with the sweep's `options` (toolkit/sweep/options.py); yields each
     finished job's row once the driver recorded it."""
     tracking = tracking or track.Tracking()
-    on_workers, by_driver = tracking.only(track.remote), tracking.only(lambda n: not track.remote(n))
+    on_workers, by_driver = tracking.only(track.on_server), tracking.only(lambda n: not track.on_server(n))
     ray = require_ray()
     started_here = connect(options.address)
     results = Path(options.results).resolve()

@@ -106,7 +106,7 @@ def close_sweep(tracking: Tracking | None) -> None:
             _mlflow_client(tracking.mlflow_uri).set_terminated(tracking.mlflow_parent)
 
 
-def remote(name: str) -> bool:
+def on_server(name: str) -> bool:
     """Whether a tracker writes to a server (MLflow over HTTP, W&B online) rather than to files on this disk."""
     if name == "mlflow":
         return urllib.parse.urlparse(_mlflow_uri("")).scheme in ("http", "https", "databricks")
