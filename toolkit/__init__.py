@@ -10,6 +10,8 @@ The face a notebook or a script touches; the launcher (`toolkit run`, `toolkit c
     learn.lr_find(); learn.fit_one_cycle(1)
     toolkit.run("mixup", dataset="digits", seeds="auto")                # seeds spent where they decide
     toolkit.noise("baseline", dataset="digits")                         # how noisy is this proxy?
+    toolkit.search("normalize", {"lr": "log(1e-4,1e-1)"}, trials=20,    # Optuna proposes; the best 3 are
+                   dataset="digits", pruner="halving")                  #   confirmed on fresh seeds
 
     @toolkit.register_callback("clip_grads")                            # your own idea, by name in a recipe:
     def clip_grads(max_norm: float = 1.0):                              #   callbacks=("clip_grads(max_norm=0.5)",)
@@ -34,7 +36,7 @@ _FACE = {
     "context": "toolkit.api", "Comparison": "toolkit.api", "noise": "toolkit.api", "show": "toolkit.api",
     "export": "toolkit.api", "resume": "toolkit.api", "runs": "toolkit.api", "rebuild_table": "toolkit.api",
     "Options": "toolkit.sweep.options", "data_show": "toolkit.api", "data_check": "toolkit.api",
-    "fidelity": "toolkit.api",
+    "fidelity": "toolkit.api", "search": "toolkit.api", "Searched": "toolkit.api",
     **{f"register_{kind}": "toolkit.recipes.components"
        for kind in ("callback", "loss", "model", "optimizer", "batch_tfm")},
 }

@@ -161,6 +161,117 @@ def _check_question(question: str) -> None:
         raise ToolkitError(f"question must be one of {', '.join(QUESTIONS)} (got {question!r}).")
 
 
+@dataclass
+class Searched:
+    """A search (toolkit/sweep/search.py: its study, its trials as a table, its best settings), the confirmation of
+    its best settings on fresh seeds (a Comparison), the pick on the full data (a Comparison, with `full`), and the
+    files written. Shown as its report in a notebook."""
+    search: object
+    confirmed: object = None             # Comparison: the best settings and the recipe on fresh seeds
+    optimism: object = None              # pandas.DataFrame: each one's search score beside its fresh seeds
+    full: object = None                  # Comparison: the pick and the recipe on the full data (`full=`)
+    written: list[Path] = field(default_factory=list)
+    markdown: str = ""
+
+    @property
+    def trials(self):
+        return self.search.trials
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+    def __str__(self) -> str:
+        return self.markdown
+
+
+def search(recipe, space, trials: int = 20, sampler: str = "tpe", pruner: str = "none", top: int | None = None,
+           seeds: int | None = None, full: str | None = None, study: str | None = None, out: str | Path | None = None,
+           margin: float | None = None, question: str = "new-images", quiet: bool = False, log=print,
+           **settings) -> Searched:
+    """Search `recipe`'s settings over `space` with Optuna, then confirm the best: what `toolkit search` does.
+
+    `space`: {key: "log(a,b)" | "uniform(a,b)" | [choices]} or the launcher's ["key=spec", ...] (see
+    toolkit/sweep/search.py). `trials`: the study's trials in all (complete or pruned), each an ordinary run on the
+    recipe's own seed; `sampler`: "tpe" (default), "random" or "grid"; `pruner`: "none", "halving" or
+    "hyperband". The `top` best settings (default 3) then run on `seeds` fresh seeds (default 3) beside the recipe,
+    judged as one family; `full`: a dataset on which the confirmed pick and the recipe also run. `settings`: the
+    context and the sweep's options, as `run` takes them. Written to OUT.md (default RESULTS/search-RECIPE), with
+    OUT-trials.csv, Optuna's pictures and OUT-confirm.*."""
+    from .sweep.options import Options
+    options, ctx = Options.split(settings, quiet)
+    return search_and_confirm(recipe, context(**ctx), space, trials, sampler, pruner, top, seeds, full, study,
+                              options, out, margin, question, log)
+
+
+def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: str = "tpe", pruner: str = "none",
+                       top: int | None = None, seeds: int | None = None, full: str | None = None,
+                       study: str | None = None, options=None, out: str | Path | None = None,
+                       margin: float | None = None, question: str = "new-images", log=print) -> Searched:
+    """`search` with its context made and its options as one `Options`. The flow, top to bottom: the study's
+    trials (toolkit/sweep/search.py) -> the best settings on fresh seeds (sweep/confirm.py) -> judged
+    (toolkit/judgment/) -> written (toolkit/report/search.py), and with `full` the pick on the full data."""
+    from .atomic import check_folder, write_atomic
+    from .defaults import SEARCH_SEEDS, SEARCH_TOP
+    from .stats import MIN_PAIRS
+    from .errors import ToolkitError
+    from .judgment.summary import check_margin, judged
+    from .report import search as shown
+    from .report.compare import write_comparison
+    from .sweep import confirm as confirming
+    from .sweep import search as searching
+    from .sweep.options import Options
+    from .sweep.plan import Plan, context_of
+    options = options or Options()
+    top = SEARCH_TOP if top is None else top
+    seeds = SEARCH_SEEDS if seeds is None else seeds
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ToolkitError(f"--top must be a whole number of at least 1 (got {top!r}).")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < MIN_PAIRS:
+        raise ToolkitError(f"--seeds is the confirmation's fresh seeds per setting: at least {MIN_PAIRS}, the fewest "
+                           f"pairs a verdict is drawn from (got {seeds!r}).")
+    margin = check_margin(margin)
+    _check_question(question)
+    name = recipe if isinstance(recipe, str) else recipe.name
+    out = Path(out or check_folder(options.results, "--results") / f"search-{name}")
+    check_folder(out.parent, "--out")   # before anything trains
+    if full is not None:
+        full_context = context_of({**context, "dataset": full})   # a bad dataset fails here, not after the search
+    found = searching.search(recipe, context, space, trials, sampler, pruner, options, study, log)
+    pngs = shown.pictures(found, out)
+    result = Searched(found, written=list(pngs))
+    picks = found.best[:top]
+    if picks:
+        first = found.recipe.seed + 1
+        log(f"search: confirming the {len(picks)} best setting(s) and {found.recipe.name} on {seeds} fresh seeds "
+            f"({first}-{first + seeds - 1})")
+        plan = Plan.of([recipe], confirming.fresh(context, first), grid=[p for p, _ in picks])
+        again = confirming.confirm([plan], seeds, options, log, margin, "holm", question)
+        rows, summary = judged(again.involved, again.table, None, margin, None, "holm", question)
+        result.confirmed = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-confirm")),
+                                      again)
+        result.optimism = shown.optimism(found, summary)
+        result.written += result.confirmed.written
+        if full is not None and len(result.optimism):
+            pick = picks[int(result.optimism["fresh %"].values.argmax())][0]
+            log(f"search: the confirmed pick ({', '.join(f'{k}={v}' for k, v in pick.items())}) and "
+                f"{found.recipe.name} on the full data {full}, {seeds} seeds")
+            plan = Plan.of([recipe], confirming.fresh(full_context, first), grid=[pick])
+            again = confirming.confirm([plan], seeds, options, log, margin, "none", question)
+            rows, summary = judged(again.involved, again.table, None, margin, None, "none", question)
+            result.full = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-full")),
+                                     again)
+            result.written += result.full.written
+    else:
+        log("search: no trial completed (all pruned or failed): nothing to confirm")
+    result.markdown = shown.markdown(found, pngs,
+                                     result.confirmed.markdown if result.confirmed else "", result.optimism,
+                                     result.full.markdown if result.full else "")
+    result.written = [write_atomic(out.with_suffix(".md"), lambda p: Path(p).write_text(result.markdown)),
+                      write_atomic(out.with_name(f"{out.name}-trials.csv"),
+                                   lambda p: found.trials.to_csv(p, index=False)), *result.written]
+    return result
+
+
 def compare(names=None, results: str | Path = "results", dataset: str | None = None, against: str | None = None,
             budget: str | None = None, out: str | Path | None = None, margin: float | None = None,
             family: str | None = None, question: str = "new-images", flips: bool = False) -> Comparison:

@@ -1,4 +1,4 @@
-"""The launcher: `toolkit list | show | run | compare | data | bench`. It parses arguments and calls the API."""
+"""The launcher: `toolkit list | show | run | search | compare | data | bench`. It parses arguments and calls the API."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ from .errors import RunInterrupted, Terminated, ToolkitError
 from .recipes import registry
 from .recipes.components import UserCodeError
 from .defaults import (BENCH_DATA, CHECKPOINT_COST, CHECKPOINT_EVERY, EASY_RANKING, FAMILIES, GRID_MAX, LOOKS, MARGIN,
-                       MAX_SEEDS, NOISE_EFFECT, NOISE_K, SELECT)
+                       MAX_SEEDS, NOISE_EFFECT, NOISE_K, PRUNERS, SAMPLERS, SEARCH_SEEDS, SEARCH_TOP, SELECT)
 from .data.sources import OPTIONS
 from .recipes.recipe import BUDGETS, Recipe
 from .recipes.overrides import pairs
@@ -105,6 +105,16 @@ def cmd_run(args) -> int:
     hint = "" if args.config else result.noise_hint(_context(args), args.seeds == "auto")
     if hint:
         print(f"\n{hint}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    result = api.search_and_confirm(args.name, _context(args), args.space or [], args.trials, args.sampler,
+                                    args.pruner, args.top, args.seeds, args.full, args.study, _options(args),
+                                    args.out, args.margin, args.question, log=lambda m: print(m, flush=True))
+    print()
+    print(result.markdown)
+    print(f"\nWritten: {', '.join(map(str, result.written))}")
     return 0
 
 
@@ -404,13 +414,7 @@ def _run_parser(sub) -> None:
                    help="do not run the references for the seeds they lack (differences need them)")
     p.add_argument("--config", metavar="RUN_DIR/recipe.json",
                    help="replay a run: the same recipe, seed and context (its reference is not run again)")
-    g = p.add_argument_group("where the jobs run")
-    g.add_argument("--executor", choices=("serial", "ray"), default="serial",
-                   help="serial: one job after another in this process (default); ray: every job a Ray task, "
-                        "on this machine or a cluster (needs the ray extra: pip install -e '.[ray]')")
-    g.add_argument("--address", help="join the Ray cluster at HOST:PORT (default: $RAY_ADDRESS, else a local Ray)")
-    g.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per job (default: 1, or a GPU's share)")
-    g.add_argument("--gpus-per-run", type=float, help="GPUs per job (default: 1 where the cluster has GPUs, else 0)")
+    _add_executor_options(p)
     p.add_argument("--rerun", action="store_true",
                    help="run every job again in a new folder (by default finished runs are skipped and killed or "
                         "interrupted ones resumed)")
@@ -421,6 +425,49 @@ def _run_parser(sub) -> None:
                    help="DataLoader worker processes, for --set loader=folder (default: fastai's)")
     _add_progress_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("search", help="search a recipe's settings with Optuna, prune hopeless trials, and confirm the "
+                                      "best settings on fresh seeds against the recipe")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--space", action="append", metavar="KEY=SPEC",
+                   help="a recipe field to search (repeatable): KEY=log(LOW,HIGH) or KEY=uniform(LOW,HIGH) for a "
+                        "number field (an int field samples ints), KEY=V1,V2,... a choice of numbers, KEY=TEXT "
+                        "repeated a choice of texts")
+    p.add_argument("--trials", type=int, default=20,
+                   help="the study's trials in all, complete or pruned, each one run on the recipe's seed (default 20; "
+                        "a search run again goes on to this many)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=SAMPLERS[0], help="Optuna's sampler (default: tpe)")
+    p.add_argument("--pruner", choices=PRUNERS, default=PRUNERS[0],
+                   help="stop hopeless trials from their epochs' accuracy: successive halving or Hyperband "
+                        "(default: none)")
+    p.add_argument("--top", type=int, default=SEARCH_TOP,
+                   help=f"the best settings confirmed on fresh seeds against the recipe (default {SEARCH_TOP})")
+    p.add_argument("--seeds", type=int, default=SEARCH_SEEDS,
+                   help=f"fresh seeds of the confirmation (default {SEARCH_SEEDS}; the trials use the recipe's own)")
+    p.add_argument("--full", metavar="DATA", help="the confirmed pick and the recipe also run on this full data: "
+                                                  + DATASET_HELP)
+    p.add_argument("--study", metavar="NAME", help="the study's name in RESULTS/search.db (default: from the recipe, "
+                                                   "space and sampler)")
+    _add_recipe_overrides(p, comparison=False)
+    _add_margin_option(p)
+    _add_question_option(p)
+    _add_executor_options(p)
+    _add_checkpoint_options(p)
+    p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--out", help="output prefix of the report (default: RESULTS/search-NAME)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes, for --set loader=folder")
+    _add_progress_options(p)
+    p.set_defaults(func=cmd_search)
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the jobs run")
+    g.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                   help="serial: one job after another in this process (default); ray: every job a Ray task, "
+                        "on this machine or a cluster (needs the ray extra: pip install -e '.[ray]')")
+    g.add_argument("--address", help="join the Ray cluster at HOST:PORT (default: $RAY_ADDRESS, else a local Ray)")
+    g.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per job (default: 1, or a GPU's share)")
+    g.add_argument("--gpus-per-run", type=float, help="GPUs per job (default: 1 where the cluster has GPUs, else 0)")
 
 
 def _runs_parsers(sub) -> None:

@@ -15,6 +15,10 @@ NOISE_EFFECT = 2.0                          # points: the difference whose cost 
 # a proxy of the easiest images (select=easy): the short run that ranks the full data's training images by loss
 SELECT = ("random", "easy")   # how a proxy picks its training images (toolkit/studies/proxies.py)
 EASY_RANKING = {"recipe": "baseline", "epochs": 2, "seed": 0}
+SAMPLERS = ("tpe", "random", "grid")       # `toolkit search --sampler`: Optuna's TPE (the default), random, grid
+PRUNERS = ("none", "halving", "hyperband")  # `toolkit search --pruner`: none, successive halving, Hyperband
+SEARCH_TOP = 3                              # `toolkit search`: the best settings confirmed on fresh seeds (--top)
+SEARCH_SEEDS = 3                            #   and the fresh seeds each runs (--seeds)
 CONNECT_TIMEOUT = 5                         # seconds a tracking server or a Ray cluster may take to answer
 # `toolkit bench data` (toolkit/train/throughput.py): the run it times unless told otherwise
 BENCH_DATA = {"dataset": "imagenette-160", "size": 64, "arch": "xresnet18", "bs": 64, "loader_batches": 50,

@@ -33,6 +33,15 @@ class RunInterrupted(ToolkitError):
         self.terminated = terminated
 
 
+class Pruned(Exception):
+    """A search's pruner stopped this trial after `epochs` epochs at `accuracy` (toolkit/sweep/search.py): its run
+    is marked pruned, never resumed, and never a finished result."""
+
+    def __init__(self, epochs: int, accuracy: float):
+        super().__init__(f"pruned after {epochs} epoch(s) at accuracy {accuracy:.4f}")
+        self.epochs, self.accuracy = epochs, accuracy
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (a scheduler stopping the job): finished work kept, exit status 143."""
 

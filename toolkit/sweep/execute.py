@@ -26,9 +26,10 @@ class Sweep:
     table: pd.DataFrame
 
 
-def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep") -> Sweep:
+def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep", on_epoch=None) -> Sweep:
     """Check, run and record `jobs` (a plan's, toolkit/sweep/plan.py) with the sweep's `options`
-    (toolkit/sweep/options.py); `label` names the sweep for the trackers.
+    (toolkit/sweep/options.py); `label` names the sweep for the trackers; `on_epoch(row)`: each epoch's row of
+    each job run in this process (a search's pruner).
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`). The serial
     executor runs the jobs one after another in this process; Ray runs each as a Ray task, on this machine or on a
@@ -51,7 +52,7 @@ def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: st
             from .ray_executor import run_on_ray
             rows = run_on_ray(todo, options, tracking, log)
         else:
-            rows = _serial(todo, datasets, options, tracking, log)
+            rows = _serial(todo, datasets, options, tracking, log, on_epoch)
         run_ids = [row["run_id"] for row in rows]
     finally:
         track.close_sweep(tracking)
@@ -61,12 +62,12 @@ def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: st
     return Sweep(jobs, table[table["run_id"].isin(run_ids)], rows, table)
 
 
-def _serial(todo, datasets, options: Options, tracking, log):
+def _serial(todo, datasets, options: Options, tracking, log, on_epoch=None):
     """Run the jobs one after another in this process; yields each one's row as it is recorded."""
     for i, (job, run_dir) in enumerate(todo, 1):
         r = job.recipe
         log(f"[{i}/{len(todo)}] {r.name}{' (reference)' if job.role == 'reference' else ''} on "
             f"{Path(r.dataset).name} (seed {r.seed})" + (f", resuming {run_dir}" if run_dir else ""))
-        row = run_job(job, options, tracking, datasets, run_dir=run_dir)
+        row = run_job(job, options, tracking, datasets, run_dir=run_dir, on_epoch=on_epoch)
         log(f"    {outcome(row)}")
         yield row

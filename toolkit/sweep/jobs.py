@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..recipes.evaluations import SPECS
-from ..errors import RunInterrupted, Terminated, ToolkitError
+from ..errors import Pruned, RunInterrupted, Terminated, ToolkitError
 from ..records import artifacts, folders
 from ..records.migrate import saved_meaning
 from ..records.schema import row_auto
@@ -43,7 +43,7 @@ def _collected(fn):
 @_collected
 def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | None = None,
             datasets: dict | None = None, run_dir: Path | None = None, record: bool = True, attempt: int | None = None,
-            cbs=()) -> dict:
+            cbs=(), on_epoch=None) -> dict:
     """Run one job in this process with the sweep's `options`; returns its row for the results table (appended
     there unless not `record`: a driver records it).
 
@@ -53,7 +53,8 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     assigned by a driver.
     `attempt`: how many times the job has been started, when a driver counts them (a retry on another node starts
     afresh in a folder of its own). With `options.save_model` the final weights go to run_dir/model.pth before the
-    run is marked finished.
+    run is marked finished. `on_epoch(row)`: called with each epoch's row (a search's pruner; raising `Pruned`
+    there stops the run, marked pruned: never resumed, never recorded as finished).
     """
     from ..data import pipeline
     from ..train import learner
@@ -76,7 +77,7 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
                                            keep_checkpoints=options.keep_checkpoints,
                                            keep_model=functools.partial(artifacts.save_model, run_dir)
                                            if options.save_model else None,
-                                           on_epoch=tracked.epoch if tracked else None)
+                                           on_epoch=_each(tracked.epoch if tracked else None, on_epoch))
     except KeyboardInterrupt as e:
         if tracked:
             tracked.close("KILLED")
@@ -87,6 +88,11 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
             f"finished epoch(s), kept in {run_dir} with a checkpoint; the results table keeps every finished run. "
             f"Run the same command again to resume, or `toolkit resume {run_dir}`.",
             terminated=isinstance(e, Terminated)) from None
+    except Pruned as e:
+        folders.mark(run_dir, "pruned", attempt=attempt, epochs_done=e.epochs, accuracy=e.accuracy)
+        if tracked:
+            tracked.close("KILLED")
+        raise
     except Exception as e:
         folders.mark(run_dir, "failed", attempt=attempt, error=f"{type(e).__name__}: {e}")
         if tracked:
@@ -99,6 +105,18 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
     if tracked:
         tracked.finish(row, metrics["epochs_done"])
     return row
+
+
+def _each(*hooks):
+    """One epoch hook that calls each of `hooks` given (None when none is)."""
+    hooks = [h for h in hooks if h is not None]
+    if not hooks:
+        return None
+
+    def each(row):
+        for hook in hooks:
+            hook(row)
+    return each
 
 
 def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
@@ -123,6 +141,8 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
         what = f"{job.recipe.name} (seed {job.recipe.seed}) in {last}"
         if st["status"] == "finished":   # its row never reached the table: record it now
             recover(results, last)
+            skipped += 1
+        elif st["status"] == "pruned":   # a search stopped it: its settings lost there, for good
             skipped += 1
         elif st["status"] in ("killed", "interrupted"):
             todo.append((job, last))

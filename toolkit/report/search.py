@@ -1,0 +1,131 @@
+"""A search shown: the trials, Optuna's own pictures of the study (the optimisation history, the parameters'
+importance by fANOVA, a slice per parameter), and the confirmation of its best settings on fresh seeds beside
+what the search scored them (toolkit/sweep/search.py runs it; toolkit/judgment/ judged the confirmation)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import write_atomic
+from .tables import seed_ranges
+
+LATE_STARTERS = ("Pruning compares a trial's accuracy at an epoch with the other trials' at the same epoch: a "
+                 "setting that starts slowly and finishes well (a late starter: a small learning rate, strong "
+                 "regularization, a long warm-up) can be stopped before it shows it. What the pruner stopped is "
+                 "not known to be worse; only the complete trials are ranked and confirmed.")
+
+
+def pictures(search, prefix: Path) -> list[Path]:
+    """PREFIX-history.png, PREFIX-slice.png and PREFIX-importance.png (fANOVA; with two or more complete trials
+    and two or more parameters that varied among them), drawn by Optuna's matplotlib backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    import optuna.visualization.matplotlib as ov
+    from optuna.exceptions import ExperimentalWarning
+    import warnings
+    complete = [t for t in search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    drawn = {"history": lambda: ov.plot_optimization_history(search.study, target_name="accuracy"),
+             "slice": lambda: ov.plot_slice(search.study, target_name="accuracy")}
+    varied = [k for k in search.dims if len({t.params.get(k) for t in complete}) > 1]
+    if len(complete) >= 2 and len(varied) >= 2:   # one parameter alone explains all there is: no picture
+        drawn["importance"] = lambda: ov.plot_param_importances(search.study, params=varied, target_name="accuracy")
+    out = []
+    for what, draw in drawn.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            ax = draw()
+        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.8)
+        fig.tight_layout()
+        out.append(write_atomic(Path(f"{prefix}-{what}.png"),
+                                lambda p, fig=fig: fig.savefig(p, dpi=110, format="png")))
+        plt.close(fig)
+    return out
+
+
+def optimism(search, confirmed: pd.DataFrame | None) -> pd.DataFrame:
+    """Each confirmed setting: what the search scored it (its trial, one seed), its accuracy and Δ against the
+    recipe on fresh seeds (with the interval and verdict the confirmation judged), and the search's optimism: its
+    score less the fresh seeds' mean, in points."""
+    rows = []
+    if confirmed is None:
+        return pd.DataFrame(rows)
+    for params, score in search.best:
+        name = _variant_name(search, params, confirmed)
+        line = confirmed[confirmed["name"] == name] if name else confirmed.iloc[0:0]
+        if line.empty:
+            continue
+        c = line.iloc[0]
+        rows.append({"setting": ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()),
+                     "search %": round(100 * score, 2), "fresh seeds": c["seeds"],
+                     "fresh %": round(100 * c["accuracy_mean"], 2),
+                     "Δ vs recipe": f"{100 * c['delta_mean']:+.1f} [{100 * c['delta_low']:+.1f}, "
+                                    f"{100 * c['delta_high']:+.1f}]",
+                     "verdict": c["delta_verdict"],
+                     "optimism (pts)": round(100 * (score - c["accuracy_mean"]), 2)})
+    return pd.DataFrame(rows)
+
+
+def _variant_name(search, params: dict, confirmed: pd.DataFrame) -> str | None:
+    """The confirmation row of these settings (its name is `RECIPE [k=v, ...]`)."""
+    from ..recipes.identity import format_value
+    from ..recipes.overrides import check_settings
+    typed = {k: getattr(check_settings({k: v}, k), k) for k, v in params.items()}
+    want = {f"{k}={format_value(v)}" for k, v in typed.items()}
+    for name in confirmed["name"].astype(str):
+        inside = name[name.find("[") + 1:name.rfind("]")] if "[" in name else ""
+        if inside and set(p.strip() for p in inside.split(", ")) == want:
+            return name
+    return None
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def markdown(search, pngs: list[Path], confirmation: str = "", table: pd.DataFrame | None = None,
+             full: str = "") -> str:
+    """The search's report: its setup, the trials (best first), what pruning cannot see, its pictures, and the
+    section "Confirmation"."""
+    t = search.trials
+    states = t["state"].value_counts().to_dict() if len(t) else {}
+    r = search.recipe
+    epochs = pd.to_numeric(t["epochs"], errors="coerce").fillna(r.epochs).sum() if len(t) else 0
+    shown = t.sort_values("accuracy", ascending=False, na_position="last")
+    cols = ["trial", "state", *search.dims, "accuracy", "epochs"]
+    shown = shown[[c for c in cols if c in shown]].assign(
+        accuracy=lambda d: (100 * pd.to_numeric(d["accuracy"], errors="coerce")).round(2))
+    parts = [
+        f"# Search of {r.name} over {', '.join(search.dims)}",
+        f"Study `{search.name}` ({search.storage}): sampler {search.sampler}, pruner {search.pruner}; "
+        f"{len(t)} trial(s): " + ", ".join(f"{n} {s}" for s, n in states.items()) + f". Every trial ran on seed "
+        f"{r.seed}, {r.epochs} epoch(s) at {r.size} px on {Path(str(r.dataset)).name}: {int(epochs)} epochs in all "
+        f"(a full run of every trial: {len(t) * r.epochs}). This call ran {search.ran} trial(s) in "
+        f"{search.seconds / 60:.1f} min. Space: `{' '.join(d.spec() for d in search.dims.values())}`.",
+        "A trial's accuracy is one run on one seed: the best of many such numbers is biased upward (the winner's "
+        "curse). The confirmation below measures the best settings again on fresh seeds.",
+        "Trials, best first (accuracy %: final, or the last epoch's where pruned):\n\n"
+        + shown.to_markdown(index=False),
+    ]
+    if search.pruner != "none":
+        parts.append(LATE_STARTERS)
+    if pngs:
+        parts.append("Pictures (Optuna): " + ", ".join(f"[{p.stem.rsplit('-', 1)[-1]}]({p.name})" for p in pngs)
+                     + f". The importance (fANOVA) is fitted on the {states.get('complete', 0)} complete trial(s): a "
+                     f"rough guide on a few dozen, none on fewer.")
+    parts.append("## Confirmation")
+    if table is not None and len(table):
+        first = seed_ranges(sorted({int(s) for x in table["fresh seeds"] for s in str(x).replace("-", ",").split(",")
+                                    if s.strip().isdigit()}))
+        parts.append(f"The {len(table)} best setting(s) of the search and {r.name} itself on fresh seeds ({first}), "
+                     f"judged as one family against {r.name}; beside them, what the search scored each (one run, "
+                     f"seed {r.seed}) and its optimism: that score less the fresh seeds' mean.\n\n"
+                     + table.to_markdown(index=False))
+    if confirmation:
+        parts.append(confirmation)
+    if full:
+        parts.append("## On the full data\n\n" + full)
+    return "\n\n".join(parts) + "\n"
