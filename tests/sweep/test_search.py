@@ -12,7 +12,7 @@ from toolkit.sweep import search as searching
 
 from conftest import launch
 
-# The launcher, SIGKILLed right after its k-th checkpoint is on disk (the second trial's first epoch).
+# The launcher, SIGKILLed right after its k-th checkpoint is on disk.
 KILLER = """
 import os, signal, sys
 from toolkit.records import artifacts
@@ -64,11 +64,11 @@ def test_a_bad_space_from_the_launcher_exits_2_with_one_paragraph(tiny, tmp_path
 def test_a_killed_search_goes_on_and_its_best_are_confirmed_on_fresh_seeds(tiny, tmp_path, capsys):
     results = tmp_path / "r"
     args = ["search", "normalize", "--space", "lr=log(1e-3,1e-1)", "--space", "wd=log(1e-4,1e-1)", "--trials", "3", "--top", "2", "--seeds", "3",
-            "--dataset", str(tiny), "--size", "16", "--epochs", "2", "--set", "arch=xresnet18", "--set", "bs=16",
+            "--dataset", str(tiny), "--size", "16", "--epochs", "1", "--set", "arch=xresnet18", "--set", "bs=16",
             "--results", str(results), "--checkpoint-every", "0", "--quiet"]
-    # killed for real in the second trial, after its first epoch's checkpoint (the first trial saved two)
+    # killed for real in the second trial, once its one epoch's checkpoint is on disk, before it is recorded
     killed = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "KILL_AFTER_CHECKPOINT": "3"})
+                            env={**os.environ, "KILL_AFTER_CHECKPOINT": "2"})
     assert killed.returncode == -9
     first = pd.read_csv(results / "runs.csv")
     assert len(first) == 1 and (results / "search.db").exists()
@@ -102,7 +102,8 @@ def test_a_killed_search_goes_on_and_its_best_are_confirmed_on_fresh_seeds(tiny,
         and trials_csv["wd"].between(1e-4, 1e-1).all()
 
     from PIL import Image
-    for what in ("history", "slice", "importance", "confirm"):
+    assert not (results / "search-normalize-importance.png").exists() and "No importance" in report   # 3 trials
+    for what in ("history", "slice", "confirm"):
         with Image.open(results / f"search-normalize-{what}.png") as im:
             assert im.size[0] > 300
 
@@ -135,7 +136,53 @@ def test_a_pruned_trial_is_marked_never_resumed_and_never_in_the_table(tiny, tmp
     assert study.trials[0].state.name == "PRUNED" and any("pruned after 1 epoch" in s for s in said)
     (run,) = folders.find_runs(results).values()
     status = folders.read_status(run[-1])
-    assert status["status"] == "pruned" and status["epochs_done"] == 1
+    assert status["status"] == "pruned" and status["epochs_done"] == 1                 # never at its last epoch
     assert load_table(results).empty                                          # never a finished result
     jobs = Plan.of(["normalize"], ctx, grid=[searching.setting(trial.params)]).jobs(1, reference=False)
     assert triage(jobs, results, load_table(results), log=said.append) == []   # never resumed
+
+    one = api.context(dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16)   # at its last epoch: finished
+    trial = study.ask({k: d.distribution() for k, d in dims.items()})
+    searching._run_trial(study, trial, "normalize", one, options, said.append, 2, 2)
+    assert study.trials[1].state.name == "COMPLETE" and len(load_table(results)) == 1
+
+
+def test_a_study_opened_with_another_space_is_refused_and_a_second_driver_too(tmp_path):
+    from filelock import FileLock
+    from toolkit.sweep.plan import Plan
+    recipe = Plan.of(["normalize"], {"dataset": "digits"}).rows[0].recipe
+    lr = searching.parse_space(["lr=log(1e-4,1e-1)"])
+    searching.open_study(tmp_path, "mine", lr, "tpe", "none", recipe, 42)
+    searching.open_study(tmp_path, "mine", lr, "tpe", "none", recipe, 42)          # the same search: opened again
+    with pytest.raises(ToolkitError, match="was opened with another search .*space"):
+        searching.open_study(tmp_path, "mine", searching.parse_space(["wd=log(1e-6,1e-1)"]), "tpe", "none", recipe, 42)
+    with pytest.raises(ToolkitError, match="sampler"):
+        searching.open_study(tmp_path, "mine", lr, "random", "none", recipe, 42)
+    assert searching.study_name(recipe, lr, "tpe") != searching.study_name(recipe, lr, "random")
+    with FileLock(str(tmp_path / ".search-mine.lock")):   # another driver holds the study
+        with pytest.raises(ToolkitError, match="Another search is driving the study 'mine'"):
+            searching.search("normalize", {"dataset": "digits"}, ["lr=log(1e-4,1e-1)"], 2, study="mine",
+                             options=searching.Options(results=str(tmp_path), progress="none"))
+
+
+@pytest.mark.slow
+def test_the_confirmed_pick_also_runs_on_the_full_data(tiny, tmp_path):
+    from toolkit import api
+    done = api.search("normalize", {"lr": "log(1e-3,1e-1)"}, trials=2, top=1, seeds=3, full="digits",
+                      dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16, results=tmp_path / "r",
+                      quiet=True, log=lambda m: None)
+    full = done.full.summary
+    assert set(full["dataset"]) == {"digits"} and len(full) == 2 and full["delta_pairs"].max() == 3
+    assert "## On the full data" in done.markdown and (tmp_path / "r" / "search-normalize-full.md").exists()
+
+
+def test_the_grid_sampler_proposes_every_setting_once():
+    import optuna
+    dims = searching.parse_space(["mixup=0,0.2,0.4", "tta=flip", "tta=crops"], "grid")
+    study = optuna.create_study(direction="maximize", sampler=searching._sampler("grid", dims, 0))
+    asked = []
+    for _ in range(6):   # told its last setting, the grid asks Optuna to stop: the search ends there
+        trial = study.ask({k: d.distribution() for k, d in dims.items()})
+        asked.append(tuple(sorted(trial.params.items())))
+        searching._tell(study, trial, 0.5)
+    assert len(set(asked)) == 6 and {t.state.name for t in study.trials} == {"COMPLETE"}

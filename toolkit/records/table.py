@@ -200,7 +200,8 @@ def select(results: str | Path, names=None, dataset: str | None = None, budget: 
         raise ToolkitError("No finished run matches those experiment names / dataset / budget; `toolkit compare` with no "
                            "arguments compares everything in the table.")
     unfinished = folders.list_runs(results)
-    unfinished = unfinished[unfinished["status"] != "finished"] if len(unfinished) else unfinished
+    # a search's pruned runs are finished as far as they ever go: never resumed, never compared
+    unfinished = unfinished[~unfinished["status"].isin(["finished", "pruned"])] if len(unfinished) else unfinished
     if len(unfinished):
         counts = unfinished["status"].value_counts()
         warnings.warn(f"{len(unfinished)} unfinished run folder(s) left out of the comparison "

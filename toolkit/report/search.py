@@ -10,6 +10,8 @@ import pandas as pd
 from ..atomic import write_atomic
 from .tables import seed_ranges
 
+IMPORTANCE_MIN = 5   # complete trials below which a fitted importance says nothing (fANOVA's random forest)
+
 LATE_STARTERS = ("Pruning compares a trial's accuracy at an epoch with the other trials' at the same epoch: a "
                  "setting that starts slowly and finishes well (a late starter: a small learning rate, strong "
                  "regularization, a long warm-up) can be stopped before it shows it. What the pruner stopped is "
@@ -17,21 +19,20 @@ LATE_STARTERS = ("Pruning compares a trial's accuracy at an epoch with the other
 
 
 def pictures(search, prefix: Path) -> list[Path]:
-    """PREFIX-history.png, PREFIX-slice.png and PREFIX-importance.png (fANOVA; with two or more complete trials
-    and two or more parameters that varied among them), drawn by Optuna's matplotlib backend."""
+    """PREFIX-history.png, PREFIX-slice.png and PREFIX-importance.png (fANOVA; see `importance_drawn`), drawn by
+    Optuna's matplotlib backend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
     import optuna.visualization.matplotlib as ov
     from optuna.exceptions import ExperimentalWarning
     import warnings
-    complete = [t for t in search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     drawn = {"history": lambda: ov.plot_optimization_history(search.study, target_name="accuracy"),
              "slice": lambda: ov.plot_slice(search.study, target_name="accuracy")}
-    varied = [k for k in search.dims if len({t.params.get(k) for t in complete}) > 1]
-    if len(complete) >= 2 and len(varied) >= 2:   # one parameter alone explains all there is: no picture
-        drawn["importance"] = lambda: ov.plot_param_importances(search.study, params=varied, target_name="accuracy")
+    if importance_drawn(search):
+        from optuna.importance import FanovaImportanceEvaluator
+        drawn["importance"] = lambda: ov.plot_param_importances(
+            search.study, evaluator=FanovaImportanceEvaluator(seed=0), params=_varied(search), target_name="accuracy")
     out = []
     for what, draw in drawn.items():
         with warnings.catch_warnings():
@@ -39,11 +40,25 @@ def pictures(search, prefix: Path) -> list[Path]:
             ax = draw()
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.8)
-        fig.tight_layout()
         out.append(write_atomic(Path(f"{prefix}-{what}.png"),
-                                lambda p, fig=fig: fig.savefig(p, dpi=110, format="png")))
+                                lambda p, fig=fig: fig.savefig(p, dpi=110, bbox_inches="tight", format="png")))
         plt.close(fig)
     return out
+
+
+def _complete(search) -> list:
+    import optuna
+    return [t for t in search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def _varied(search) -> list[str]:
+    return [k for k in search.dims if len({t.params.get(k) for t in _complete(search)}) > 1]
+
+
+def importance_drawn(search) -> bool:
+    """fANOVA's importance is fitted on the complete trials: drawn from IMPORTANCE_MIN of them on, over two or more
+    parameters that varied (one parameter alone explains all there is)."""
+    return len(_complete(search)) >= IMPORTANCE_MIN and len(_varied(search)) >= 2
 
 
 def optimism(search, confirmed: pd.DataFrame | None) -> pd.DataFrame:
@@ -113,9 +128,12 @@ def markdown(search, pngs: list[Path], confirmation: str = "", table: pd.DataFra
     if search.pruner != "none":
         parts.append(LATE_STARTERS)
     if pngs:
+        n = states.get("complete", 0)
         parts.append("Pictures (Optuna): " + ", ".join(f"[{p.stem.rsplit('-', 1)[-1]}]({p.name})" for p in pngs)
-                     + f". The importance (fANOVA) is fitted on the {states.get('complete', 0)} complete trial(s): a "
-                     f"rough guide on a few dozen, none on fewer.")
+                     + (f". The importance (fANOVA) is fitted on the {n} complete trials: a rough guide on a few "
+                        f"dozen." if importance_drawn(search) else
+                        f". No importance: fANOVA fits it on the complete trials, and {n} (of at least "
+                        f"{IMPORTANCE_MIN}, over two or more parameters that varied) say nothing of it."))
     parts.append("## Confirmation")
     if table is not None and len(table):
         first = seed_ranges(sorted({int(s) for x in table["fresh seeds"] for s in str(x).replace("-", ",").split(",")

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..defaults import PRUNERS, SAMPLERS
-from ..errors import Pruned, ToolkitError
+from ..errors import Pruned, RunInterrupted, ToolkitError
 from ..recipes.overrides import check_settings, is_number_field
 from ..recipes.recipe import Recipe
+from ..recipes.stages import stage_plan
 from ..records.schema import field_type
 from . import execute
 from .options import Options
@@ -222,7 +223,7 @@ def _take_over(study, log) -> None:
     import optuna
     for t in study.trials:
         if t.state == optuna.trial.TrialState.RUNNING:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            _tell(study, t.number, state=optuna.trial.TrialState.FAIL)
             study.enqueue_trial(t.params, skip_if_exists=False)
             log(f"search: trial {t.number} was left running by a stopped search; its settings are asked again and "
                 f"its run resumes")
@@ -294,32 +295,47 @@ def _run_trial(study, trial, recipe_name, context, options: Options, log, k: int
     log(f"search: trial {trial.number} ({k}/{n}): " + ", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
                                                                for p, v in params.items()))
 
-    def report(row: dict) -> None:
+    r = plan.rows[0].recipe
+    planned = sum(k for _, k, *_ in stage_plan(r, r.size))
+
+    def report(row: dict) -> None:   # a trial at its last epoch has spent what it costs: it finishes
         trial.report(float(row["accuracy"]), step=int(row["epoch"]))
-        if trial.should_prune():
+        if int(row["epoch"]) + 1 < planned and trial.should_prune():
             raise Pruned(row["epoch"] + 1, float(row["accuracy"]))
 
     try:
         done = execute.run_jobs(jobs, options, log, plan.label, on_epoch=report if options.executor != "ray" else None)
     except Pruned as e:
         log(f"    pruned after {e.epochs} epoch(s) at {100 * e.accuracy:.1f}%")
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         return
-    except BaseException:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except (KeyboardInterrupt, RunInterrupted):   # left running: the next search asks it again, its run resumes
+        raise
+    except Exception:   # its cause is the user's to fix: the next search asks other settings
+        _tell(study, trial, state=optuna.trial.TrialState.FAIL)
         raise
     mine = done.involved[done.involved["config_id"] == plan.rows[0].key[1]]
     if mine.empty:   # a pruned run of these very settings, kept as such: pruned again, never resumed
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         return
     trial.set_user_attr("run_dir", str(mine.iloc[-1]["run_dir"]))
-    study.tell(trial, float(mine.iloc[-1]["accuracy"]))
+    _tell(study, trial, float(mine.iloc[-1]["accuracy"]))
 
 
 def setting(params: dict) -> dict:
     """A trial's settings as its run takes them: a float to 3 significant digits (lr=0.00561, not 0.005611516...), so
     that labels read as people write them; two trials that round alike are one setting, run once."""
     return {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in params.items()}
+
+
+def _tell(study, trial, *args, **kwargs) -> None:
+    """study.tell; the grid sampler, told its last setting, asks the study to stop, which Optuna allows only inside
+    `optimize` (the trial is stored before that): the loop ends there anyway, as --trials is capped at the grid."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
 
 
 def trial_table(study):
