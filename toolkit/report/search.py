@@ -25,6 +25,7 @@ def pictures(search, prefix: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ov
+    from matplotlib.ticker import NullFormatter
     from optuna.exceptions import ExperimentalWarning
     import warnings
     drawn = {"history": lambda: ov.plot_optimization_history(search.study, target_name="accuracy"),
@@ -38,8 +39,11 @@ def pictures(search, prefix: Path) -> list[Path]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             ax = draw()
-        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.8)
+        axes = list(ax.flat) if hasattr(ax, "flat") else [ax]
+        for a in axes:   # a log axis over less than a decade labels its minor ticks too, one over another
+            if a.get_xscale() == "log":
+                a.xaxis.set_minor_formatter(NullFormatter())
+        fig = axes[0].figure
         out.append(write_atomic(Path(f"{prefix}-{what}.png"),
                                 lambda p, fig=fig: fig.savefig(p, dpi=110, bbox_inches="tight", format="png")))
         plt.close(fig)

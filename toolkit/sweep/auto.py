@@ -53,7 +53,7 @@ def run_auto(plan: Plan, max_seeds: int | None = None, margin: float = stats.MAR
     design = _family(design, family, len(recipes), log)
     stopped: dict[tuple, int] = {}
     jobs, recorded = [], []
-    with _connected(options):
+    with connected(options):
         for k, n in enumerate(design.looks):
             still = [key for key in recipes if key not in stopped]
             log(f"--seeds auto, look {k + 1}/{len(design.looks)}: {n} seeds for {len(still)} row(s)"
@@ -83,13 +83,13 @@ def _family(design: stats.Design, family: str, rows: int, log) -> stats.Design:
 
 
 @contextlib.contextmanager
-def _connected(options: Options):
-    """Under --executor ray, one connection to the cluster for every look (each look would connect otherwise)."""
-    connected = options.executor == "ray" and _connect(options.address)
+def connected(options: Options):
+    """Under --executor ray, one connection to the cluster for every look or trial (each would connect otherwise)."""
+    started = options.executor == "ray" and _connect(options.address)
     try:
         yield
     finally:
-        if connected:
+        if started:
             import ray
             ray.shutdown()
 

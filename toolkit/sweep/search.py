@@ -32,6 +32,7 @@ from ..recipes.recipe import Recipe
 from ..recipes.stages import stage_plan
 from ..records.schema import field_type
 from . import execute
+from .auto import connected
 from .options import Options
 from .plan import Plan, check
 
@@ -267,10 +268,11 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
         opened, storage = open_study(results, name, dims, sampler, pruner, recipe, recipe.seed)
         _take_over(opened, log)
         t0, ran = time.perf_counter(), 0
-        while len(_finished(opened)) < trials:
-            trial = opened.ask({k: d.distribution() for k, d in dims.items()})
-            ran += 1
-            _run_trial(opened, trial, recipe_name, context, options, log, len(_finished(opened)) + 1, trials)
+        with connected(options):   # under --executor ray, one connection for every trial
+            while len(_finished(opened)) < trials:
+                trial = opened.ask({k: d.distribution() for k, d in dims.items()})
+                ran += 1
+                _run_trial(opened, trial, recipe_name, context, options, log, len(_finished(opened)) + 1, trials)
         out = Search(opened, name, storage, dims, trial_table(opened), recipe, sampler, pruner, ran,
                      time.perf_counter() - t0)
         out.best = best(opened)
