@@ -186,3 +186,10 @@ def test_the_grid_sampler_proposes_every_setting_once():
         asked.append(tuple(sorted(trial.params.items())))
         searching._tell(study, trial, 0.5)
     assert len(set(asked)) == 6 and {t.state.name for t in study.trials} == {"COMPLETE"}
+
+
+def test_a_pruner_under_ray_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ToolkitError, match="--pruner stops trials from the epochs this process sees"):
+        searching.search("normalize", {"dataset": "digits"}, ["lr=log(1e-4,1e-1)"], 2, pruner="halving",
+                         options=searching.Options(results=str(tmp_path), executor="ray", progress="none"))
+    assert not (tmp_path / "search.db").exists()
