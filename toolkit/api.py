@@ -210,6 +210,7 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
     """`search` with its context made and its options as one `Options`. The flow, top to bottom: the study's
     trials (toolkit/sweep/search.py) -> the best settings on fresh seeds (sweep/confirm.py) -> judged
     (toolkit/judgment/) -> written (toolkit/report/search.py), and with `full` the pick on the full data."""
+    import json
     from .atomic import check_folder, write_atomic
     from .defaults import SEARCH_SEEDS, SEARCH_TOP
     from .stats import MIN_PAIRS
@@ -245,17 +246,23 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
         log(f"search: confirming the {len(picks)} best setting(s) and {found.recipe.name} on {seeds} fresh seeds "
             f"({first}-{first + seeds - 1})")
         plan = Plan.of([recipe], confirming.fresh(context, first), grid=[p for p, _ in picks])
+        if not plan.rows:   # the recipe's own settings won: it runs alone on the fresh seeds (with its parent)
+            plan = Plan.of([recipe], confirming.fresh(context, first))
         again = confirming.confirm([plan], seeds, options, log, margin, "holm", question)
         rows, summary = judged(again.involved, again.table, None, margin, None, "holm", question)
         result.confirmed = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-confirm")),
                                       again)
-        result.optimism = shown.optimism(found, summary)
+        result.optimism = shown.optimism(found, picks, summary, {row.recipe.name: row.treatment for row in plan.rows})
         result.written += result.confirmed.written
-        if full is not None and len(result.optimism):
-            pick = picks[int(result.optimism["fresh %"].values.argmax())][0]
+        kept = result.optimism[~result.optimism["verdict"].astype(str).str.startswith("worse")] \
+            if len(result.optimism) else result.optimism
+        if full is not None and len(kept):   # the confirmed pick: the best fresh mean among those not worse
+            pick = json.loads(kept.loc[kept["fresh %"].idxmax(), "params"])
             log(f"search: the confirmed pick ({', '.join(f'{k}={v}' for k, v in pick.items())}) and "
                 f"{found.recipe.name} on the full data {full}, {seeds} seeds")
             plan = Plan.of([recipe], confirming.fresh(full_context, first), grid=[pick])
+            if not plan.rows:   # the pick is the recipe's own setting
+                plan = Plan.of([recipe], confirming.fresh(full_context, first))
             again = confirming.confirm([plan], seeds, options, log, margin, "none", question)
             rows, summary = judged(again.involved, again.table, None, margin, None, "none", question)
             result.full = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-full")),
@@ -263,9 +270,10 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
             result.written += result.full.written
     else:
         log("search: no trial completed (all pruned or failed): nothing to confirm")
+    forests = tuple(c.png for c in (result.confirmed, result.full) if c is not None and c.png)
     result.markdown = shown.markdown(found, pngs,
                                      result.confirmed.markdown if result.confirmed else "", result.optimism,
-                                     result.full.markdown if result.full else "")
+                                     result.full.markdown if result.full else "", forests)
     result.written = [write_atomic(out.with_suffix(".md"), lambda p: Path(p).write_text(result.markdown)),
                       write_atomic(out.with_name(f"{out.name}-trials.csv"),
                                    lambda p: found.trials.to_csv(p, index=False)), *result.written]

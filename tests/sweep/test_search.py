@@ -39,6 +39,9 @@ sys.exit(main(sys.argv[1:]))
     (["lr=0.1,abc"], "tpe", "lr"),                                    # a choice that is no number
     ([], "tpe", "needs a space"),
     (["lr=log(1e-4,1e-1)"], "cmaes", "--sampler must be one of"),
+    (["lr=LOG(1e-4,1e-1)"], "tpe", "is no range"),                    # a range misspelt
+    (["lr=log(1e-4,1e-1,2)"], "tpe", "is no range"),
+    (["bs=log(0.5,4)"], "tpe", "whole number"),                       # an int field given fractional bounds
 ])
 def test_bad_spaces_are_clear_errors(space, sampler, says):
     with pytest.raises(ToolkitError, match=says):
@@ -139,7 +142,11 @@ def test_a_pruned_trial_is_marked_never_resumed_and_never_in_the_table(tiny, tmp
     assert status["status"] == "pruned" and status["epochs_done"] == 1                 # never at its last epoch
     assert load_table(results).empty                                          # never a finished result
     jobs = Plan.of(["normalize"], ctx, grid=[searching.setting(trial.params)]).jobs(1, reference=False)
-    assert triage(jobs, results, load_table(results), log=said.append) == []   # never resumed
+    assert triage(jobs, results, load_table(results), log=said.append, keep_pruned=True) == []   # never resumed
+    assert triage(jobs, results, load_table(results), log=said.append) == [(jobs[0], None)]   # a sweep: afresh
+    assert not (run[-1] / "checkpoint.pt").exists()
+    with pytest.raises(ToolkitError, match="never resumed"):
+        api.resume(run[-1], quiet=True)
 
     one = api.context(dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16)   # at its last epoch: finished
     trial = study.ask({k: d.distribution() for k, d in dims.items()})
@@ -193,3 +200,15 @@ def test_a_pruner_under_ray_is_refused_before_anything_runs(tmp_path):
         searching.search("normalize", {"dataset": "digits"}, ["lr=log(1e-4,1e-1)"], 2, pruner="halving",
                          options=searching.Options(results=str(tmp_path), executor="ray", progress="none"))
     assert not (tmp_path / "search.db").exists()
+
+
+def test_a_trial_at_the_recipes_own_setting_is_the_recipe_itself(tiny, tmp_path):
+    from toolkit import api
+    from toolkit.records.table import load_table
+    ctx = api.context(dataset=str(tiny), size=16, epochs=1, arch="xresnet18", bs=16)
+    options = searching.Options(results=str(tmp_path), progress="none")
+    done = searching.search("normalize", ctx, ["mixup=0,0.2"], 2, sampler="grid", options=options, log=lambda m: None)
+    assert list(done.trials["state"]) == ["complete", "complete"]           # mixup=0 is normalize's own
+    assert set(load_table(tmp_path)["name"]) == {"normalize", "normalize [mixup=0.2]"}
+    with pytest.raises(ToolkitError, match="a study's name is letters"):
+        searching.search("normalize", ctx, ["mixup=0,0.2"], 2, study="a/b", options=options)

@@ -26,10 +26,11 @@ class Sweep:
     table: pd.DataFrame
 
 
-def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep", on_epoch=None) -> Sweep:
+def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: str = "sweep", on_epoch=None,
+             keep_pruned: bool = False) -> Sweep:
     """Check, run and record `jobs` (a plan's, toolkit/sweep/plan.py) with the sweep's `options`
     (toolkit/sweep/options.py); `label` names the sweep for the trackers; `on_epoch(row)`: each epoch's row of
-    each job run in this process (a search's pruner).
+    each job run in this process (a search's pruner); `keep_pruned`: a search's own pruned runs stay pruned.
 
     Run again, it skips what is finished and resumes what was killed or interrupted (see `triage`). The serial
     executor runs the jobs one after another in this process; Ray runs each as a Ray task, on this machine or on a
@@ -41,7 +42,7 @@ def run_jobs(jobs: list[Job], options: Options = Options(), log=print, label: st
         require_ray()
         check_address(options.address)
     table = load_table(options.results)
-    todo = triage(jobs, options.results, table, options.rerun, log)
+    todo = triage(jobs, options.results, table, options.rerun, log, keep_pruned)
     datasets = check([job for job, _ in todo])
     for ds in datasets.values():   # what `toolkit data check` would warn of, said once; nothing is refused
         for line in audit.before_run(ds):

@@ -88,8 +88,9 @@ def run_job(job: Job, options: Options = Options(), tracking: track.Tracking | N
             f"finished epoch(s), kept in {run_dir} with a checkpoint; the results table keeps every finished run. "
             f"Run the same command again to resume, or `toolkit resume {run_dir}`.",
             terminated=isinstance(e, Terminated)) from None
-    except Pruned as e:
+    except Pruned as e:   # never resumed: its checkpoint goes
         folders.mark(run_dir, "pruned", attempt=attempt, epochs_done=e.epochs, accuracy=e.accuracy)
+        (run_dir / artifacts.CHECKPOINT).unlink(missing_ok=True)
         if tracked:
             tracked.close("KILLED")
         raise
@@ -119,12 +120,14 @@ def _each(*hooks):
     return each
 
 
-def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print):
+def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: bool = False, log=print,
+           keep_pruned: bool = False):
     """What to do with each job, given what the results hold: [(job, run_dir to resume or None)].
 
     A job already in the table is skipped; an unfinished run folder of the same job is resumed (killed or
     interrupted) or left alone (running now, or on another host); a failed one is started afresh. `rerun`:
-    every job runs again, in a new folder.
+    every job runs again, in a new folder. `keep_pruned`: a folder a search's pruner stopped is left as it is (a
+    search's own trials); otherwise its job starts afresh.
     """
     if rerun:
         return [(j, None) for j in jobs]
@@ -142,8 +145,11 @@ def triage(jobs: list[Job], results: str | Path, table: pd.DataFrame, rerun: boo
         if st["status"] == "finished":   # its row never reached the table: record it now
             recover(results, last)
             skipped += 1
-        elif st["status"] == "pruned":   # a search stopped it: its settings lost there, for good
+        elif st["status"] == "pruned" and keep_pruned:   # a search stopped it: for that search, for good
             skipped += 1
+        elif st["status"] == "pruned":
+            log(f"note: {what} was stopped by a search's pruner; it runs afresh in a new folder.")
+            todo.append((job, None))
         elif st["status"] in ("killed", "interrupted"):
             todo.append((job, last))
         elif st["status"] == "failed":
@@ -177,6 +183,9 @@ def resume(run_dir: str | Path, options: Options = Options(), log=print) -> dict
         raise ToolkitError(f"{run_dir} is finished; nothing to resume (`toolkit run ... --rerun` runs it again).")
     if st["status"] == "running":
         raise ToolkitError(f"{run_dir} is running now (pid {st.get('pid')}); stop that process first.")
+    if st["status"] == "pruned":
+        raise ToolkitError(f"{run_dir} was stopped by a search's pruner after {st.get('epochs_done')} epoch(s); a "
+                           f"pruned run is never resumed. `toolkit run` of its settings runs them afresh.")
     recipe, context = replay(run_dir / "recipe.json")
     saved = folders.saved(run_dir)   # what the run was planned as: an older folder's is derived once, now
     means = saved_meaning(saved, recipe)

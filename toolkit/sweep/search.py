@@ -78,6 +78,10 @@ def parse_space(space, sampler: str = "tpe") -> dict[str, Dim]:
     for key, specs in items.items():
         if key not in Recipe.__dataclass_fields__:   # an unknown key: the recipe's error, with close matches
             check_settings({key: specs[0] if specs else ""}, f"--space {key}")
+        bad = [s for s in specs if isinstance(s, str) and "(" in s and not _RANGE.match(s)]
+        if bad:
+            raise ToolkitError(f"--space {key}={bad[0]} is no range: give {FORMS} (a range is log(LOW,HIGH) or "
+                               f"uniform(LOW,HIGH), lower case, two bounds).")
         ranges = [_RANGE.match(s) for s in specs if isinstance(s, str)]
         if any(ranges):
             if len(specs) > 1:
@@ -98,7 +102,7 @@ def _items(space) -> dict[str, list]:
         if "=" not in str(item):
             raise ToolkitError(f"--space {item!r} is not of the form {FORMS}.")
         k, v = (x.strip() for x in str(item).split("=", 1))
-        if _RANGE.match(v) or not is_number_field(k):
+        if "(" in v or not is_number_field(k):
             out.setdefault(k, []).append(v)
         else:
             out.setdefault(k, []).extend(x.strip() for x in v.split(",") if x.strip())
@@ -124,11 +128,11 @@ def _range(key: str, m, sampler: str) -> Dim:
     if scale == "log" and low <= 0:
         raise ToolkitError(f"--space {key}={m.group(0)}: a log scale needs bounds above 0; use uniform(...) for a "
                            f"range from {low:g}.")
-    for bound in (low, high):
-        check_settings({key: bound if field_type(key) is float else int(bound)}, f"--space {key}={m.group(0)}")
     integer = field_type(key) is int
     if integer and (low != int(low) or high != int(high)):
         raise ToolkitError(f"--space {key}={m.group(0)}: {key} is a whole number; give whole bounds.")
+    for bound in (low, high):
+        check_settings({key: int(bound) if integer else bound}, f"--space {key}={m.group(0)}")
     return Dim(key, scale, low, high, integer=integer)
 
 
@@ -166,10 +170,10 @@ class Search:
     best: list = field(default_factory=list)   # [(params, accuracy)], best first, distinct settings
 
 
-def study_name(recipe, dims: dict[str, Dim], sampler: str) -> str:
-    """A study per recipe (as resolved under its context), space and sampler."""
+def study_name(recipe, dims: dict[str, Dim], sampler: str, pruner: str = "none") -> str:
+    """A study per recipe (as resolved under its context), space, sampler and pruner."""
     from ..recipes.identity import config_id
-    digest = hashlib.sha1(f"{config_id(recipe)} {canonical(dims)} {sampler}".encode()).hexdigest()[:8]
+    digest = hashlib.sha1(f"{config_id(recipe)} {canonical(dims)} {sampler} {pruner}".encode()).hexdigest()[:8]
     return f"{recipe.name}-{sampler}-{digest}"
 
 
@@ -198,7 +202,8 @@ def open_study(results: Path, name: str, dims: dict[str, Dim], sampler: str, pru
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from ..recipes.identity import config_id
     storage = f"sqlite:///{(results / STORAGE).resolve()}"
-    said = {"space": canonical(dims), "sampler": sampler, "recipe": recipe.name, "config_id": config_id(recipe)}
+    said = {"space": canonical(dims), "sampler": sampler, "pruner": pruner, "recipe": recipe.name,
+            "config_id": config_id(recipe)}
     done = len(_finished(optuna.load_study(study_name=name, storage=storage))) \
         if name in optuna.get_all_study_names(storage) else 0
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
@@ -207,8 +212,8 @@ def open_study(results: Path, name: str, dims: dict[str, Dim], sampler: str, pru
     if old and any(old.get(k) != v for k, v in said.items()):
         differs = "; ".join(f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in said.items() if old.get(k) != v)
         raise ToolkitError(f"The study {name!r} in {results / STORAGE} was opened with another search ({differs}). "
-                           f"A study is one recipe, one space and one sampler: give another --study name, or the same "
-                           f"space as before.")
+                           f"A study is one recipe, one space, one sampler and one pruner: give another --study name, "
+                           f"or the same search as before.")
     for k, v in said.items():
         study.set_user_attr(k, v)
     return study, storage
@@ -257,7 +262,10 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
     check(bounds.jobs(1, reference=False))   # the space's bounds run: fail before the first trial
     results = Path(options.results)
     results.mkdir(parents=True, exist_ok=True)
-    name = study or study_name(recipe, dims, sampler)
+    name = study or study_name(recipe, dims, sampler, pruner)
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ToolkitError(f"--study {name!r}: a study's name is letters, digits, '.', '_' and '-' (it names a lock "
+                           f"file in the results folder).")
     guard = FileLock(str(results / f".search-{name}.lock"))
     try:
         guard.acquire(timeout=0)
@@ -272,10 +280,11 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
             while len(_finished(opened)) < trials:
                 trial = opened.ask({k: d.distribution() for k, d in dims.items()})
                 ran += 1
-                _run_trial(opened, trial, recipe_name, context, options, log, len(_finished(opened)) + 1, trials)
-        out = Search(opened, name, storage, dims, trial_table(opened), recipe, sampler, pruner, ran,
+                _run_trial(opened, trial, recipe_name, context, options, log, len(_finished(opened)) + 1, trials,
+                           dims)
+        out = Search(opened, name, storage, dims, trial_table(opened, dims), recipe, sampler, pruner, ran,
                      time.perf_counter() - t0)
-        out.best = best(opened)
+        out.best = best(opened, dims)
         return out
     finally:
         guard.release()
@@ -286,29 +295,32 @@ def _values(dims: dict[str, Dim], lo: bool) -> dict:
                 (int(d.low if lo else d.high) if d.integer else (d.low if lo else d.high))) for k, d in dims.items()}
 
 
-def _run_trial(study, trial, recipe_name, context, options: Options, log, k: int, n: int) -> None:
-    """One trial: its settings as a variant of the recipe, run (or found in the table) on the recipe's own seed,
-    told to the study: its final accuracy, or pruned."""
+def _run_trial(study, trial, recipe_name, context, options: Options, log, k: int, n: int, dims=None) -> None:
+    """One trial: its settings as a variant of the recipe (the recipe itself where they are its own), run (or found
+    in the table) on the recipe's own seed, told to the study: its final accuracy, or pruned."""
     import optuna
-    params = setting(trial.params)
-    plan = Plan.of([recipe_name], context, grid=[params], limit=None)
-    jobs = plan.jobs(1, reference=False)
-    trial.set_user_attr("config_id", plan.rows[0].key[1])
-    log(f"search: trial {trial.number} ({k}/{n}): " + ", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
-                                                               for p, v in params.items()))
-
-    r = plan.rows[0].recipe
-    planned = sum(k for _, k, *_ in stage_plan(r, r.size))
-
-    def report(row: dict) -> None:   # a trial at its last epoch has spent what it costs: it finishes
-        trial.report(float(row["accuracy"]), step=int(row["epoch"]))
-        if int(row["epoch"]) + 1 < planned and trial.should_prune():
-            raise Pruned(row["epoch"] + 1, float(row["accuracy"]))
-
     try:
-        done = execute.run_jobs(jobs, options, log, plan.label, on_epoch=report if options.executor != "ray" else None)
+        params = setting(trial.params, dims)
+        plan = Plan.of([recipe_name], context, grid=[params], limit=None)
+        if not plan.rows:   # the recipe's own settings make no variant: the trial is the recipe itself
+            plan = Plan.of([recipe_name], context)
+        row = plan.rows[0]
+        jobs = plan.jobs(1, reference=False)
+        trial.set_user_attr("config_id", row.key[1])
+        log(f"search: trial {trial.number} ({k}/{n}): " + ", ".join(
+            f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in params.items()))
+        planned = sum(e for _, e, *_ in stage_plan(row.recipe, row.recipe.size))
+
+        def report(epoch: dict) -> None:   # a trial at its last epoch has spent what it costs: it finishes
+            trial.report(float(epoch["accuracy"]), step=int(epoch["epoch"]))
+            if int(epoch["epoch"]) + 1 < planned and trial.should_prune():
+                raise Pruned(epoch["epoch"] + 1, float(epoch["accuracy"]))
+
+        done = execute.run_jobs(jobs, options, log, plan.label, on_epoch=report if options.executor != "ray" else None,
+                                keep_pruned=True)
     except Pruned as e:
         log(f"    pruned after {e.epochs} epoch(s) at {100 * e.accuracy:.1f}%")
+        trial.set_user_attr("epochs_run", e.epochs)
         _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         return
     except (KeyboardInterrupt, RunInterrupted):   # left running: the next search asks it again, its run resumes
@@ -316,18 +328,44 @@ def _run_trial(study, trial, recipe_name, context, options: Options, log, k: int
     except Exception:   # its cause is the user's to fix: the next search asks other settings
         _tell(study, trial, state=optuna.trial.TrialState.FAIL)
         raise
-    mine = done.involved[done.involved["config_id"] == plan.rows[0].key[1]]
-    if mine.empty:   # a pruned run of these very settings, kept as such: pruned again, never resumed
-        _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
-        return
+    seed = row.recipe.seed
+    mine = done.involved[(done.involved["config_id"] == row.key[1]) & (done.involved["seed"].astype(int) == seed)]
+    if mine.empty:   # no row: a run of these settings the pruner stopped before, or one left alone (running)
+        return _without_row(study, trial, row.recipe, options, log)
     trial.set_user_attr("run_dir", str(mine.iloc[-1]["run_dir"]))
+    trial.set_user_attr("epochs_run", planned if len(done.rows) else 0)   # 0: found in the table, not run again
     _tell(study, trial, float(mine.iloc[-1]["accuracy"]))
 
 
-def setting(params: dict) -> dict:
-    """A trial's settings as its run takes them: a float to 3 significant digits (lr=0.00561, not 0.005611516...), so
-    that labels read as people write them; two trials that round alike are one setting, run once."""
-    return {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in params.items()}
+def _without_row(study, trial, recipe, options: Options, log) -> None:
+    """A trial whose run left no row: pruned again if its folder was pruned; else its folder is running or on
+    another host, and the search stops with a clear message (the trial is asked again next time)."""
+    import optuna
+    from ..recipes.identity import config_id
+    from ..records import folders
+    last = folders.find_runs(options.results).get((recipe.name, config_id(recipe), recipe.seed), [None])[-1]
+    status = folders.read_status(last)["status"] if last else "none"
+    if status == "pruned":
+        log("    its run was pruned before: pruned again, never resumed")
+        trial.set_user_attr("epochs_run", 0)
+        _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    raise ToolkitError(f"The run of trial {trial.number} ({recipe.name}) is {status} in {last}, so it has no result "
+                       f"yet. Let it finish (or stop it, then `toolkit resume {last}`), and run the search again: the "
+                       f"trial is asked again.")
+
+
+def setting(params: dict, dims: dict[str, Dim] | None = None) -> dict:
+    """A trial's settings as its run takes them: a float sampled from a range to 3 significant digits (lr=0.00561,
+    not 0.005611516...), kept within its bounds, so that labels read as people write them; two trials that round
+    alike are one setting, run once. A choice is run as given."""
+    def rounded(k, v):
+        d = (dims or {}).get(k)
+        if not isinstance(v, float) or (d is not None and d.scale == "choice"):
+            return v
+        v = float(f"{v:.3g}")
+        return v if d is None else min(max(v, d.low), d.high)
+    return {k: rounded(k, v) for k, v in params.items()}
 
 
 def _tell(study, trial, *args, **kwargs) -> None:
@@ -340,25 +378,26 @@ def _tell(study, trial, *args, **kwargs) -> None:
             raise
 
 
-def trial_table(study):
-    """Every trial: its number, state, settings, accuracy (final, or the last epoch's when pruned) and epochs run."""
+def trial_table(study, dims: dict[str, Dim] | None = None):
+    """Every trial: its number, state, settings, accuracy (final, or the last epoch's when pruned), the epochs this
+    search ran for it (0 where the table held it already; none for a failed one) and its run folder."""
     import pandas as pd
     rows = []
     for t in study.trials:
         steps = t.intermediate_values
-        rows.append({"trial": t.number, "state": t.state.name.lower(), **setting(t.params),
+        rows.append({"trial": t.number, "state": t.state.name.lower(), **setting(t.params, dims),
                      "accuracy": t.value if t.value is not None else (steps[max(steps)] if steps else None),
-                     "epochs": (max(steps) + 1) if steps else None, "run_dir": t.user_attrs.get("run_dir", "")})
+                     "epochs run": t.user_attrs.get("epochs_run"), "run_dir": t.user_attrs.get("run_dir", "")})
     return pd.DataFrame(rows)
 
 
-def best(study, k: int | None = None) -> list[tuple[dict, float]]:
+def best(study, dims: dict[str, Dim] | None = None, k: int | None = None) -> list[tuple[dict, float]]:
     """The study's complete trials, best first, one per distinct setting: [(params, accuracy)]."""
     import optuna
     done = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: -t.value)
     out, seen = [], set()
     for t in done:
-        params = setting(t.params)
+        params = setting(t.params, dims)
         key = json.dumps(params, sort_keys=True)
         if key not in seen:
             seen.add(key)
