@@ -32,6 +32,7 @@ def _batches(ds, p, seed, n=3, **kw):
     return out
 
 
+@pytest.mark.slow   # 15 s; `make test-all` runs it
 def test_same_seed_same_batches_with_or_without_prefetch(tiny_pack):
     ds, p = tiny_pack
     a, b = _batches(ds, p, 1, prefetch=2), _batches(ds, p, 1, prefetch=2)

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 GROWTH_PER_RUN_MB = 50   # a leaked xresnet18 with its Adam state and gradients is about 190 MB
 
 SCRIPT = """
@@ -38,6 +40,7 @@ print(json.dumps({"after": after, "models_built": len(models)}))
 """
 
 
+@pytest.mark.slow   # 13 s; bench/sweep_memory.py prints the same measure; `make test-all` runs it
 def test_five_runs_in_one_process_leave_no_model_and_grow_little(tiny, tmp_path):
     p = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny), str(tmp_path / "results")], capture_output=True,
                        text=True, timeout=300)

@@ -71,7 +71,7 @@ def uninterrupted(name, tiny, epochs, results, sets=()):
                                              # after checkpoint k: the trackers had it, the resume trains it again
     ("progressive", 4, 3, (1, 1), ("ema=0.9",)),  # inside the second stage (fine_tune, after its frozen epoch),
                                                   # with a weight average going on across the stages
-    ("progressive", 4, 2, (1, 0), ()),     # at the stage boundary
+    pytest.param("progressive", 4, 2, (1, 0), (), marks=pytest.mark.slow),   # at the stage boundary (test-all)
     ("mixup", 3, 1, (0, 1), ()),           # with MixUp's draws
     ("baseline", 2, 2, (1, 0), ("ema=0.9",)),  # after the last epoch, before the evaluation: nothing left to
                                                # train, the average evaluated from the checkpoint
