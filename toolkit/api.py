@@ -212,9 +212,6 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
     (toolkit/judgment/) -> written (toolkit/report/search.py), and with `full` the pick on the full data."""
     import json
     from .atomic import check_folder, write_atomic
-    from .defaults import SEARCH_SEEDS, SEARCH_TOP
-    from .stats import MIN_PAIRS
-    from .errors import ToolkitError
     from .judgment.summary import check_margin, judged
     from .report import search as shown
     from .report.compare import write_comparison
@@ -223,13 +220,7 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
     from .sweep.options import Options
     from .sweep.plan import Plan, context_of
     options = options or Options()
-    top = SEARCH_TOP if top is None else top
-    seeds = SEARCH_SEEDS if seeds is None else seeds
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ToolkitError(f"--top must be a whole number of at least 1 (got {top!r}).")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < MIN_PAIRS:
-        raise ToolkitError(f"--seeds is the confirmation's fresh seeds per setting: at least {MIN_PAIRS}, the fewest "
-                           f"pairs a verdict is drawn from (got {seeds!r}).")
+    top, seeds = _confirmation_size(top, seeds)
     margin = check_margin(margin)
     _check_question(question)
     name = recipe if isinstance(recipe, str) else recipe.name
@@ -240,34 +231,29 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
     found = searching.search(recipe, context, space, trials, sampler, pruner, options, study, log)
     pngs = shown.pictures(found, out)
     result = Searched(found, written=list(pngs))
-    picks = found.best[:top]
+    picks, first = found.best[:top], found.recipe.seed + 1
+
+    def confirmed(ctx: dict, settings: list[dict], family: str, suffix: str):
+        """`settings` and the recipe on `seeds` fresh seeds under `ctx`, judged and written to OUT-SUFFIX.*."""
+        plan = Plan.of_settings(recipe, confirming.fresh(ctx, first), settings)
+        again = confirming.confirm([plan], seeds, options, log, margin, family, question)
+        rows, summary = judged(again.involved, again.table, None, margin, None, family, question)
+        done = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-{suffix}")), again)
+        result.written += done.written
+        return done, {row.recipe.name: row.treatment for row in plan.rows}
+
     if picks:
-        first = found.recipe.seed + 1
         log(f"search: confirming the {len(picks)} best setting(s) and {found.recipe.name} on {seeds} fresh seeds "
             f"({first}-{first + seeds - 1})")
-        plan = Plan.of([recipe], confirming.fresh(context, first), grid=[p for p, _ in picks])
-        if not plan.rows:   # the recipe's own settings won: it runs alone on the fresh seeds (with its parent)
-            plan = Plan.of([recipe], confirming.fresh(context, first))
-        again = confirming.confirm([plan], seeds, options, log, margin, "holm", question)
-        rows, summary = judged(again.involved, again.table, None, margin, None, "holm", question)
-        result.confirmed = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-confirm")),
-                                      again)
-        result.optimism = shown.optimism(found, picks, summary, {row.recipe.name: row.treatment for row in plan.rows})
-        result.written += result.confirmed.written
+        result.confirmed, variants = confirmed(context, [p for p, _ in picks], "holm", "confirm")
+        result.optimism = shown.optimism(found, picks, result.confirmed.summary, variants)
         kept = result.optimism[~result.optimism["verdict"].astype(str).str.startswith("worse")] \
             if len(result.optimism) else result.optimism
         if full is not None and len(kept):   # the confirmed pick: the best fresh mean among those not worse
             pick = json.loads(kept.loc[kept["fresh %"].idxmax(), "params"])
             log(f"search: the confirmed pick ({', '.join(f'{k}={v}' for k, v in pick.items())}) and "
                 f"{found.recipe.name} on the full data {full}, {seeds} seeds")
-            plan = Plan.of([recipe], confirming.fresh(full_context, first), grid=[pick])
-            if not plan.rows:   # the pick is the recipe's own setting
-                plan = Plan.of([recipe], confirming.fresh(full_context, first))
-            again = confirming.confirm([plan], seeds, options, log, margin, "none", question)
-            rows, summary = judged(again.involved, again.table, None, margin, None, "none", question)
-            result.full = Comparison(summary, write_comparison(rows, summary, out.with_name(f"{out.name}-full")),
-                                     again)
-            result.written += result.full.written
+            result.full, _ = confirmed(full_context, [pick], "none", "full")
     else:
         log("search: no trial completed (all pruned or failed): nothing to confirm")
     forests = tuple(c.png for c in (result.confirmed, result.full) if c is not None and c.png)
@@ -278,6 +264,21 @@ def search_and_confirm(recipe, context: dict, space, trials: int = 20, sampler: 
                       write_atomic(out.with_name(f"{out.name}-trials.csv"),
                                    lambda p: found.trials.to_csv(p, index=False)), *result.written]
     return result
+
+
+def _confirmation_size(top: int | None, seeds: int | None) -> tuple[int, int]:
+    """--top and --seeds of a search (defaults: SEARCH_TOP, SEARCH_SEEDS), checked before anything runs."""
+    from .defaults import SEARCH_SEEDS, SEARCH_TOP
+    from .errors import ToolkitError
+    from .stats import MIN_PAIRS
+    top = SEARCH_TOP if top is None else top
+    seeds = SEARCH_SEEDS if seeds is None else seeds
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ToolkitError(f"--top must be a whole number of at least 1 (got {top!r}).")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < MIN_PAIRS:
+        raise ToolkitError(f"--seeds is the confirmation's fresh seeds per setting: at least {MIN_PAIRS}, the fewest "
+                           f"pairs a verdict is drawn from (got {seeds!r}).")
+    return top, seeds
 
 
 def compare(names=None, results: str | Path = "results", dataset: str | None = None, against: str | None = None,

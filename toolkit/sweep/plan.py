@@ -180,6 +180,13 @@ class Plan:
         label = "-".join(item if isinstance(item, str) else item.name for item in items)
         return cls(tuple(rows.values()), context, tuple(grid), tuple(bases), tuple(own), auto, label, against)
 
+    @classmethod
+    def of_settings(cls, recipe, context: dict, settings: list[dict]) -> "Plan":
+        """The plan of these settings of one recipe (a search's trial, or its picks on fresh seeds): each a variant
+        compared with the recipe; settings that are all the recipe's own make the recipe itself."""
+        plan = cls.of([recipe], context, grid=settings)
+        return plan if plan.rows else cls.of([recipe], context)
+
     def line(self, seeds) -> str:
         """What a grid will run, said before it starts: variants per recipe, values that are a recipe's own, runs."""
         if len(self.grid) < 2:

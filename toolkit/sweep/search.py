@@ -18,6 +18,7 @@ run is marked `pruned` in its folder, never resumed, and never enters the table 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -239,7 +240,6 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
            options: Options = Options(), study: str | None = None, log=print) -> Search:
     """Run the study's trials until it holds `trials` finished ones (complete or pruned), each an ordinary run of
     the recipe with the trial's settings on the recipe's own seed; returns the search with its best settings."""
-    from filelock import FileLock, Timeout
     if pruner not in PRUNERS:
         raise ToolkitError(f"--pruner must be one of {', '.join(PRUNERS)} (got {pruner!r}).")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -261,18 +261,8 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
     bounds = Plan.of([recipe_name], context, grid=[_values(dims, lo=True), _values(dims, lo=False)])
     check(bounds.jobs(1, reference=False))   # the space's bounds run: fail before the first trial
     results = Path(options.results)
-    results.mkdir(parents=True, exist_ok=True)
     name = study or study_name(recipe, dims, sampler, pruner)
-    if not re.fullmatch(r"[\w.-]+", name):
-        raise ToolkitError(f"--study {name!r}: a study's name is letters, digits, '.', '_' and '-' (it names a lock "
-                           f"file in the results folder).")
-    guard = FileLock(str(results / f".search-{name}.lock"))
-    try:
-        guard.acquire(timeout=0)
-    except Timeout:
-        raise ToolkitError(f"Another search is driving the study {name!r} in {results / STORAGE} now (its lock "
-                           f"{guard.lock_file} is held). Wait for it to finish, or give another --study name.") from None
-    try:
+    with _one_driver(results, name):
         opened, storage = open_study(results, name, dims, sampler, pruner, recipe, recipe.seed)
         _take_over(opened, log)
         t0, ran = time.perf_counter(), 0
@@ -286,6 +276,24 @@ def search(recipe_name, context: dict, space, trials: int, sampler: str = "tpe",
                      time.perf_counter() - t0)
         out.best = best(opened, dims)
         return out
+
+
+@contextlib.contextmanager
+def _one_driver(results: Path, name: str):
+    """This process alone drives the study `name`: a second search of it is refused at once, clearly."""
+    from filelock import FileLock, Timeout
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ToolkitError(f"--study {name!r}: a study's name is letters, digits, '.', '_' and '-' (it names a lock "
+                           f"file in the results folder).")
+    results.mkdir(parents=True, exist_ok=True)
+    guard = FileLock(str(results / f".search-{name}.lock"))
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        raise ToolkitError(f"Another search is driving the study {name!r} in {results / STORAGE} now (its lock "
+                           f"{guard.lock_file} is held). Wait for it to finish, or give another --study name.") from None
+    try:
+        yield
     finally:
         guard.release()
 
@@ -301,9 +309,7 @@ def _run_trial(study, trial, recipe_name, context, options: Options, log, k: int
     import optuna
     try:
         params = setting(trial.params, dims)
-        plan = Plan.of([recipe_name], context, grid=[params], limit=None)
-        if not plan.rows:   # the recipe's own settings make no variant: the trial is the recipe itself
-            plan = Plan.of([recipe_name], context)
+        plan = Plan.of_settings(recipe_name, context, [params])
         row = plan.rows[0]
         jobs = plan.jobs(1, reference=False)
         trial.set_user_attr("config_id", row.key[1])
